@@ -1,0 +1,12 @@
+/* daemon.h - warrend's life cycle: load, check, run, stop. */
+#ifndef WD_DAEMON_H
+#define WD_DAEMON_H
+
+/* `warrend -t`: load the conf and every plugin (with init and fini), print
+ * the result. Returns the process exit code. */
+int wd_daemon_check(const char *conf_path);
+
+/* Run until SIGTERM or SIGINT. Returns the process exit code. */
+int wd_daemon_run(const char *conf_path);
+
+#endif

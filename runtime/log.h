@@ -1,0 +1,37 @@
+/* log.h - one line per event on stderr: time, level, area, text.
+ * OpenBSD log.c style: wd_log_warn adds strerror(errno), wd_log_warnx does
+ * not; wd_fatal logs and exits (start-up only). */
+#ifndef WD_LOG_H
+#define WD_LOG_H
+
+#include <stdarg.h>
+
+enum wd_log_level {
+	WD_LOG_ERROR = 0,
+	WD_LOG_WARN = 1,
+	WD_LOG_INFO = 2,
+	WD_LOG_DEBUG = 3,
+};
+
+#define WD_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+void wd_log_set_level(enum wd_log_level level);
+enum wd_log_level wd_log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
+int wd_log_level_parse(const char *name, enum wd_log_level *out);
+
+void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
+             va_list ap);
+void wd_log(enum wd_log_level level, const char *area, const char *fmt, ...)
+    WD_PRINTF(3, 4);
+
+#define wd_log_error(area, ...) wd_log(WD_LOG_ERROR, area, __VA_ARGS__)
+#define wd_log_warnx(area, ...) wd_log(WD_LOG_WARN, area, __VA_ARGS__)
+#define wd_log_info(area, ...) wd_log(WD_LOG_INFO, area, __VA_ARGS__)
+#define wd_log_debug(area, ...) wd_log(WD_LOG_DEBUG, area, __VA_ARGS__)
+/* Like wd_log_warnx, with ": strerror(errno)" appended. */
+void wd_log_warn(const char *area, const char *fmt, ...) WD_PRINTF(2, 3);
+_Noreturn void wd_fatal(const char *area, const char *fmt, ...)
+    WD_PRINTF(2, 3);
+
+#endif

@@ -1,0 +1,114 @@
+/* plugin.c - dlopen a plugin and check it before anything of it runs. */
+#include "plugin.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
+                   char *err, size_t errlen)
+{
+	warren_plugin_entry_fn entry;
+	const warren_plugin *d;
+	const char *why;
+
+	memset(p, 0, sizeof(*p));
+	p->conf = conf;
+	p->ctx.plugin = p;
+	/* RTLD_NOW: an unresolved symbol fails here, not mid-message.
+	 * RTLD_LOCAL: plugins cannot see (or clash with) each other. */
+	p->dl = dlopen(conf->path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		why = dlerror();
+		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
+		         conf->name, conf->path, why ? why : "unknown error");
+		return -1;
+	}
+	dlerror();
+	*(void **)&entry = dlsym(p->dl, WARREN_PLUGIN_ENTRY_SYMBOL);
+	if (!entry) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): no %s symbol: is it a warren "
+		         "plugin? Define it as shown in warren.h",
+		         conf->name, conf->path, WARREN_PLUGIN_ENTRY_SYMBOL);
+		goto fail;
+	}
+	d = entry();
+	if (!d) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): %s() returned NULL",
+		         conf->name, conf->path, WARREN_PLUGIN_ENTRY_SYMBOL);
+		goto fail;
+	}
+	if (d->abi_major != WARREN_ABI_MAJOR) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): built for warren ABI %u.%u, this "
+		         "warrend implements ABI %d.%d: not binary compatible; "
+		         "rebuild the plugin against this warrend's SDK "
+		         "(pkg-config warren)",
+		         conf->name, conf->path, d->abi_major, d->abi_minor,
+		         WARREN_ABI_MAJOR, WARREN_ABI_MINOR);
+		goto fail;
+	}
+	if (d->abi_minor > WARREN_ABI_MINOR) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): needs warren ABI %u.%u, this "
+		         "warrend implements ABI %d.%d: upgrade warrend or "
+		         "rebuild the plugin against this warrend's SDK",
+		         conf->name, conf->path, d->abi_major, d->abi_minor,
+		         WARREN_ABI_MAJOR, WARREN_ABI_MINOR);
+		goto fail;
+	}
+	if (!d->handlers) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): its descriptor has "
+		         "no handler table", conf->name, conf->path);
+		goto fail;
+	}
+	p->desc = d;
+	return 0;
+fail:
+	dlclose(p->dl);
+	p->dl = NULL;
+	return -1;
+}
+
+warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
+                                    const char *name)
+{
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->handle;
+	return NULL;
+}
+
+int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
+{
+	char why[512] = "";
+
+	if (p->desc->init &&
+	    p->desc->init(&wd_sdk_api, &p->ctx, p->conf->params,
+	                  p->conf->nparams, &p->state, why, sizeof(why)) != 0) {
+		why[sizeof(why) - 1] = '\0';
+		snprintf(err, errlen, "plugin \"%s\" (%s): init failed: %s",
+		         p->conf->name, p->conf->path,
+		         why[0] ? why : "no reason given");
+		return -1;
+	}
+	p->inited = true;
+	wd_log_info("plugin", "loaded \"%s\" (%s %s) from %s",
+	            p->conf->name, p->desc->name ? p->desc->name : "?",
+	            p->desc->version ? p->desc->version : "?", p->conf->path);
+	return 0;
+}
+
+void wd_plugin_unload(struct wd_plugin *p)
+{
+	if (p->inited && p->desc->fini)
+		p->desc->fini(p->state, &p->ctx);
+	p->inited = false;
+	if (p->dl)
+		dlclose(p->dl);
+	p->dl = NULL;
+	p->desc = NULL;
+}

@@ -1,0 +1,44 @@
+/* routes.h - one generation of what warrend runs: the conf, its plugins
+ * loaded and initialised, and the route table (queue, type) -> handler.
+ * Built whole or not at all, so a bad conf never half-starts (and, on
+ * reload, never touches the running generation). */
+#ifndef WD_ROUTES_H
+#define WD_ROUTES_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "plugin.h"
+#include "warren.h"
+
+struct wd_route {
+	const char *type; /* borrowed from conf */
+	size_t type_len;
+	size_t queue;
+	const struct wd_plugin *plugin;
+	const char *handler_name;
+	warren_handler_fn handle;
+};
+
+struct wd_routes {
+	struct wd_conf *conf; /* owned */
+	struct wd_plugin *plugins;
+	size_t nplugins;
+	struct wd_route *routes;
+	size_t nroutes;
+};
+
+/* Load every plugin of `conf`, resolve every route's handler and run each
+ * plugin's init. Takes ownership of conf (freed on failure too). Returns
+ * NULL with err ("FILE:LINE: ..." or the plugin's path and reason). */
+struct wd_routes *wd_routes_build(struct wd_conf *conf, char *err,
+                                  size_t errlen);
+
+/* fini and unload every plugin, free the conf. */
+void wd_routes_free(struct wd_routes *r);
+
+/* The route for `type` on queue index `queue`, or NULL. */
+const struct wd_route *wd_routes_find(const struct wd_routes *r, size_t queue,
+                                      warren_bytes type);
+
+#endif

@@ -1,0 +1,24 @@
+/* sdk_api.h - the runtime's side of the SDK: warren_ctx and the api table
+ * handed to plugins. */
+#ifndef WD_SDK_API_H
+#define WD_SDK_API_H
+
+#include <stddef.h>
+
+#include "warren.h"
+
+struct wd_plugin;
+
+/* See warren.h. A plugin-level ctx has reason == NULL; a handler call's ctx
+ * points reason at a buffer on the calling worker's stack. */
+struct warren_ctx {
+	const struct wd_plugin *plugin;
+	char *reason;
+	size_t reason_len;
+};
+
+#define WD_REASON_MAX 1024
+
+extern const warren_api wd_sdk_api;
+
+#endif

@@ -1,0 +1,103 @@
+/* topology.c - exchanges, queues (with their x-arguments) and bindings. */
+#include "topology.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+
+#define MAX_QUEUE_ARGS 64
+
+static void put_str(amqp_table_entry_t *e, const char *key, const char *v)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_UTF8;
+	e->value.value.bytes = amqp_cstring_bytes(v);
+}
+
+static void put_int(amqp_table_entry_t *e, const char *key, long v)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_I64;
+	e->value.value.i64 = v;
+}
+
+/* The queue's arguments as an AMQP table, pointing into `q`. */
+static amqp_table_t queue_args(const struct wd_conf_queue *q,
+                               amqp_table_entry_t *e)
+{
+	amqp_table_t t = {.entries = e};
+	int n = 0;
+
+	if (q->quorum)
+		put_str(&e[n++], "x-queue-type", "quorum");
+	if (q->dead_letter_exchange)
+		put_str(&e[n++], "x-dead-letter-exchange", q->dead_letter_exchange);
+	if (q->dead_letter_routing_key)
+		put_str(&e[n++], "x-dead-letter-routing-key",
+		        q->dead_letter_routing_key);
+	if (q->message_ttl)
+		put_int(&e[n++], "x-message-ttl", q->message_ttl);
+	if (q->max_length)
+		put_int(&e[n++], "x-max-length", q->max_length);
+	if (q->delivery_limit)
+		put_int(&e[n++], "x-delivery-limit", q->delivery_limit);
+	for (size_t i = 0; i < q->nargs && n < MAX_QUEUE_ARGS; i++) {
+		if (q->args[i].is_int)
+			put_int(&e[n++], q->args[i].key, q->args[i].ival);
+		else
+			put_str(&e[n++], q->args[i].key, q->args[i].sval);
+	}
+	t.num_entries = n;
+	return t;
+}
+
+static int check(amqp_connection_state_t conn, char *err, size_t errlen,
+                 const char *what, const char *name, int line,
+                 const char *file)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+	char why[512];
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	snprintf(err, errlen, "%s:%d: cannot declare %s \"%s\": %s", file, line,
+	         what, name, wd_broker_reply_str(r, why, sizeof(why)));
+	return -1;
+}
+
+int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
+                        const struct wd_conf *conf, char *err, size_t errlen)
+{
+	amqp_table_entry_t entries[MAX_QUEUE_ARGS + 6];
+
+	for (size_t i = 0; i < conf->nexchanges; i++) {
+		const struct wd_conf_exchange *x = &conf->exchanges[i];
+		amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x->name),
+		                      amqp_cstring_bytes(x->type), 0, x->durable,
+		                      0, 0, amqp_empty_table);
+		if (check(conn, err, errlen, "exchange", x->name, x->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < conf->nqueues; i++) {
+		const struct wd_conf_queue *q = &conf->queues[i];
+		amqp_queue_declare(conn, ch, amqp_cstring_bytes(q->name), 0,
+		                   q->durable, 0, 0, queue_args(q, entries));
+		if (check(conn, err, errlen, "queue", q->name, q->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < conf->nbindings; i++) {
+		const struct wd_conf_binding *b = &conf->bindings[i];
+		char what[600];
+		amqp_queue_bind(conn, ch, amqp_cstring_bytes(b->queue),
+		                amqp_cstring_bytes(b->exchange),
+		                amqp_cstring_bytes(b->key), amqp_empty_table);
+		snprintf(what, sizeof(what), "%s -> %s", b->exchange, b->queue);
+		if (check(conn, err, errlen, "binding", what, b->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* topology.h - declare the conf's exchanges, queues and bindings. */
+#ifndef WD_TOPOLOGY_H
+#define WD_TOPOLOGY_H
+
+#include <stddef.h>
+
+#include "amqp_compat.h"
+#include "conf.h"
+
+/* Declare everything on an open channel `ch` (idempotent). On failure
+ * returns -1 with err naming the exchange, queue or binding and the
+ * broker's reason; the channel is then closed by the broker. */
+int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
+                        const struct wd_conf *conf, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,27 @@
+/* workers.h - the handler threads. Connection threads hand deliveries over
+ * as tasks; a worker runs the task's callback (dispatch) and hands it back.
+ * Handlers never run on a connection's thread, so a slow handler cannot
+ * starve heartbeats or acks. */
+#ifndef WD_WORKERS_H
+#define WD_WORKERS_H
+
+#include <stddef.h>
+
+struct wd_task {
+	struct wd_task *next;
+	void (*run)(struct wd_task *t); /* called on a worker thread */
+};
+
+struct wd_workers;
+
+/* Start n threads. NULL on failure (logged). */
+struct wd_workers *wd_workers_start(int n);
+
+/* Queue the chain first..last (linked by next) of n tasks. Thread-safe. */
+void wd_workers_submit(struct wd_workers *w, struct wd_task *first,
+                       struct wd_task *last, size_t n);
+
+/* Run what is queued, then stop and join every thread. */
+void wd_workers_stop(struct wd_workers *w);
+
+#endif

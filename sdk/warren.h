@@ -1,0 +1,267 @@
+/*
+ * warren.h - the plugin SDK of warren, the RabbitMQ consumer runtime.
+ *
+ * This is the only header a handler plugin includes. A plugin is a shared
+ * object that exports one symbol, warren_plugin_entry(), returning a
+ * descriptor: its name, version, init and fini, and a table of named
+ * handlers. warrend routes each message type to one of those handlers.
+ *
+ *     cc -shared -fPIC $(pkg-config --cflags warren) my.c -o my.so
+ *
+ * Stability rules (SQLite / nginx style):
+ *  - WARREN_ABI_MAJOR changes only when an existing struct layout or call
+ *    changes meaning. A plugin built for another major is refused at load
+ *    time with a message naming both versions.
+ *  - WARREN_ABI_MINOR grows when something is appended: a field at the end of
+ *    a struct, an entry at the end of warren_api. Every field and call below
+ *    says the version that added it ("since 1.0"). A runtime never reads past
+ *    what the plugin's minor declares, and a plugin can test
+ *    api->abi_minor (or a struct's size field) before using a newer entry.
+ *
+ * Threading: handlers of one plugin may run concurrently on several runtime
+ * threads, with the same plugin state. Guard shared mutable state in your
+ * plugin state yourself. init and fini run on a single thread, never
+ * concurrently with a handler of the same plugin instance.
+ *
+ * Ownership: everything the runtime passes in is borrowed for the length of
+ * the call that received it. A plugin that keeps data past the call copies
+ * it (or, for JSON, takes a reference with json_incref()).
+ */
+#ifndef WARREN_H
+#define WARREN_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WARREN_ABI_MAJOR 1
+#define WARREN_ABI_MINOR 0
+
+/* Name of the one symbol every plugin exports (see warren_plugin_entry). */
+#define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_entry"
+
+#if defined(__GNUC__)
+#define WARREN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define WARREN_EXPORT __attribute__((visibility("default")))
+#else
+#define WARREN_PRINTF(f, a)
+#define WARREN_EXPORT
+#endif
+
+/* A borrowed run of bytes. Not NUL-terminated unless a field says so. */
+typedef struct warren_bytes {
+	const char *ptr;
+	size_t len;
+} warren_bytes;
+
+/*
+ * What a handler returns. Since 1.0.
+ *  WARREN_ACK     the message is done: warrend acknowledges it.
+ *  WARREN_RETRY   a transient failure: warrend redelivers the message later
+ *                 (never at once; see the README for the delay policy).
+ *  WARREN_REJECT  a permanent failure: the message is dead-lettered (the
+ *                 queue's dead-letter exchange gets it), with the reason set
+ *                 by warren_api.reason() logged.
+ * Any other value is treated as WARREN_REJECT with reason "invalid outcome".
+ */
+typedef enum warren_outcome {
+	WARREN_ACK = 0,
+	WARREN_RETRY = 1,
+	WARREN_REJECT = 2,
+} warren_outcome;
+
+/* Log levels for warren_api.log(). Since 1.0. */
+typedef enum warren_log_level {
+	WARREN_LOG_ERROR = 0,
+	WARREN_LOG_WARN = 1,
+	WARREN_LOG_INFO = 2,
+	WARREN_LOG_DEBUG = 3,
+} warren_log_level;
+
+/*
+ * The runtime's side of one plugin instance (in init, fini) or of one
+ * handler call (in a handler). Opaque; pass it back to warren_api calls.
+ * Since 1.0.
+ */
+typedef struct warren_ctx warren_ctx;
+
+/*
+ * One message, as a handler sees it. Since 1.0.
+ *
+ * Borrowed: valid only until the handler returns. The runtime parsed the
+ * body once; `json` is that parse (always a JSON object). String fields are
+ * (ptr, len) and not NUL-terminated; an absent property has len == 0 (ptr is
+ * then "", never NULL, so printing with "%.*s" is always safe).
+ */
+typedef struct warren_message {
+	/* sizeof(warren_message) as the runtime built it; fields past this
+	 * size do not exist in that runtime. Since 1.0. */
+	size_t size;
+	/* The message type the route matched, e.g. "user:signup". Since 1.0. */
+	warren_bytes type;
+	/* The raw body, exactly as published. Since 1.0. */
+	warren_bytes body;
+	/* The parsed body (a JSON object), borrowed: json_incref() it to keep
+	 * it past the call, never json_decref() it otherwise. Since 1.0. */
+	const json_t *json;
+	/* Routing key and exchange the message was published with. Since 1.0. */
+	warren_bytes routing_key;
+	warren_bytes exchange;
+	/* The name of the queue it was consumed from. Since 1.0. */
+	warren_bytes queue;
+	/* AMQP properties message_id and correlation_id. Since 1.0. */
+	warren_bytes message_id;
+	warren_bytes correlation_id;
+	/* AMQP property timestamp (seconds since the epoch), 0 if absent.
+	 * Since 1.0. */
+	uint64_t timestamp;
+	/* 1 if the broker delivered this message before (it was not acked
+	 * then), else 0. Since 1.0. */
+	int redelivered;
+	/* How many times the broker delivered this message before this
+	 * delivery, as far as it is known: the quorum queue header
+	 * x-delivery-count, else 1 if redelivered, else 0. Since 1.0. */
+	uint32_t delivery_count;
+} warren_message;
+
+/* A plugin parameter from the config file: `params { key = "value" }`.
+ * Both strings are NUL-terminated and borrowed for the length of init.
+ * Since 1.0. */
+typedef struct warren_param {
+	const char *key;
+	const char *value;
+} warren_param;
+
+/*
+ * The runtime's API table, handed to init. Keep the pointer: it stays valid
+ * until after fini returns. Entries are only ever appended. Since 1.0.
+ */
+typedef struct warren_api {
+	/* The ABI the runtime implements. Since 1.0. */
+	uint32_t abi_major;
+	uint32_t abi_minor;
+
+	/*
+	 * log - write one line to the daemon's log, prefixed with the
+	 * plugin's name. Thread-safe. `ctx` is the ctx given to init, fini or
+	 * the handler. The formatted text is cut at 4 KiB. Since 1.0.
+	 */
+	void (*log)(warren_ctx *ctx, warren_log_level level, const char *fmt, ...)
+	    WARREN_PRINTF(3, 4);
+
+	/*
+	 * reason - attach a reason to the outcome of the current handler call
+	 * (why it rejected or asked for a retry). Only valid with a handler's
+	 * ctx; the text is copied (cut at 1 KiB), a later call replaces it.
+	 * Since 1.0.
+	 */
+	void (*reason)(warren_ctx *ctx, const char *fmt, ...) WARREN_PRINTF(2, 3);
+
+	/*
+	 * header_string - look up an AMQP header (a field of the message's
+	 * `headers` table) holding a string (longstr). On success sets *out
+	 * to the borrowed bytes and returns 0; returns -1 if the header is
+	 * absent or not a string. Since 1.0.
+	 */
+	int (*header_string)(const warren_message *msg, const char *name,
+	                     warren_bytes *out);
+
+	/*
+	 * header_int - look up an AMQP header holding an integer of any width
+	 * (signed or unsigned, 8 to 64 bits). On success sets *out and returns
+	 * 0; returns -1 if absent, not an integer, or an unsigned value over
+	 * INT64_MAX. Since 1.0.
+	 */
+	int (*header_int)(const warren_message *msg, const char *name,
+	                  int64_t *out);
+
+	/*
+	 * param - the value of the plugin's config parameter `key`
+	 * (NUL-terminated, borrowed until fini returns), or NULL if the config
+	 * does not set it. Thread-safe. Since 1.0.
+	 */
+	const char *(*param)(warren_ctx *ctx, const char *key);
+} warren_api;
+
+/*
+ * A handler. Called for each message routed to it; may be called
+ * concurrently from several threads. Returns an outcome (see above).
+ *  state  what init stored in *state (may be NULL)
+ *  msg    the message, borrowed until the handler returns
+ *  ctx    this call's ctx, for api->log and api->reason
+ * A handler must not call exit(), longjmp out, or keep `msg` or `ctx`.
+ * Since 1.0.
+ */
+typedef warren_outcome (*warren_handler_fn)(void *state,
+                                            const warren_message *msg,
+                                            warren_ctx *ctx);
+
+/* One entry of a plugin's handler table. The table ends with an entry whose
+ * name is NULL. Since 1.0. */
+typedef struct warren_handler {
+	const char *name;
+	warren_handler_fn handle;
+	/* Reserved for later ABI minors; leave zero. */
+	void *reserved[3];
+} warren_handler;
+
+/*
+ * init - set up one plugin instance. Called once, before any handler, with
+ * the runtime API (keep it), a ctx for api->log / api->param, and the
+ * plugin's params from the config. Store the plugin's state in *state.
+ * Return 0 on success; on failure write a short reason into err (errlen
+ * bytes, NUL-terminated) and return -1: the daemon then refuses to start
+ * (or keeps the old plugins on reload). May be NULL. Since 1.0.
+ */
+typedef int (*warren_init_fn)(const warren_api *api, warren_ctx *ctx,
+                              const warren_param *params, size_t nparams,
+                              void **state, char *err, size_t errlen);
+
+/*
+ * fini - release what init made. Called once, after the last handler call
+ * of this instance has returned. May be NULL. Since 1.0.
+ */
+typedef void (*warren_fini_fn)(void *state, warren_ctx *ctx);
+
+/*
+ * The plugin descriptor returned by warren_plugin_entry(). Start it with
+ * WARREN_PLUGIN_ABI so the runtime can check the ABI first. Since 1.0.
+ */
+typedef struct warren_plugin {
+	uint32_t abi_major;     /* WARREN_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;     /* WARREN_ABI_MINOR the plugin was built with */
+	const char *name;       /* short name, used in logs */
+	const char *version;    /* the plugin's own version string */
+	warren_init_fn init;    /* may be NULL */
+	warren_fini_fn fini;    /* may be NULL */
+	const warren_handler *handlers; /* ends with a { NULL } entry */
+	void *reserved[4];      /* reserved for later ABI minors; leave zero */
+} warren_plugin;
+
+/* Put first in a warren_plugin initializer. */
+#define WARREN_PLUGIN_ABI .abi_major = WARREN_ABI_MAJOR, .abi_minor = WARREN_ABI_MINOR
+
+/*
+ * The entry symbol every plugin defines:
+ *
+ *     WARREN_EXPORT const warren_plugin *warren_plugin_entry(void)
+ *     {
+ *             static const warren_plugin p = { WARREN_PLUGIN_ABI, ... };
+ *             return &p;
+ *     }
+ *
+ * It must return a pointer to a descriptor that lives as long as the
+ * plugin is loaded, and must have no side effects. Since 1.0.
+ */
+typedef const warren_plugin *(*warren_plugin_entry_fn)(void);
+WARREN_EXPORT const warren_plugin *warren_plugin_entry(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WARREN_H */

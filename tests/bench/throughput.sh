@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# throughput.sh - warrend's consume throughput against a bare rabbitmq-c
+# consumer, measured in one run on one broker.
+#
+# usage: tests/bench/throughput.sh [--messages N] [--runs R] [--prefetch P]
+#                                  [--baseline-ack each|multi]
+#   defaults: 200000 messages, 3 runs, prefetch 100, baseline acks each
+#
+# Builds nothing: takes the build from $BUILD_DIR (default: build/ at the
+# repository root) and needs warrend, tests/bench/wr-fill,
+# tests/bench/wr-baseline and tests/fixtures/fx_count.so in it. Starts a
+# private broker with tests/harness/broker.sh unless WARREN_TEST_AMQP_URL is
+# set. Each run fills a fresh queue and drains it with wr-baseline, then fills
+# another and drains it with warrend (1 connection, 2 workers, the fx_count
+# fixture plugin, which logs "bench: N messages in S s (R msg/s)" once it has
+# handled N messages). Prints each run, the medians, and last:
+#
+#     ratio warrend/baseline: X.XX
+#
+# Timing assertions do not belong here: this prints numbers, it does not judge
+# them. On a broker given by WARREN_TEST_AMQP_URL the drained (empty)
+# bench-* queues are left behind (no rabbitmqctl there to delete them).
+# Tunables (environment): BENCH_WAIT_TIMEOUT (s a drain may take, default
+# 300), BENCH_STOP_TIMEOUT (s warrend may take to exit after SIGTERM,
+# default 45).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MESSAGES=200000 RUNS=3 PREFETCH=100 BASE_ACK=each
+WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
+STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
+
+usage() { sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# is_uint VALUE MAX: VALUE is an integer in 1..MAX
+is_uint() { [[ $1 =~ ^[1-9][0-9]{0,8}$ ]] && (($1 <= $2)); }
+
+while (($#)); do
+    case $1 in
+        --messages) MESSAGES=${2:-}; shift 2 || usage ;;
+        --runs) RUNS=${2:-}; shift 2 || usage ;;
+        --prefetch) PREFETCH=${2:-}; shift 2 || usage ;;
+        --baseline-ack) BASE_ACK=${2:-}; shift 2 || usage ;;
+        -h | --help) usage ;;
+        *) echo "throughput.sh: unknown argument '$1'" >&2; usage ;;
+    esac
+done
+is_uint "$MESSAGES" 100000000 || { echo "bad --messages" >&2; usage; }
+is_uint "$RUNS" 100 || { echo "bad --runs (1..100)" >&2; usage; }
+is_uint "$PREFETCH" 65535 || { echo "bad --prefetch (1..65535)" >&2; usage; }
+[[ $BASE_ACK == each || $BASE_ACK == multi ]] || { echo "bad --baseline-ack" >&2; usage; }
+
+if [[ -n ${BUILD_DIR:-} ]]; then
+    BUILD_DIR=$(cd "$BUILD_DIR" && pwd) || { echo "no build dir $BUILD_DIR" >&2; exit 1; }
+else
+    BUILD_DIR=$ROOT/build
+fi
+WARREND=$BUILD_DIR/warrend
+FILL=$BUILD_DIR/tests/bench/wr-fill
+BASELINE=$BUILD_DIR/tests/bench/wr-baseline
+FX_COUNT=$BUILD_DIR/tests/fixtures/fx_count.so
+for f in "$WARREND" "$FILL" "$BASELINE" "$FX_COUNT"; do
+    [[ -e $f ]] || { echo "throughput.sh: missing $f (build first: ./dev.sh build)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
+BROKER_DIR=
+WARREND_PID=
+WLOG=
+FAILED=0
+
+log() { printf 'throughput.sh: %s\n' "$*" >&2; }
+
+fail() {
+    log "FAILED: $*"
+    if [[ -n $WLOG && -s $WLOG ]]; then
+        printf -- '--- last lines of %s ---\n' "$WLOG" >&2
+        tail -n 30 "$WLOG" >&2
+    fi
+    FAILED=1
+    exit 1
+}
+
+stop_warrend() {
+    local pid=$WARREND_PID deadline
+    [[ -n $pid ]] || return 0
+    WARREND_PID=
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_warrend
+    if [[ -n $BROKER_DIR ]]; then
+        "$ROOT/tests/harness/broker.sh" stop "$BROKER_DIR" || true
+    fi
+    if ((FAILED || rc != 0)); then
+        log "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -n ${WARREN_TEST_AMQP_URL:-} ]]; then
+    URL=$WARREN_TEST_AMQP_URL
+    log "using broker $URL"
+else
+    BROKER_DIR=$WORK/broker
+    URL=$("$ROOT/tests/harness/broker.sh" start "$BROKER_DIR") || fail "could not start a broker"
+fi
+
+fill() { # QUEUE
+    timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$1" "$MESSAGES" >"$WORK/fill.out" 2>&1 ||
+        { cat "$WORK/fill.out" >&2; fail "wr-fill $1"; }
+}
+
+# The queue must be drained: nothing ready (nothing unacked either: both
+# consumers have closed their connections, so unacked would be requeued).
+check_empty_and_delete() { # QUEUE
+    local out
+    out=$(timeout 60 "$FILL" "$URL" "$1" 0 2>&1) || fail "checking queue $1: $out"
+    [[ $out == "wr-fill: $1 holds 0 messages" ]] || fail "queue $1 not drained: $out"
+    if [[ -n $BROKER_DIR ]]; then
+        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$1" >/dev/null ||
+            fail "delete_queue $1"
+    fi
+}
+
+rate_of() { # extract R from "... N messages in S s (R msg/s)"
+    sed -n 's/.* messages in [0-9.]* s (\([0-9.]*\) msg\/s).*/\1/p' | head -n 1
+}
+
+# run_baseline and run_warrend set RATE (msg/s). They run in the main shell,
+# not in $(...), so that fail() and WARREND_PID reach the EXIT trap.
+RATE=
+run_baseline() { # RUN
+    local q="bench-$$-$1-baseline" out rate
+    fill "$q"
+    out=$(timeout $((WAIT_TIMEOUT + 30)) "$BASELINE" "$URL" "$q" "$MESSAGES" "$PREFETCH" \
+        "$BASE_ACK" 2>"$WORK/baseline.err") ||
+        { cat "$WORK/baseline.err" >&2; fail "wr-baseline run $1"; }
+    [[ $out =~ ^baseline:\  ]] || fail "wr-baseline printed '$out'"
+    rate=$(rate_of <<<"$out")
+    [[ -n $rate ]] || fail "cannot parse '$out'"
+    check_empty_and_delete "$q"
+    RATE=$rate
+}
+
+write_conf() { # QUEUE CONF
+    cat >"$2" <<EOF
+# Generated by tests/bench/throughput.sh
+log_level = "info"
+workers = 2
+shutdown_timeout = 30
+
+broker {
+    url = "$URL"
+    pool_size = 1
+    prefetch = $PREFETCH
+}
+
+queue "$1" {
+    durable = true
+    type = "classic"
+    type_from = "json"
+    type_field = "type"
+}
+
+plugin "fx_count" {
+    path = "$FX_COUNT"
+    params {
+        expect = "$MESSAGES"
+    }
+}
+
+route "bench:noop" {
+    queue = "$1"
+    plugin = "fx_count"
+    handler = "noop"
+}
+EOF
+}
+
+run_warrend() { # RUN
+    local q="bench-$$-$1-warrend" conf="$WORK/warrend-$1.conf" line rate deadline rc
+    WLOG=$WORK/warrend-$1.log
+    fill "$q"
+    write_conf "$q" "$conf"
+    # The URL is in the config: keep the caller's environment from overriding it.
+    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
+        "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &
+    WARREND_PID=$!
+    deadline=$((SECONDS + WAIT_TIMEOUT))
+    while :; do
+        line=$(grep -m 1 -E "bench: $MESSAGES messages in " "$WLOG" || true)
+        [[ -z $line ]] || break
+        kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited before handling $MESSAGES messages"
+        ((SECONDS < deadline)) || fail "no 'bench:' line from warrend within ${WAIT_TIMEOUT}s"
+        sleep 0.2
+    done
+    rate=$(rate_of <<<"$line")
+    [[ -n $rate ]] || fail "cannot parse '$line'"
+    # A clean shutdown: SIGTERM, bounded wait, exit status 0.
+    kill -TERM "$WARREND_PID"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$WARREND_PID" 2>/dev/null; then
+        fail "warrend did not exit within ${STOP_TIMEOUT}s of SIGTERM"
+    fi
+    rc=0
+    wait "$WARREND_PID" || rc=$?
+    WARREND_PID=
+    ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
+    check_empty_and_delete "$q"
+    WLOG=
+    RATE=$rate
+}
+
+median() { # values... -> median
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH, baseline acks $BASE_ACK"
+BASE_RATES=() WARREN_RATES=()
+for ((run = 1; run <= RUNS; run++)); do
+    run_baseline "$run"; b=$RATE
+    run_warrend "$run"; w=$RATE
+    BASE_RATES+=("$b") WARREN_RATES+=("$w")
+    printf 'run %d/%d: baseline %s msg/s, warrend %s msg/s\n' "$run" "$RUNS" "$b" "$w"
+done
+
+BM=$(median "${BASE_RATES[@]}")
+WM=$(median "${WARREN_RATES[@]}")
+printf 'baseline median: %s msg/s\n' "$BM"
+printf 'warrend median: %s msg/s\n' "$WM"
+awk -v w="$WM" -v b="$BM" 'BEGIN { if (b <= 0) exit 1; printf "ratio warrend/baseline: %.2f\n", w / b }' ||
+    fail "baseline rate is zero"

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# broker.sh - a private RabbitMQ node for tests, benchmarks and the demo.
+#
+#   broker.sh start DIR        start a node with all its state under DIR,
+#                              write DIR/env, print the AMQP URL
+#   broker.sh stop DIR         stop it (idempotent; SIGKILL if the clean stop
+#                              times out)
+#   broker.sh ctl DIR ARGS...  run rabbitmqctl ARGS against that node
+#
+# DIR/env is shell syntax (KEY=value lines); `set -a; . DIR/env; set +a`
+# exports them. Variables:
+#   WARREN_TEST_AMQP_URL  amqp://guest:guest@127.0.0.1:PORT
+#   AMQP_PORT DIST_PORT EPMD_PORT  the node's ports (all on 127.0.0.1)
+#   NODE                  Erlang node name, warren-<pid>-<random>@localhost
+#   PIDFILE               the node's pid file (pid of beam.smp)
+#   BROKER_DIR            DIR, absolute
+#   BROKER_HOME           HOME for rabbitmqctl (holds the .erlang.cookie)
+#   BROKER_LOG            the node's main log file
+#
+# The node is isolated from any system RabbitMQ: its own HOME and cookie,
+# name, ports, mnesia and log dirs, an empty enabled-plugins list, no env or
+# config file, and its own epmd on a private port (killed by `stop`), so
+# nothing is left running afterwards. The guest user can only log in over
+# loopback, which is all we use.
+#
+# Every wait is bounded. Tunables (environment): BROKER_START_TIMEOUT (s,
+# default 90), BROKER_STOP_TIMEOUT (s, default 30), BROKER_CTL_TIMEOUT (s,
+# default 60).
+#
+# Measured on the 2-core Debian 12 dev box (RabbitMQ 3.10.8): start ~8 s
+# (port open ~6 s, await_startup ~2 s), stop ~3 s.
+set -euo pipefail
+
+RMQ_BIN=${RMQ_BIN:-/usr/lib/rabbitmq/bin}
+START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
+STOP_TIMEOUT=${BROKER_STOP_TIMEOUT:-30}
+CTL_TIMEOUT=${BROKER_CTL_TIMEOUT:-60}
+
+die() { printf 'broker.sh: %s\n' "$*" >&2; exit 1; }
+log() { printf 'broker.sh: %s\n' "$*" >&2; }
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# True if something listens on 127.0.0.1:$1 (or any address on that port).
+port_in_use() {
+    local port=$1
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+    fi
+    # Fallback (and double check): try to connect.
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    return 1
+}
+
+# Print a free port in 20000-29999 that is not in "$@".
+pick_port() {
+    local i port taken p
+    for ((i = 0; i < 200; i++)); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
+        taken=0
+        for p in "$@"; do [[ $p == "$port" ]] && taken=1; done
+        ((taken)) && continue
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found in 20000-29999"
+}
+
+# Environment every rabbitmq script needs to reach (or be) this node.
+# Called in a subshell or right before exec.
+node_env() {
+    export HOME="$BROKER_HOME"
+    export ERL_EPMD_PORT="$EPMD_PORT" ERL_EPMD_ADDRESS=127.0.0.1
+    export RABBITMQ_CONF_ENV_FILE="$BROKER_DIR/no-such-rabbitmq-env.conf"
+    export RABBITMQ_NODENAME="$NODE"
+    unset RABBITMQ_ENV_LOADED
+}
+
+load_env() {
+    local dir=$1
+    [[ -f $dir/env ]] || return 1
+    # shellcheck source=/dev/null
+    . "$dir/env"
+}
+
+pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# The beam pid from PIDFILE, only if that process is still our node (guards
+# against pid reuse).
+beam_pid() {
+    local pid
+    [[ -s ${PIDFILE:-} ]] || return 1
+    pid=$(tr -dc '0-9' <"$PIDFILE")
+    [[ -n $pid ]] && pid_alive "$pid" || return 1
+    # The node name is passed by environment, but HOME shows in argv.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+        grep -qF -- "-home $BROKER_HOME " || return 1
+    echo "$pid"
+}
+
+log_tail() {
+    local f
+    for f in "$BROKER_LOG" "$BROKER_DIR/server.out"; do
+        if [[ -s $f ]]; then
+            printf -- '--- last lines of %s ---\n' "$f" >&2
+            tail -n 40 "$f" >&2
+        fi
+    done
+}
+
+kill_epmd() {
+    [[ -n ${EPMD_PORT:-} ]] || return 0
+    # Only our private epmd listens on EPMD_PORT; it refuses to die while a
+    # node is registered, which is what we want.
+    timeout 10 epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+}
+
+# Hard stop: SIGKILL beam, the wrapper shell, epmd. Used after a failed start
+# and when the clean stop times out.
+hard_kill() {
+    local pid
+    if pid=$(beam_pid); then
+        log "killing beam.smp pid $pid"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    if [[ -s $BROKER_DIR/wrapper.pid ]]; then
+        pid=$(<"$BROKER_DIR/wrapper.pid")
+        if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    # Erlang children (erl_child_setup, inet_gethost) die with beam.
+    sleep 0.2
+    kill_epmd
+}
+
+cmd_start() {
+    local dir=$1 t0 deadline pid url
+    mkdir -p "$dir"
+    BROKER_DIR=$(cd "$dir" && pwd)
+    if load_env "$BROKER_DIR" && beam_pid >/dev/null; then
+        die "a node ($NODE) is already running under $BROKER_DIR; stop it first"
+    fi
+    BROKER_HOME=$BROKER_DIR/home
+    mkdir -p "$BROKER_HOME" "$BROKER_DIR/mnesia" "$BROKER_DIR/log"
+    rm -f "$BROKER_DIR/env" "$BROKER_DIR/rabbit.pid" "$BROKER_DIR/wrapper.pid"
+    if [[ ! -s $BROKER_HOME/.erlang.cookie ]]; then
+        (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+            >"$BROKER_HOME/.erlang.cookie")
+    fi
+    chmod 400 "$BROKER_HOME/.erlang.cookie"
+    echo '[].' >"$BROKER_DIR/enabled_plugins"
+
+    NODE="warren-$$-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')@localhost"
+    PIDFILE=$BROKER_DIR/rabbit.pid
+    AMQP_PORT=$(pick_port)
+    DIST_PORT=$(pick_port "$AMQP_PORT")
+    EPMD_PORT=$(pick_port "$AMQP_PORT" "$DIST_PORT")
+    BROKER_LOG=$BROKER_DIR/log/$NODE.log
+    url="amqp://guest:guest@127.0.0.1:$AMQP_PORT"
+
+    t0=$(date +%s.%N)
+    (
+        node_env
+        export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        export RABBITMQ_NODE_PORT="$AMQP_PORT"
+        export RABBITMQ_DIST_PORT="$DIST_PORT"
+        export RABBITMQ_MNESIA_BASE="$BROKER_DIR/mnesia"
+        export RABBITMQ_LOG_BASE="$BROKER_DIR/log"
+        export RABBITMQ_LOGS="$BROKER_LOG"
+        export RABBITMQ_PID_FILE="$PIDFILE"
+        export RABBITMQ_ENABLED_PLUGINS_FILE="$BROKER_DIR/enabled_plugins"
+        export RABBITMQ_CONFIG_FILE="$BROKER_DIR/no-such-rabbitmq.conf"
+        export RABBITMQ_ADVANCED_CONFIG_FILE="$BROKER_DIR/no-such-advanced.config"
+        # Distribution listens on loopback only, like AMQP and epmd.
+        export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        # setsid: a Ctrl-C in the terminal (demo) must not reach the node;
+        # whoever started it stops it with `broker.sh stop`.
+        exec setsid "$RMQ_BIN/rabbitmq-server" </dev/null >"$BROKER_DIR/server.out" 2>&1
+    ) &
+    echo $! >"$BROKER_DIR/wrapper.pid"
+
+    # Write env early so that `stop` can clean up a half-started node.
+    {
+        printf '%s=%q\n' WARREN_TEST_AMQP_URL "$url" AMQP_PORT "$AMQP_PORT" \
+            DIST_PORT "$DIST_PORT" EPMD_PORT "$EPMD_PORT" NODE "$NODE" \
+            PIDFILE "$PIDFILE" BROKER_DIR "$BROKER_DIR" \
+            BROKER_HOME "$BROKER_HOME" BROKER_LOG "$BROKER_LOG"
+    } >"$BROKER_DIR/env.tmp"
+    mv "$BROKER_DIR/env.tmp" "$BROKER_DIR/env"
+
+    deadline=$((SECONDS + START_TIMEOUT))
+    until port_in_use "$AMQP_PORT" && [[ -s $PIDFILE ]]; do
+        pid=$(<"$BROKER_DIR/wrapper.pid")
+        if ! pid_alive "$pid"; then
+            log "rabbitmq-server exited during start"
+            log_tail; hard_kill; exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            log "port $AMQP_PORT not open after ${START_TIMEOUT}s"
+            log_tail; hard_kill; exit 1
+        fi
+        sleep 0.2
+    done
+    local left=$((deadline - SECONDS))
+    ((left < 5)) && left=5
+    if ! (node_env; timeout $((left + 5)) "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q \
+            await_startup --timeout "$left") >"$BROKER_DIR/await.out" 2>&1; then
+        log "await_startup failed:"; cat "$BROKER_DIR/await.out" >&2
+        log_tail; hard_kill; exit 1
+    fi
+    log "node $NODE up on 127.0.0.1:$AMQP_PORT in $(elapsed "$t0") s"
+    echo "$url"
+}
+
+elapsed() { echo "$(date +%s.%N) $1" | awk '{ printf "%.1f", $1 - $2 }'; }
+
+cmd_stop() {
+    local dir=$1 t0 pid deadline
+    [[ -d $dir ]] || return 0
+    BROKER_DIR=$(cd "$dir" && pwd)
+    load_env "$BROKER_DIR" || return 0
+    t0=$(date +%s.%N)
+    if pid=$(beam_pid); then
+        (node_env; timeout $((STOP_TIMEOUT + 5)) "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q \
+            -t "$STOP_TIMEOUT" stop "$PIDFILE") >"$BROKER_DIR/stop.out" 2>&1 ||
+            log "rabbitmqctl stop failed or timed out ($(tr '\n' ' ' <"$BROKER_DIR/stop.out"))"
+        deadline=$((SECONDS + 5))
+        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    fi
+    hard_kill
+    if pid=$(beam_pid); then die "node $NODE (pid $pid) is still running"; fi
+    # The wrapper shell exits once beam is gone; reap it (bounded).
+    if [[ -s $BROKER_DIR/wrapper.pid ]]; then
+        pid=$(<"$BROKER_DIR/wrapper.pid")
+        deadline=$((SECONDS + 5))
+        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+        pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    fi
+    rm -f "$BROKER_DIR/env" "$BROKER_DIR/wrapper.pid"
+    log "node $NODE stopped in $(elapsed "$t0") s"
+}
+
+cmd_ctl() {
+    local dir=$1; shift
+    BROKER_DIR=$(cd "$dir" 2>/dev/null && pwd) || die "no broker dir $dir"
+    load_env "$BROKER_DIR" || die "no running node under $dir (no env file)"
+    node_env
+    exec timeout "$CTL_TIMEOUT" "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"
+}
+
+[[ $# -ge 2 ]] || usage
+cmd=$1 dir=$2
+shift 2
+case $cmd in
+    start) [[ $# -eq 0 ]] || usage; cmd_start "$dir" ;;
+    stop)  [[ $# -eq 0 ]] || usage; cmd_stop "$dir" ;;
+    ctl)   cmd_ctl "$dir" "$@" ;;
+    *) usage ;;
+esac
