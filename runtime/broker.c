@@ -56,9 +56,11 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 		wd_broker_free(b);
 		return -1;
 	}
-	snprintf(b->redacted, sizeof(b->redacted), "%s://%s@%s:%d/%s",
+	/* No path means vhost "/", as in amqp_parse_url(). */
+	snprintf(b->redacted, sizeof(b->redacted), "%s://%s@%s:%d%s%s",
 	         b->info.ssl ? "amqps" : "amqp", b->info.user, b->info.host,
-	         b->info.port, b->info.vhost);
+	         b->info.port, strcmp(b->info.vhost, "/") == 0 ? "" : "/",
+	         strcmp(b->info.vhost, "/") == 0 ? "" : b->info.vhost);
 	return 0;
 }
 

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# dev.sh - build, test and demo warren on Debian 12.
+#
+#   ./dev.sh deps               install missing Debian packages (apt-get)
+#   ./dev.sh build [--sanitize] build/ (RelWithDebInfo), or build-asan/ with
+#                               AddressSanitizer + UBSan
+#   ./dev.sh test [--quick]     deps, then for build/ and build-asan/: build,
+#                               start a private broker, run every unit and
+#                               integration test binary; --quick: build/ only
+#   ./dev.sh demo [AMQP_URL]    deps, build, start a private broker (unless
+#                               AMQP_URL or WARREN_AMQP_URL is given), run
+#                               warrend with conf/warren.conf and publish
+#                               sample messages; Ctrl-C stops it all
+#
+# Environment: WARREN_TEST_AMQP_URL (test: use this broker, start none),
+# WARREN_AMQP_URL (demo), TEST_TIMEOUT (s per test binary, default 900).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+BROKER_SH=$ROOT/tests/harness/broker.sh
+
+# The Debian 12 packages the build, tests and demo need.
+PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
+    libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# Cleanup actions run by the EXIT trap, last registered first.
+CLEANUPS=()
+on_exit() { CLEANUPS=("$1" "${CLEANUPS[@]}"); }
+run_cleanups() {
+    local rc=$? c
+    trap - EXIT INT TERM
+    for c in "${CLEANUPS[@]}"; do eval "$c" || true; done
+    exit "$rc"
+}
+trap run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- deps
+
+cmd_deps() {
+    local missing=() p sudo=() created_policy=
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        log "deps: no dpkg-query (not Debian?); install by hand: ${PACKAGES[*]}"
+        return 0
+    fi
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "deps: all ${#PACKAGES[@]} packages installed"
+        return 0
+    fi
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 ||
+            die "missing packages: ${missing[*]}; run as root: apt-get install ${missing[*]}"
+        sudo=(sudo)
+    fi
+    log "deps: installing ${missing[*]}"
+    # rabbitmq-server's postinst would start a system broker on 5672. The
+    # tests never use it (they start private nodes), but do not leave one
+    # running: a policy-rc.d that says "no" keeps services from starting.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
+        created_policy=1
+        on_exit "${sudo[*]} rm -f /usr/sbin/policy-rc.d"
+    fi
+    "${sudo[@]}" timeout 600 apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive timeout 1800 \
+        apt-get install -y --no-install-recommends "${missing[@]}" ||
+        log "deps: apt-get install reported an error; checking what got installed"
+    if [[ -n $created_policy ]]; then "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; fi
+    for p in "${missing[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            die "deps: $p is still not installed"
+    done
+}
+
+# ---------------------------------------------------------------- build
+
+# build_dir SANITIZE(0|1) -> prints the build dir
+build_dir() { if (($1)); then echo "$ROOT/build-asan"; else echo "$ROOT/build"; fi; }
+
+do_build() { # SANITIZE
+    local dir
+    dir=$(build_dir "$1")
+    local args=(-S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+    (($1)) && args+=(-DWARREN_SANITIZE=ON)
+    log "build: $dir"
+    cmake "${args[@]}"
+    cmake --build "$dir" -j2
+}
+
+cmd_build() {
+    local sanitize=0
+    while (($#)); do
+        case $1 in
+            --sanitize) sanitize=1 ;;
+            *) usage ;;
+        esac
+        shift
+    done
+    do_build "$sanitize"
+}
+
+# ---------------------------------------------------------------- broker
+
+# start_broker DIR: start a private node under DIR, stopped by the EXIT trap
+# (or by stop_broker). Sets BROKER_URL.
+start_broker() {
+    local dir=$1
+    on_exit "'$BROKER_SH' stop '$dir'"
+    BROKER_URL=$("$BROKER_SH" start "$dir") || die "could not start a private RabbitMQ node"
+}
+
+stop_broker() { "$BROKER_SH" stop "$1" || true; }
+
+# ---------------------------------------------------------------- test
+
+TOTAL_PASS=0 TOTAL_FAIL=0 TOTAL_TESTED=0 BINARIES=0
+FAILED_BINARIES=()
+CHILD=
+
+# run_binary BIN LOG: run one Criterion binary with live output, bounded by
+# TEST_TIMEOUT, and add its Synthesis line to the totals.
+run_binary() {
+    local bin=$1 out=$2 rc=0 tailpid synth tested pass fail name
+    name=${bin#"$ROOT"/}
+    log "test: $name"
+    timeout -k 10 "${TEST_TIMEOUT:-900}" "$bin" </dev/null >"$out" 2>&1 &
+    CHILD=$!
+    tail -n +1 -f --pid="$CHILD" "$out" &
+    tailpid=$!
+    wait "$CHILD" || rc=$?
+    CHILD=
+    wait "$tailpid" 2>/dev/null || true
+    BINARIES=$((BINARIES + 1))
+    ((rc == 124 || rc == 137)) && log "test: $name timed out after ${TEST_TIMEOUT:-900}s"
+
+    synth=$(sed 's/\x1b\[[0-9;]*m//g' "$out" |
+        sed -n 's/.*Synthesis: Tested: \([0-9]*\) | Passing: \([0-9]*\) | Failing: \([0-9]*\).*/\1 \2 \3/p' |
+        tail -n 1)
+    if [[ -z $synth ]]; then
+        # No summary: the runner itself died (sanitizer, signal, timeout).
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        FAILED_BINARIES+=("$name (exit $rc, no Criterion summary)")
+        return 0
+    fi
+    read -r tested pass fail <<<"$synth"
+    # Criterion counts crashes among the failing tests already.
+    TOTAL_TESTED=$((TOTAL_TESTED + tested))
+    TOTAL_PASS=$((TOTAL_PASS + pass))
+    TOTAL_FAIL=$((TOTAL_FAIL + fail))
+    if ((rc != 0)); then
+        # A non-zero exit with no failing test (e.g. a leak report at exit)
+        # still fails the run, and counts once.
+        ((fail > 0)) || TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        FAILED_BINARIES+=("$name (exit $rc, $fail failing)")
+    fi
+}
+
+kill_child() {
+    local pid=$CHILD deadline
+    [[ -n $pid ]] || return 0
+    CHILD=
+    # timeout(1) forwards the signal to the test's whole process group.
+    kill -TERM "$pid" 2>/dev/null || return 0
+    deadline=$((SECONDS + 15))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+}
+on_exit kill_child
+
+run_suite() { # SANITIZE
+    local sanitize=$1 dir work bin found=0 own_broker=0
+    dir=$(build_dir "$sanitize")
+    do_build "$sanitize"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/warren-test.XXXXXX")
+    on_exit "rm -rf '$work'"
+
+    if [[ -n ${WARREN_TEST_AMQP_URL:-} ]]; then
+        log "test: using broker $WARREN_TEST_AMQP_URL"
+    else
+        start_broker "$work/broker"
+        own_broker=1
+        export WARREN_TEST_AMQP_URL=$BROKER_URL
+        # Tests that inject faults run:
+        #   "$WARREN_BROKER_SH" ctl "$WARREN_TEST_BROKER_DIR" close_all_connections
+        export WARREN_TEST_BROKER_DIR=$work/broker WARREN_BROKER_SH=$BROKER_SH
+    fi
+    export WARREN_BUILD_DIR=$dir
+    if ((sanitize)); then
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    fi
+
+    for bin in "$dir"/tests/unit/test_* "$dir"/tests/integration/test_*; do
+        [[ -f $bin && -x $bin ]] || continue
+        found=1
+        run_binary "$bin" "$work/$(basename "$bin").log"
+    done
+    ((found)) || log "test: no test binaries in $dir/tests/{unit,integration}"
+
+    unset WARREN_BUILD_DIR ASAN_OPTIONS UBSAN_OPTIONS
+    if ((own_broker)); then
+        unset WARREN_TEST_AMQP_URL WARREN_TEST_BROKER_DIR WARREN_BROKER_SH
+        stop_broker "$work/broker"
+    fi
+}
+
+cmd_test() {
+    local quick=0 variants=(0 1)
+    while (($#)); do
+        case $1 in
+            --quick) quick=1 ;;
+            *) usage ;;
+        esac
+        shift
+    done
+    ((quick)) && variants=(0)
+    cmd_deps
+    for s in "${variants[@]}"; do run_suite "$s"; done
+
+    local b
+    for b in "${FAILED_BINARIES[@]}"; do log "test: FAILED $b"; done
+    echo "test: $TOTAL_PASS passed, $TOTAL_FAIL failed"
+    if ((TOTAL_TESTED == 0)); then
+        log "test: no test ran ($BINARIES binaries)"
+        exit 1
+    fi
+    ((TOTAL_FAIL == 0 && ${#FAILED_BINARIES[@]} == 0)) || exit 1
+}
+
+# ---------------------------------------------------------------- demo
+
+WARREND_PID=
+stop_warrend() {
+    local pid=$WARREND_PID deadline
+    [[ -n $pid ]] || return 0
+    WARREND_PID=
+    if kill -0 "$pid" 2>/dev/null; then
+        log "demo: stopping warrend (SIGTERM, waits for in-flight handlers)"
+        kill -TERM "$pid" 2>/dev/null || true
+        # conf/warren.conf: shutdown_timeout = 30
+        deadline=$((SECONDS + 40))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "demo: warrend did not exit in 40 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+publish() { # URL KEY BODY
+    printf '    %-14s %s\n' "$2" "$3" >&2
+    timeout 15 amqp-publish --url="$1" -e events -r "$2" -C application/json -b "$3"
+}
+
+cmd_demo() {
+    local url=${1:-${WARREN_AMQP_URL:-}} work deadline log_file i rc
+    (($# <= 1)) || usage
+    cmd_deps
+    do_build 0
+    work=$(mktemp -d "${TMPDIR:-/tmp}/warren-demo.XXXXXX")
+    on_exit "rm -rf '$work'"
+    if [[ -z $url ]]; then
+        start_broker "$work/broker"
+        url=$BROKER_URL
+        log "demo: private RabbitMQ node at $url"
+    else
+        log "demo: using broker $url"
+    fi
+
+    log_file=$work/warrend.log
+    log "demo: build/warrend -c conf/warren.conf (Ctrl-C to stop)"
+    # warrend runs in its own session so that Ctrl-C reaches only this
+    # script, which then stops warrend exactly once (SIGTERM) and the broker.
+    # Its log goes to a file that `tail` shows live (tail ends with warrend).
+    on_exit stop_warrend
+    WARREN_AMQP_URL=$url WARREN_PLUGIN_DIR=$ROOT/build/plugins \
+        setsid "$ROOT/build/warrend" -c "$ROOT/conf/warren.conf" </dev/null >"$log_file" 2>&1 &
+    WARREND_PID=$!
+    setsid tail -n +1 -f --pid="$WARREND_PID" "$log_file" &
+
+    deadline=$((SECONDS + 30))
+    until grep -q 'consuming' "$log_file"; do
+        kill -0 "$WARREND_PID" 2>/dev/null || die "warrend exited during start-up (log above)"
+        ((SECONDS < deadline)) || die "warrend did not log 'consuming' within 30 s"
+        sleep 0.2
+    done
+
+    log "demo: publishing sample messages to exchange 'events'"
+    for i in 1 2 3; do
+        publish "$url" user.signup "{\"type\":\"user:signup\",\"userId\":$i,\"email\":\"user$i@example.com\"}"
+        publish "$url" order.created "{\"type\":\"order:created\",\"orderId\":\"o-$i\",\"userId\":$i,\"items\":[{\"sku\":\"sku-$i\",\"qty\":$i}],\"totalAmount\":$((i * 10)).5}"
+        publish "$url" email.send "{\"type\":\"email:send\",\"to\":\"user$i@example.com\",\"subject\":\"Welcome #$i\"}"
+    done
+    # Invalid on purpose (no items, negative total): the handler rejects it and
+    # the broker dead-letters it to events.dlq.
+    publish "$url" order.created '{"type":"order:created","orderId":"o-bad","userId":1,"items":[],"totalAmount":-5}'
+    log "demo: published 10 messages; warrend keeps running, Ctrl-C to stop"
+
+    rc=0
+    wait "$WARREND_PID" || rc=$?
+    WARREND_PID=
+    log "demo: warrend exited with status $rc"
+    return "$rc"
+}
+
+# ---------------------------------------------------------------- main
+
+(($# >= 1)) || usage
+cmd=$1
+shift
+case $cmd in
+    deps) (($# == 0)) || usage; cmd_deps ;;
+    build) cmd_build "$@" ;;
+    test) cmd_test "$@" ;;
+    demo) cmd_demo "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage ;;
+esac

@@ -1,0 +1,358 @@
+/* harness.c - see harness.h. Every wait here is bounded. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *it_url_override;
+
+int it_broker_ctl(const char *args)
+{
+	const char *dir = getenv("WARREN_TEST_BROKER_DIR");
+	char cmd[1024];
+	int rc;
+
+	if (!dir || !*dir)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+	         "bash '%s/tests/harness/broker.sh' ctl '%s' %s >/dev/null 2>&1",
+	         WARREN_SOURCE_DIR, dir, args);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int64_t it_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *it_url(void)
+{
+	const char *u = getenv("WARREN_TEST_AMQP_URL");
+	cr_assert(u && *u, "WARREN_TEST_AMQP_URL is not set: run the tests "
+	                   "through ./dev.sh test");
+	return u;
+}
+
+const char *it_build_dir(void)
+{
+	const char *b = getenv("WARREN_BUILD_DIR");
+	return b && *b ? b : WARREN_DEFAULT_BUILD_DIR;
+}
+
+void it_unique(char *buf, size_t len, const char *prefix)
+{
+	static int n;
+	snprintf(buf, len, "%s.%d.%d.%ld", prefix, (int)getpid(), ++n,
+	         (long)(it_now_ms() % 100000));
+}
+
+amqp_connection_state_t it_connect(void)
+{
+	char *url = strdup(it_url());
+	struct amqp_connection_info info;
+	amqp_connection_state_t c = amqp_new_connection();
+	amqp_socket_t *s = amqp_tcp_socket_new(c);
+	struct timeval tv = {10, 0};
+	amqp_rpc_reply_t r;
+
+	cr_assert(amqp_parse_url(url, &info) == AMQP_STATUS_OK);
+	cr_assert(amqp_socket_open_noblock(s, info.host, info.port, &tv) ==
+	              AMQP_STATUS_OK,
+	          "cannot connect to the test broker");
+	amqp_set_rpc_timeout(c, &tv);
+	r = amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+	               info.user, info.password);
+	cr_assert(r.reply_type == AMQP_RESPONSE_NORMAL, "test login failed");
+	amqp_channel_open(c, 1);
+	cr_assert(amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL);
+	free(url);
+	return c;
+}
+
+void it_close(amqp_connection_state_t c)
+{
+	amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(c);
+}
+
+void it_publish(amqp_connection_state_t c, const char *exchange,
+                const char *rk, const void *body, size_t len,
+                const char *type_prop)
+{
+	amqp_basic_properties_t p = {0};
+	amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+
+	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG;
+	p.content_type = amqp_cstring_bytes("application/json");
+	if (type_prop) {
+		p._flags |= AMQP_BASIC_TYPE_FLAG;
+		p.type = amqp_cstring_bytes(type_prop);
+	}
+	cr_assert(amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange),
+	                             amqp_cstring_bytes(rk), 0, 0, &p, b) ==
+	          AMQP_STATUS_OK);
+}
+
+void it_publish_str(amqp_connection_state_t c, const char *exchange,
+                    const char *rk, const char *body)
+{
+	it_publish(c, exchange, rk, body, strlen(body), NULL);
+}
+
+long it_queue_ready(const char *queue)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+	    c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+	long n = ok ? (long)ok->message_count : -1;
+	if (ok)
+		it_close(c);
+	else
+		amqp_destroy_connection(c);
+	return n;
+}
+
+long it_wait_queue(const char *queue, long n, int timeout_ms)
+{
+	int64_t end = it_now_ms() + timeout_ms;
+	long seen;
+	while ((seen = it_queue_ready(queue)) != n && it_now_ms() < end)
+		nap_ms(50);
+	return seen;
+}
+
+char *it_get(const char *queue, size_t *len)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(queue), 1);
+	amqp_message_t m;
+	char *out = NULL;
+
+	cr_assert(r.reply_type == AMQP_RESPONSE_NORMAL, "basic.get %s failed",
+	          queue);
+	if (r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
+		cr_assert(amqp_read_message(c, 1, &m, 0).reply_type ==
+		          AMQP_RESPONSE_NORMAL);
+		out = malloc(m.body.len + 1);
+		memcpy(out, m.body.bytes, m.body.len);
+		out[m.body.len] = '\0';
+		*len = m.body.len;
+		amqp_destroy_message(&m);
+	}
+	it_close(c);
+	return out;
+}
+
+void it_delete_queue(const char *queue)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+	it_close(c);
+}
+
+static void write_conf(char *path, size_t len, const char *text)
+{
+	snprintf(path, len, "/tmp/warren-it-%d-XXXXXX", (int)getpid());
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+}
+
+static pid_t spawn(const char *conf, const char *arg, const char *log)
+{
+	char bin[512];
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/warrend", it_build_dir());
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0)
+			_exit(127);
+		dup2(fd, STDERR_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		setenv("WARREN_AMQP_URL",
+		       it_url_override ? it_url_override : it_url(), 1);
+		unsetenv("WARREN_PLUGIN_DIR");
+		if (arg)
+			execl(bin, bin, arg, "-c", conf, (char *)NULL);
+		else
+			execl(bin, bin, "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+void it_daemon_start(struct it_daemon *d, const char *conf_text,
+                     bool wait_started)
+{
+	int64_t end = it_now_ms() + 30000;
+
+	memset(d, 0, sizeof(*d));
+	write_conf(d->conf, sizeof(d->conf), conf_text);
+	snprintf(d->log, sizeof(d->log), "%s.log", d->conf);
+	d->pid = spawn(d->conf, NULL, d->log);
+	if (!wait_started)
+		return;
+	while (it_log_count(d, "] warrend ") == 0 ||
+	       it_log_count(d, " started (pid ") == 0) {
+		int st;
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			d->exited = true;
+			d->status = st;
+			char *log = it_log_read(d);
+			cr_assert_fail("warrend exited during start:\n%s", log);
+		}
+		if (it_now_ms() > end) {
+			char *log = it_log_read(d);
+			it_daemon_stop(d);
+			cr_assert_fail("warrend did not start within 30 s:\n%s", log);
+		}
+		nap_ms(20);
+	}
+}
+
+int it_warrend_run(const char *conf_text, const char *arg, char **out)
+{
+	struct it_daemon d = {0};
+	int rc;
+
+	write_conf(d.conf, sizeof(d.conf), conf_text);
+	snprintf(d.log, sizeof(d.log), "%s.log", d.conf);
+	d.pid = spawn(d.conf, arg, d.log);
+	rc = it_daemon_wait(&d, 30000);
+	*out = it_log_read(&d);
+	unlink(d.conf);
+	unlink(d.log);
+	return rc;
+}
+
+void it_daemon_signal(struct it_daemon *d, int sig)
+{
+	if (!d->exited)
+		kill(d->pid, sig);
+}
+
+int it_daemon_wait(struct it_daemon *d, int timeout_ms)
+{
+	int64_t end = it_now_ms() + timeout_ms;
+
+	while (!d->exited) {
+		pid_t r = waitpid(d->pid, &d->status, WNOHANG);
+		if (r == d->pid) {
+			d->exited = true;
+			break;
+		}
+		if (it_now_ms() > end) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &d->status, 0);
+			d->exited = true;
+			return -1;
+		}
+		nap_ms(10);
+	}
+	return WIFEXITED(d->status) ? WEXITSTATUS(d->status) : -1;
+}
+
+void it_daemon_stop(struct it_daemon *d)
+{
+	if (!d->pid)
+		return;
+	it_daemon_signal(d, SIGTERM);
+	it_daemon_wait(d, 40000);
+}
+
+char *it_log_read(const struct it_daemon *d)
+{
+	FILE *f = fopen(d->log, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	n = (long)fread(buf, 1, (size_t)n, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int it_log_count(const struct it_daemon *d, const char *needle)
+{
+	char *log = it_log_read(d);
+	int n = 0;
+	for (char *p = strstr(log, needle); p; p = strstr(p + 1, needle))
+		n++;
+	free(log);
+	return n;
+}
+
+int it_log_wait(const struct it_daemon *d, const char *needle, int n,
+                int timeout_ms)
+{
+	int64_t end = it_now_ms() + timeout_ms;
+	int seen;
+	while ((seen = it_log_count(d, needle)) < n && it_now_ms() < end)
+		nap_ms(20);
+	return seen;
+}
+
+char *it_conf(const char *x, const char *q, const char *plugin_path,
+              const char *routes, const char *extra_global,
+              const char *extra_broker, const char *extra_queue,
+              const char *plugin_params)
+{
+	char *out = NULL, *r = strdup(routes), *save = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	fprintf(f,
+	        "log_level = \"debug\"\n%s\n"
+	        "broker {\n  heartbeat = 10\n  pool_size = 2\n  prefetch = 10\n%s\n}\n"
+	        "exchange \"%s\" { type = \"topic\" }\n"
+	        "exchange \"%s.dlx\" { type = \"fanout\" }\n"
+	        "queue \"%s\" {\n  dead_letter_exchange = \"%s.dlx\"\n%s\n}\n"
+	        "queue \"%s.dlq\" { }\n"
+	        "binding { exchange = \"%s\" queue = \"%s\" key = \"#\" }\n"
+	        "binding { exchange = \"%s.dlx\" queue = \"%s.dlq\" }\n"
+	        "plugin \"p\" {\n  path = \"%s\"\n  params { %s }\n}\n",
+	        extra_global ? extra_global : "",
+	        extra_broker ? extra_broker : "", x, x, q, x,
+	        extra_queue ? extra_queue : "", q, x, q, x, q, plugin_path,
+	        plugin_params ? plugin_params : "");
+	for (char *t = strtok_r(r, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(t, '=');
+		cr_assert(eq, "route spec \"%s\" is not type=handler", t);
+		*eq = '\0';
+		fprintf(f, "route \"%s\" { queue = \"%s\" plugin = \"p\" "
+		           "handler = \"%s\" }\n", t, q, eq + 1);
+	}
+	fclose(f);
+	free(r);
+	return out;
+}

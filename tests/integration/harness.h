@@ -1,0 +1,92 @@
+/* harness.h - what integration tests share: the broker (a real RabbitMQ
+ * node, from WARREN_TEST_AMQP_URL), warrend as a child process with a
+ * generated config, and bounded waits on its log and on queues. */
+#ifndef IT_HARNESS_H
+#define IT_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include "amqp_compat.h"
+
+/* The broker URL; fails the test if WARREN_TEST_AMQP_URL is not set. */
+const char *it_url(void);
+/* WARREN_BUILD_DIR (where warrend, plugins and fixtures were built). */
+const char *it_build_dir(void);
+/* A name unique to this test process: "<prefix>.<pid>.<n>". */
+void it_unique(char *buf, size_t len, const char *prefix);
+
+/* A plain client connection (channel 1 open). */
+amqp_connection_state_t it_connect(void);
+void it_close(amqp_connection_state_t c);
+/* Publish body to exchange/rk (persistent off). type_prop may be NULL. */
+void it_publish(amqp_connection_state_t c, const char *exchange,
+                const char *rk, const void *body, size_t len,
+                const char *type_prop);
+void it_publish_str(amqp_connection_state_t c, const char *exchange,
+                    const char *rk, const char *body);
+/* Ready messages in a queue (passive declare), or -1 if it does not exist. */
+long it_queue_ready(const char *queue);
+/* Wait until it_queue_ready(queue) == n, at most timeout_ms; returns the
+ * last count seen. */
+long it_wait_queue(const char *queue, long n, int timeout_ms);
+/* basic.get one message (acked); returns a malloc'd copy of its body with
+ * *len set, or NULL if the queue is empty. */
+char *it_get(const char *queue, size_t *len);
+void it_delete_queue(const char *queue);
+
+struct it_daemon {
+	pid_t pid;
+	char conf[256];
+	char log[300];
+	int status; /* wait status after it exited */
+	bool exited;
+};
+
+/* Write conf_text to a temp file and start warrend on it (stderr to a log
+ * file). If wait_started, wait (bounded) for its "started" line and fail
+ * the test if it exits or does not start. */
+void it_daemon_start(struct it_daemon *d, const char *conf_text,
+                     bool wait_started);
+/* Run warrend with extra args (e.g. "-t") on conf_text to completion;
+ * returns its exit code and puts its stderr in out (malloc'd). */
+int it_warrend_run(const char *conf_text, const char *arg, char **out);
+void it_daemon_signal(struct it_daemon *d, int sig);
+/* Wait for exit, at most timeout_ms; returns the exit code, or -1 if it is
+ * still running (it is then killed) or died by a signal. */
+int it_daemon_wait(struct it_daemon *d, int timeout_ms);
+/* Stop (SIGTERM) and wait; kill if needed. Always call at the end. */
+void it_daemon_stop(struct it_daemon *d);
+
+/* Occurrences of `needle` in the daemon's log so far. */
+int it_log_count(const struct it_daemon *d, const char *needle);
+/* Wait until the log holds at least n occurrences of needle, at most
+ * timeout_ms. Returns the count seen last. */
+int it_log_wait(const struct it_daemon *d, const char *needle, int n,
+                int timeout_ms);
+/* The whole log, malloc'd (for assertions and failure messages). */
+char *it_log_read(const struct it_daemon *d);
+
+/* A conf with one topic exchange X, one queue Q bound with "#", dead-
+ * lettering through a fanout X.dlx to Q.dlq, one plugin and routes.
+ * `extra_queue` and `extra_global` are pasted into the queue section and
+ * the top level. routes: "type=handler" pairs separated by ';'. */
+char *it_conf(const char *x, const char *q, const char *plugin_path,
+              const char *routes, const char *extra_global,
+              const char *extra_broker, const char *extra_queue,
+              const char *plugin_params);
+
+int64_t it_now_ms(void);
+
+/* If set, warrend gets this WARREN_AMQP_URL instead of the test broker's. */
+extern const char *it_url_override;
+
+/* Run rabbitmqctl against the test broker (tests/harness/broker.sh ctl);
+ * returns its exit code, or -1 if WARREN_TEST_BROKER_DIR is not set (an
+ * external broker: the caller skips). */
+int it_broker_ctl(const char *args);
+
+#endif
