@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 const char *it_url_override;
+const char *it_warrend_dir;
 
 int it_broker_ctl(const char *args)
 {
@@ -184,7 +185,8 @@ static pid_t spawn(const char *conf, const char *arg, const char *log)
 	char bin[512];
 	pid_t pid;
 
-	snprintf(bin, sizeof(bin), "%s/warrend", it_build_dir());
+	snprintf(bin, sizeof(bin), "%s/warrend",
+	         it_warrend_dir ? it_warrend_dir : it_build_dir());
 	pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {

@@ -83,6 +83,8 @@ int64_t it_now_ms(void);
 
 /* If set, warrend gets this WARREN_AMQP_URL instead of the test broker's. */
 extern const char *it_url_override;
+/* If set, the directory holding the warrend to run (default: the build). */
+extern const char *it_warrend_dir;
 
 /* Run rabbitmqctl against the test broker (tests/harness/broker.sh ctl);
  * returns its exit code, or -1 if WARREN_TEST_BROKER_DIR is not set (an

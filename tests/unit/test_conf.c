@@ -1,2 +1,946 @@
+/*
+ * test_conf.c - wd_conf_load(): the shipped conf loads with the documented
+ * values; every kind of mistake is refused with "FILE:LINE: what", naming
+ * the right file and the right line; the environment overrides work.
+ *
+ * Each case writes its config text to a fresh mkstemp() file under /tmp,
+ * loads it and removes it. The texts below have no comments: libconfuse
+ * 3.3 miscounts lines after a comment (see the disabled test
+ * lines_after_comments), and these tests pin the line of each error.
+ */
 #include <criterion/criterion.h>
-Test(placeholder, conf) { cr_assert(1); }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+static void
+clear_env(void)
+{
+	unsetenv("WARREN_AMQP_URL");
+	unsetenv("WARREN_PLUGIN_DIR");
+	unsetenv("WARREN_AMQP_PASSWORD");
+}
+
+TestSuite(conf, .init = clear_env);
+
+/* The path of the last temp conf written, for the expected messages. */
+static char conf_path[64];
+static char err[1024];
+
+/* Write `text` to a new temp file; its path is left in conf_path. */
+static void
+write_conf(const char *text)
+{
+	FILE *f;
+	int fd;
+
+	snprintf(conf_path, sizeof(conf_path), "/tmp/warren-test-conf-XXXXXX");
+	fd = mkstemp(conf_path);
+	cr_assert_geq(fd, 0, "mkstemp failed");
+	f = fdopen(fd, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Load `text` from a temp file (removed again before returning). */
+static struct wd_conf *
+load_text(const char *text)
+{
+	struct wd_conf *c;
+
+	write_conf(text);
+	memset(err, 'x', sizeof(err) - 1);
+	err[sizeof(err) - 1] = '\0';
+	c = wd_conf_load(conf_path, err, sizeof(err));
+	unlink(conf_path);
+	return c;
+}
+
+/* `text` must be refused with exactly "PATH:LINE: MSG". */
+static void
+expect_error(const char *text, int line, const char *msg)
+{
+	char want[1200];
+	struct wd_conf *c = load_text(text);
+
+	snprintf(want, sizeof(want), "%s:%d: %s", conf_path, line, msg);
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c, "accepted, expected \"%s\"", want);
+	cr_assert_str_eq(err, want);
+}
+
+/* The smallest valid conf: 10 lines, so additions start at line 11. */
+#define BASE                                                                  \
+	"queue \"q\" {\n"          /* 1 */                                    \
+	"}\n"                      /* 2 */                                    \
+	"plugin \"p\" {\n"         /* 3 */                                    \
+	"    path = \"p.so\"\n"    /* 4 */                                    \
+	"}\n"                      /* 5 */                                    \
+	"route \"t\" {\n"          /* 6 */                                    \
+	"    queue = \"q\"\n"      /* 7 */                                    \
+	"    plugin = \"p\"\n"     /* 8 */                                    \
+	"    handler = \"h\"\n"    /* 9 */                                    \
+	"}\n"                      /* 10 */
+
+static struct wd_conf *
+load_ok(const char *text)
+{
+	struct wd_conf *c = load_text(text);
+
+	cr_assert_not_null(c, "refused: %s", err);
+	cr_assert_str_eq(err, "", "err set on success: %s", err);
+	return c;
+}
+
+/* ---- the shipped conf ------------------------------------------------ */
+
+static struct wd_conf *
+load_shipped(void)
+{
+	struct wd_conf *c =
+	    wd_conf_load(WARREN_SOURCE_DIR "/conf/warren.conf", err, sizeof(err));
+
+	cr_assert_not_null(c, "conf/warren.conf refused: %s", err);
+	return c;
+}
+
+Test(conf, shipped_conf_loads_with_documented_values)
+{
+	struct wd_conf *c = load_shipped();
+	long q, dlq;
+
+	cr_expect_str_eq(c->file, WARREN_SOURCE_DIR "/conf/warren.conf");
+	cr_expect_eq(c->log_level, 2 /* info */);
+	cr_expect_eq(c->workers, 4);
+	cr_expect_eq(c->shutdown_timeout, 30);
+	cr_expect_str_eq(c->broker.url, "amqp://guest:guest@127.0.0.1:5672");
+	cr_expect_null(c->broker.password_file);
+	cr_expect_eq(c->broker.heartbeat, 60);
+	cr_expect_eq(c->broker.connect_timeout, 10);
+	cr_expect_eq(c->broker.pool_size, 2);
+	cr_expect_eq(c->broker.prefetch, 10);
+	cr_expect(c->broker.verify_peer);
+
+	cr_assert_eq(c->nexchanges, 2);
+	cr_expect_str_eq(c->exchanges[0].name, "events");
+	cr_expect_str_eq(c->exchanges[0].type, "topic");
+	cr_expect_str_eq(c->exchanges[1].name, "events.dlx");
+	cr_expect_str_eq(c->exchanges[1].type, "fanout");
+
+	cr_assert_eq(c->nqueues, 2);
+	q = wd_conf_queue_index(c, "events");
+	dlq = wd_conf_queue_index(c, "events.dlq");
+	cr_assert_eq(q, 0);
+	cr_assert_eq(dlq, 1);
+	cr_expect_eq(wd_conf_queue_index(c, "nope"), -1);
+	cr_expect_eq(c->queues[q].type_from, WD_TYPE_FROM_JSON);
+	cr_expect_str_eq(c->queues[q].type_field, "type");
+	cr_expect_str_eq(c->queues[q].dead_letter_exchange, "events.dlx");
+	cr_expect_null(c->queues[q].dead_letter_routing_key);
+	cr_expect_not(c->queues[q].quorum);
+	cr_expect(c->queues[q].durable);
+	cr_expect_eq(c->queues[q].prefetch, 10);  /* broker.prefetch */
+	cr_expect_eq(c->queues[q].consumers, 2);  /* 0 = pool_size */
+	cr_expect_eq(c->queues[q].nargs, 0);
+	cr_expect(c->queues[q].consumed);
+	cr_expect_not(c->queues[dlq].consumed);
+
+	cr_assert_eq(c->nbindings, 2);
+	cr_expect_str_eq(c->bindings[0].exchange, "events");
+	cr_expect_str_eq(c->bindings[0].queue, "events");
+	cr_expect_str_eq(c->bindings[0].key, "#");
+	cr_expect_str_eq(c->bindings[1].exchange, "events.dlx");
+	cr_expect_str_eq(c->bindings[1].queue, "events.dlq");
+	cr_expect_str_eq(c->bindings[1].key, "");
+
+	cr_assert_eq(c->nplugins, 3);
+	cr_assert_eq(c->nroutes, 3);
+	wd_conf_free(c);
+}
+
+Test(conf, shipped_conf_routes)
+{
+	struct wd_conf *c = load_shipped();
+	static const char *const want[3][3] = {
+	    {"user:signup", "user_signup", "signup"},
+	    {"order:created", "order_created", "created"},
+	    {"email:send", "email_send", "send"},
+	};
+
+	cr_assert_eq(c->nroutes, 3);
+	for (size_t i = 0; i < 3; i++) {
+		const struct wd_conf_route *r = &c->routes[i];
+		cr_expect_str_eq(r->type, want[i][0]);
+		cr_expect_eq(r->queue, 0, "route %zu on queue %zu", i, r->queue);
+		cr_assert_lt(r->plugin, c->nplugins);
+		cr_expect_str_eq(c->plugins[r->plugin].name, want[i][1]);
+		cr_expect_str_eq(r->handler, want[i][2]);
+	}
+	wd_conf_free(c);
+}
+
+Test(conf, shipped_conf_plugins_and_params)
+{
+	struct wd_conf *c = load_shipped();
+	long e = wd_conf_plugin_index(c, "email_send");
+	long u = wd_conf_plugin_index(c, "user_signup");
+	char want[4096];
+
+	cr_assert_geq(e, 0);
+	cr_assert_geq(u, 0);
+	cr_expect_eq(wd_conf_plugin_index(c, "nope"), -1);
+	/* plugin_dir is commented out: the compiled-in default, absolute. */
+	cr_assert_not_null(c->plugin_dir);
+	cr_expect_eq(c->plugin_dir[0], '/', "plugin_dir %s", c->plugin_dir);
+	snprintf(want, sizeof(want), "%s/user_signup.so", c->plugin_dir);
+	cr_expect_str_eq(c->plugins[u].path, want);
+	snprintf(want, sizeof(want), "%s/email_send.so", c->plugin_dir);
+	cr_expect_str_eq(c->plugins[e].path, want);
+
+	cr_expect_eq(c->plugins[u].nparams, 0);
+	cr_assert_eq(c->plugins[e].nparams, 1);
+	cr_expect_str_eq(c->plugins[e].params[0].key, "from");
+	cr_expect_str_eq(c->plugins[e].params[0].value, "noreply@example.com");
+	wd_conf_free(c);
+}
+
+Test(conf, shipped_conf_with_plugin_dir_env)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_PLUGIN_DIR", "/opt/warren-test/plugins", 1);
+	c = load_shipped();
+	cr_expect_str_eq(c->plugin_dir, "/opt/warren-test/plugins");
+	for (size_t i = 0; i < c->nplugins; i++) {
+		char want[256];
+		snprintf(want, sizeof(want), "/opt/warren-test/plugins/%s.so",
+		         c->plugins[i].name);
+		cr_expect_str_eq(c->plugins[i].path, want);
+	}
+	wd_conf_free(c);
+}
+
+Test(conf, minimal_conf_defaults)
+{
+	struct wd_conf *c = load_ok(BASE);
+
+	cr_expect_str_eq(c->file, conf_path);
+	cr_expect_eq(c->log_level, 2);
+	cr_expect_eq(c->workers, 4);
+	cr_expect_eq(c->shutdown_timeout, 30);
+	cr_expect_eq(c->broker.heartbeat, 60);
+	cr_expect_eq(c->broker.prefetch, 10);
+	cr_expect_eq(c->broker.pool_size, 2);
+	cr_expect_eq(c->broker.connect_timeout, 10);
+	cr_expect_str_eq(c->broker.url, "amqp://guest:guest@127.0.0.1:5672");
+	cr_assert_eq(c->nqueues, 1);
+	cr_expect(c->queues[0].durable);
+	cr_expect_not(c->queues[0].quorum);
+	cr_expect_null(c->queues[0].dead_letter_exchange);
+	cr_expect_eq(c->queues[0].type_from, WD_TYPE_FROM_JSON);
+	cr_expect_str_eq(c->queues[0].type_field, "type");
+	cr_expect_eq(c->queues[0].delivery_limit, 0);
+	cr_expect_eq(c->nexchanges, 0);
+	cr_expect_eq(c->nbindings, 0);
+	cr_assert_eq(c->nroutes, 1);
+	cr_expect_str_eq(c->routes[0].type, "t");
+	cr_expect_str_eq(c->routes[0].handler, "h");
+	cr_expect_eq(c->routes[0].line, 8, "route line is its plugin key's");
+	cr_assert_eq(c->nplugins, 1);
+	cr_expect_eq(c->plugins[0].line, 4, "plugin line is its path key's");
+	wd_conf_free(c);
+}
+
+Test(conf, values_are_read)
+{
+	struct wd_conf *c = load_ok(
+	    "log_level = \"debug\"\n"
+	    "workers = 7\n"
+	    "shutdown_timeout = 5\n"
+	    "broker {\n"
+	    "    url = \"amqps://u:p@h:5671/v\"\n"
+	    "    heartbeat = 0\n"
+	    "    pool_size = 3\n"
+	    "    prefetch = 100\n"
+	    "    verify_peer = false\n"
+	    "}\n"
+	    "queue \"q\" {\n"
+	    "    type = \"quorum\"\n"
+	    "    delivery_limit = 5\n"
+	    "    message_ttl = 60000\n"
+	    "    max_length = 1000\n"
+	    "    dead_letter_routing_key = \"dead\"\n"
+	    "    type_field = \"kind\"\n"
+	    "    prefetch = 3\n"
+	    "    consumers = 2\n"
+	    "}\n"
+	    "plugin \"p\" {\n"
+	    "    path = \"p.so\"\n"
+	    "}\n"
+	    "route \"t\" {\n"
+	    "    queue = \"q\"\n"
+	    "    plugin = \"p\"\n"
+	    "    handler = \"h\"\n"
+	    "}\n");
+
+	cr_expect_eq(c->log_level, 3);
+	cr_expect_eq(c->workers, 7);
+	cr_expect_eq(c->shutdown_timeout, 5);
+	cr_expect_str_eq(c->broker.url, "amqps://u:p@h:5671/v");
+	cr_expect_eq(c->broker.heartbeat, 0);
+	cr_expect_eq(c->broker.pool_size, 3);
+	cr_expect_eq(c->broker.prefetch, 100);
+	cr_expect_not(c->broker.verify_peer);
+	cr_expect(c->queues[0].quorum);
+	cr_expect_eq(c->queues[0].delivery_limit, 5);
+	cr_expect_eq(c->queues[0].message_ttl, 60000);
+	cr_expect_eq(c->queues[0].max_length, 1000);
+	cr_expect_str_eq(c->queues[0].dead_letter_routing_key, "dead");
+	cr_expect_str_eq(c->queues[0].type_field, "kind");
+	cr_expect_eq(c->queues[0].prefetch, 3);
+	cr_expect_eq(c->queues[0].consumers, 2);
+	wd_conf_free(c);
+}
+
+/* ---- errors, each with its line --------------------------------------- */
+
+Test(conf, unknown_top_level_key)
+{
+	expect_error("bogus = 1\n" BASE, 1, "no such option 'bogus'");
+}
+
+Test(conf, unknown_key_in_queue)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    durable = true\n"
+	                  "    foo = 1\n"
+	                  "}\n",
+	             13, "no such option 'foo'");
+}
+
+Test(conf, unknown_key_in_route)
+{
+	expect_error("queue \"q\" {\n}\nplugin \"p\" {\n    path = \"p.so\"\n}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"q\"\n"
+	             "    plugin = \"p\"\n"
+	             "    handlr = \"h\"\n"
+	             "}\n",
+	             9, "no such option 'handlr'");
+}
+
+/* A missing key has no line of its own: libconfuse gives the section the
+ * line its parse ended on, i.e. the closing brace. */
+Test(conf, route_without_handler)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"q\"\n"
+	             "    plugin = \"p\"\n"
+	             "}\n",
+	             9, "route: \"handler\" is required");
+}
+
+Test(conf, route_without_queue)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    plugin = \"p\"\n"
+	             "    handler = \"h\"\n"
+	             "}\n",
+	             9, "route: \"queue\" is required");
+}
+
+Test(conf, plugin_without_path)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"q\"\n"
+	             "    plugin = \"p\"\n"
+	             "    handler = \"h\"\n"
+	             "}\n",
+	             4, "plugin: \"path\" is required");
+}
+
+Test(conf, route_to_undefined_plugin)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"q\"\n"
+	             "    plugin = \"zz\"\n"
+	             "    handler = \"h\"\n"
+	             "}\n",
+	             8, "route \"t\": plugin \"zz\" is not defined");
+}
+
+Test(conf, route_to_undeclared_queue)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"zz\"\n"
+	             "    plugin = \"p\"\n"
+	             "    handler = \"h\"\n"
+	             "}\n",
+	             7, "route \"t\": queue \"zz\" is not declared");
+}
+
+Test(conf, binding_to_undeclared_queue)
+{
+	expect_error(BASE "binding {\n"
+	                  "    exchange = \"amq.topic\"\n"
+	                  "    queue = \"zz\"\n"
+	                  "}\n",
+	             13, "binding: queue \"zz\" is not declared");
+}
+
+Test(conf, binding_to_undeclared_exchange)
+{
+	expect_error(BASE "binding {\n"
+	                  "    exchange = \"nope\"\n"
+	                  "    queue = \"q\"\n"
+	                  "}\n",
+	             12, "binding: exchange \"nope\" is not declared");
+}
+
+Test(conf, binding_to_amq_exchange_needs_no_declaration)
+{
+	struct wd_conf *c = load_ok(BASE "binding {\n"
+	                                 "    exchange = \"amq.direct\"\n"
+	                                 "    queue = \"q\"\n"
+	                                 "    key = \"k\"\n"
+	                                 "}\n");
+
+	cr_assert_eq(c->nbindings, 1);
+	cr_expect_str_eq(c->bindings[0].exchange, "amq.direct");
+	cr_expect_str_eq(c->bindings[0].key, "k");
+	cr_expect_eq(c->bindings[0].line, 12);
+	wd_conf_free(c);
+}
+
+Test(conf, bad_queue_type)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    type = \"lazy\"\n"
+	                  "}\n",
+	             12, "type: \"lazy\" is not one of classic, quorum");
+}
+
+Test(conf, bad_type_from)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    type_from = \"header\"\n"
+	                  "}\n",
+	             12,
+	             "type_from: \"header\" is not one of json, property, "
+	             "routing_key");
+}
+
+Test(conf, bad_exchange_type)
+{
+	expect_error(BASE "exchange \"e\" {\n"
+	                  "    type = \"x\"\n"
+	                  "}\n",
+	             12,
+	             "type: \"x\" is not one of direct, fanout, topic, headers");
+}
+
+Test(conf, bad_log_level)
+{
+	expect_error("workers = 2\nlog_level = \"loud\"\n" BASE, 2,
+	             "log_level: \"loud\" is not one of error, warn, info, "
+	             "debug");
+}
+
+Test(conf, workers_out_of_range)
+{
+	expect_error("workers = 0\n" BASE, 1,
+	             "workers: 0 is out of range 1..1024");
+}
+
+Test(conf, queue_prefetch_out_of_range)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    prefetch = 70000\n"
+	                  "}\n",
+	             12, "prefetch: 70000 is out of range 0..65535");
+}
+
+/* BUG (runtime/conf.c on_cfg_error): an error inside the `broker` section
+ * (a single, non-MULTI section) is reported as "?:LINE: ..." because
+ * libconfuse leaves that section's cfg->filename NULL. Expected: the conf's
+ * path. Disabled until fixed. */
+Test(conf, broker_pool_size_zero, .disabled = true)
+{
+	expect_error("broker {\n"
+	             "    pool_size = 0\n"
+	             "}\n" BASE,
+	             2, "pool_size: 0 is out of range 1..64");
+}
+
+Test(conf, broker_prefetch_out_of_range, .disabled = true)
+{
+	expect_error("broker {\n"
+	             "    prefetch = 70000\n"
+	             "}\n" BASE,
+	             2, "prefetch: 70000 is out of range 1..65535");
+}
+
+Test(conf, broker_unknown_key, .disabled = true)
+{
+	expect_error("broker {\n"
+	             "    hearbeat = 5\n"
+	             "}\n" BASE,
+	             2, "no such option 'hearbeat'");
+}
+
+/* What the broker-section errors look like today: the line and message
+ * are right, only the file name is "?". Pins the behaviour described in
+ * the disabled tests above; delete when they are enabled. */
+Test(conf, broker_errors_currently_lack_the_file_name)
+{
+	struct wd_conf *c = load_text("broker {\n"
+	                              "    pool_size = 0\n"
+	                              "}\n" BASE);
+
+	cr_assert_null(c);
+	cr_expect_str_eq(err, "?:2: pool_size: 0 is out of range 1..64");
+	c = load_text("broker {\n"
+	              "    prefetch = 70000\n"
+	              "}\n" BASE);
+	cr_assert_null(c);
+	cr_expect_str_eq(err, "?:2: prefetch: 70000 is out of range 1..65535");
+}
+
+Test(conf, duplicate_queue_title)
+{
+	expect_error(BASE "queue \"q\" {\n"
+	                  "}\n",
+	             11, "found duplicate title 'q'");
+}
+
+Test(conf, duplicate_plugin_title)
+{
+	expect_error(BASE "plugin \"p\" {\n"
+	                  "    path = \"other.so\"\n"
+	                  "}\n",
+	             11, "found duplicate title 'p'");
+}
+
+/* BUG (runtime/conf.c parse_file: route is CFGF_MULTI | CFGF_TITLE without
+ * CFGF_NO_TITLE_DUPES): libconfuse merges two route sections with the same
+ * title into one, so a duplicate route (same type, same queue) loads, the
+ * second silently replacing the first; the duplicate check of load_routes
+ * can never fire. Expected: refused at the second route. */
+Test(conf, duplicate_route_same_queue, .disabled = true)
+{
+	struct wd_conf *c = load_text(BASE "route \"t\" {\n"
+	                                   "    queue = \"q\"\n"
+	                                   "    plugin = \"p\"\n"
+	                                   "    handler = \"h2\"\n"
+	                                   "}\n");
+
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c, "a duplicate route was accepted");
+	cr_expect_not_null(strstr(err, "route \"t\": already routed on queue "
+	                               "\"q\" at line 8"),
+	                   "err: %s", err);
+}
+
+/* Same bug, other face: one type on two queues is legal (routes are keyed
+ * by (queue, type)) but only the last route survives. */
+Test(conf, same_type_on_two_queues, .disabled = true)
+{
+	struct wd_conf *c = load_ok("queue \"q\" {\n}\nqueue \"q2\" {\n}\n"
+	                            "plugin \"p\" {\n    path = \"p.so\"\n}\n"
+	                            "route \"t\" {\n"
+	                            "    queue = \"q\"\n"
+	                            "    plugin = \"p\"\n"
+	                            "    handler = \"h\"\n"
+	                            "}\n"
+	                            "route \"t\" {\n"
+	                            "    queue = \"q2\"\n"
+	                            "    plugin = \"p\"\n"
+	                            "    handler = \"h\"\n"
+	                            "}\n");
+
+	cr_expect_eq(c->nroutes, 2);
+	wd_conf_free(c);
+}
+
+Test(conf, delivery_limit_on_classic_queue)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    durable = true\n"
+	                  "    delivery_limit = 5\n"
+	                  "}\n",
+	             13,
+	             "queue \"r\": delivery_limit needs type = \"quorum\" "
+	             "(classic queues ignore it)");
+}
+
+Test(conf, quorum_queue_must_be_durable)
+{
+	struct wd_conf *c = load_text(BASE "queue \"r\" {\n"
+	                                   "    type = \"quorum\"\n"
+	                                   "    durable = false\n"
+	                                   "}\n");
+
+	cr_assert_null(c);
+	cr_expect_not_null(strstr(err, "queue \"r\": quorum queues must be "
+	                               "durable"), "err: %s", err);
+	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
+	             err);
+}
+
+Test(conf, bad_argument)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    arguments = {\"novalue\"}\n"
+	                  "}\n",
+	             12, "queue \"r\": argument \"novalue\" is not \"key=value\"");
+}
+
+/* A section left open in the middle: the next section is read as a key of
+ * the open one. */
+Test(conf, syntax_missing_brace_mid_file)
+{
+	expect_error("queue \"q\" {\n"
+	             "    durable = true\n"
+	             "\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n",
+	             4, "no such option 'plugin'");
+}
+
+Test(conf, syntax_extra_closing_brace)
+{
+	expect_error(BASE "}\n", 11, "unexpected closing brace");
+}
+
+Test(conf, syntax_unterminated_string)
+{
+	struct wd_conf *c = load_text("log_level = \"info\n" BASE);
+
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c);
+	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
+	             err);
+}
+
+/* BUG (libconfuse 3.3 as used by runtime/conf.c parse_file): a conf whose
+ * last section is never closed loads (cfg_parse returns CFG_SUCCESS);
+ * a truncated file is silently accepted. Expected: a syntax error. */
+Test(conf, syntax_missing_final_brace, .disabled = true)
+{
+	struct wd_conf *c = load_text(BASE "queue \"r\" {\n"
+	                                   "    durable = true\n");
+
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c, "a conf with an unclosed section was accepted");
+	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
+	             err);
+}
+
+/* BUG (libconfuse 3.3, surfaces in every FILE:LINE of runtime/conf.c):
+ * each one-line `#` comment advances the line counter by 3, so every error
+ * after a comment names a wrong line (in the shipped conf, `zzz = 1`
+ * inserted at line 6 is reported at line 16). Expected: line 3. */
+Test(conf, lines_after_comments, .disabled = true)
+{
+	expect_error("# a comment\n"
+	             "workers = 2\n"
+	             "bogus = 1\n" BASE,
+	             3, "no such option 'bogus'");
+}
+
+Test(conf, no_routes)
+{
+	expect_error("queue \"q\" {\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n",
+	             6, "no route: nothing would be consumed");
+}
+
+Test(conf, nonexistent_file)
+{
+	struct wd_conf *c =
+	    wd_conf_load("/nonexistent/warren-test/x.conf", err, sizeof(err));
+
+	cr_assert_null(c);
+	cr_expect_str_eq(err, "/nonexistent/warren-test/x.conf:0: cannot read: "
+	                      "No such file or directory");
+}
+
+Test(conf, error_is_cut_to_errlen)
+{
+	char small[16];
+	struct wd_conf *c;
+
+	write_conf("bogus = 1\n" BASE);
+	memset(small, 'x', sizeof(small));
+	c = wd_conf_load(conf_path, small, sizeof(small));
+	unlink(conf_path);
+	cr_assert_null(c);
+	cr_expect_eq(small[sizeof(small) - 1], '\0');
+	cr_expect_eq(strncmp(small, conf_path, sizeof(small) - 1), 0);
+}
+
+/* ---- environment overrides and value parsing --------------------------- */
+
+Test(conf, amqp_url_env_overrides)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_AMQP_URL", "amqps://env:pw@broker.example:5671/prod", 1);
+	c = load_ok("broker {\n"
+	            "    url = \"amqp://file@h\"\n"
+	            "}\n" BASE);
+	cr_expect_str_eq(c->broker.url,
+	                 "amqps://env:pw@broker.example:5671/prod");
+	wd_conf_free(c);
+}
+
+Test(conf, empty_amqp_url_env_is_ignored)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_AMQP_URL", "", 1);
+	c = load_ok("broker {\n"
+	            "    url = \"amqp://file@h\"\n"
+	            "}\n" BASE);
+	cr_expect_str_eq(c->broker.url, "amqp://file@h");
+	wd_conf_free(c);
+}
+
+Test(conf, non_amqp_url_env_refused)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_AMQP_URL", "http://broker.example/", 1);
+	c = load_text(BASE);
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c);
+	cr_expect_not_null(strstr(err, "broker: url must start with amqp:// or "
+	                               "amqps:// (it comes from "
+	                               "WARREN_AMQP_URL)"),
+	                   "err: %s", err);
+	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
+	             err);
+}
+
+Test(conf, non_amqp_url_in_file_refused)
+{
+	struct wd_conf *c = load_text("broker {\n"
+	                              "    url = \"http://x\"\n"
+	                              "}\n" BASE);
+
+	if (c)
+		wd_conf_free(c);
+	cr_assert_null(c);
+	cr_expect_not_null(strstr(err, "broker: url must start with amqp:// or "
+	                               "amqps://"), "err: %s", err);
+	cr_expect_null(strstr(err, "WARREN_AMQP_URL"), "err: %s", err);
+	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
+	             err);
+}
+
+Test(conf, plugin_dir_from_file)
+{
+	struct wd_conf *c = load_ok("plugin_dir = \"/srv/plugins\"\n" BASE);
+
+	cr_expect_str_eq(c->plugin_dir, "/srv/plugins");
+	cr_expect_str_eq(c->plugins[0].path, "/srv/plugins/p.so");
+	wd_conf_free(c);
+}
+
+Test(conf, plugin_dir_env_overrides_file)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_PLUGIN_DIR", "/env/plugins", 1);
+	c = load_ok("plugin_dir = \"/srv/plugins\"\n" BASE);
+	cr_expect_str_eq(c->plugin_dir, "/env/plugins");
+	cr_expect_str_eq(c->plugins[0].path, "/env/plugins/p.so");
+	wd_conf_free(c);
+}
+
+Test(conf, absolute_plugin_path_kept)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_PLUGIN_DIR", "/env/plugins", 1);
+	c = load_ok("plugin_dir = \"/srv/plugins\"\n"
+	            "queue \"q\" {\n}\n"
+	            "plugin \"p\" {\n    path = \"/abs/dir/p.so\"\n}\n"
+	            "route \"t\" {\n"
+	            "    queue = \"q\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n");
+	cr_expect_str_eq(c->plugins[0].path, "/abs/dir/p.so");
+	wd_conf_free(c);
+}
+
+Test(conf, plugin_params)
+{
+	struct wd_conf *c = load_ok("queue \"q\" {\n}\n"
+	                            "plugin \"p\" {\n"
+	                            "    path = \"p.so\"\n"
+	                            "    params {\n"
+	                            "        a = \"1\"\n"
+	                            "        b = \"two words\"\n"
+	                            "    }\n"
+	                            "}\n"
+	                            "route \"t\" {\n"
+	                            "    queue = \"q\"\n"
+	                            "    plugin = \"p\"\n"
+	                            "    handler = \"h\"\n"
+	                            "}\n");
+
+	cr_assert_eq(c->plugins[0].nparams, 2);
+	cr_expect_str_eq(c->plugins[0].params[0].key, "a");
+	cr_expect_str_eq(c->plugins[0].params[0].value, "1");
+	cr_expect_str_eq(c->plugins[0].params[1].key, "b");
+	cr_expect_str_eq(c->plugins[0].params[1].value, "two words");
+	wd_conf_free(c);
+}
+
+Test(conf, queue_arguments_int_and_string)
+{
+	struct wd_conf *c = load_ok(
+	    BASE "queue \"r\" {\n"
+	         "    arguments = {\"x-max-priority=10\",\"x-queue-mode=lazy\"}\n"
+	         "}\n");
+	const struct wd_conf_queue *q;
+
+	cr_assert_eq(c->nqueues, 2);
+	q = &c->queues[1];
+	cr_assert_eq(q->nargs, 2);
+	cr_expect_str_eq(q->args[0].key, "x-max-priority");
+	cr_expect(q->args[0].is_int);
+	cr_expect_eq(q->args[0].ival, 10);
+	cr_expect_str_eq(q->args[1].key, "x-queue-mode");
+	cr_expect_not(q->args[1].is_int);
+	cr_expect_str_eq(q->args[1].sval, "lazy");
+	wd_conf_free(c);
+}
+
+Test(conf, queue_argument_number_prefix_stays_string)
+{
+	struct wd_conf *c = load_ok(
+	    BASE "queue \"r\" {\n"
+	         "    arguments = {\"x-a=10s\",\"x-b=\",\"x-c=-3\"}\n"
+	         "}\n");
+	const struct wd_conf_queue *q = &c->queues[1];
+
+	cr_assert_eq(q->nargs, 3);
+	cr_expect_not(q->args[0].is_int);
+	cr_expect_str_eq(q->args[0].sval, "10s");
+	cr_expect_not(q->args[1].is_int);
+	cr_expect_str_eq(q->args[1].sval, "");
+	cr_expect(q->args[2].is_int);
+	cr_expect_eq(q->args[2].ival, -3);
+	wd_conf_free(c);
+}
+
+Test(conf, type_from_values)
+{
+	struct wd_conf *c = load_ok(BASE "queue \"a\" {\n"
+	                                 "    type_from = \"property\"\n"
+	                                 "}\n"
+	                                 "queue \"b\" {\n"
+	                                 "    type_from = \"routing_key\"\n"
+	                                 "}\n"
+	                                 "queue \"c\" {\n"
+	                                 "    type_from = \"json\"\n"
+	                                 "}\n");
+
+	cr_assert_eq(c->nqueues, 4);
+	cr_expect_eq(c->queues[1].type_from, WD_TYPE_FROM_PROPERTY);
+	cr_expect_eq(c->queues[2].type_from, WD_TYPE_FROM_ROUTING_KEY);
+	cr_expect_eq(c->queues[3].type_from, WD_TYPE_FROM_JSON);
+	wd_conf_free(c);
+}
+
+Test(conf, consumers_clamped_to_pool_size)
+{
+	struct wd_conf *c = load_ok("broker {\n"
+	                            "    pool_size = 3\n"
+	                            "}\n" BASE
+	                            "queue \"big\" {\n"
+	                            "    consumers = 10\n"
+	                            "}\n"
+	                            "queue \"one\" {\n"
+	                            "    consumers = 1\n"
+	                            "}\n");
+
+	cr_assert_eq(c->nqueues, 3);
+	cr_expect_eq(c->queues[0].consumers, 3, "0 means all");
+	cr_expect_eq(c->queues[1].consumers, 3, "10 is clamped to pool_size");
+	cr_expect_eq(c->queues[2].consumers, 1);
+	wd_conf_free(c);
+}
+
+Test(conf, queue_prefetch_overrides_broker)
+{
+	struct wd_conf *c = load_ok("broker {\n"
+	                            "    prefetch = 50\n"
+	                            "}\n" BASE
+	                            "queue \"r\" {\n"
+	                            "    prefetch = 5\n"
+	                            "}\n");
+
+	cr_expect_eq(c->queues[0].prefetch, 50);
+	cr_expect_eq(c->queues[1].prefetch, 5);
+	wd_conf_free(c);
+}
+
+Test(conf, route_type_too_long)
+{
+	char text[1024], type[257];
+
+	memset(type, 'a', 256);
+	type[256] = '\0';
+	snprintf(text, sizeof(text),
+	         "queue \"q\" {\n}\nplugin \"p\" {\n    path = \"p.so\"\n}\n"
+	         "route \"%s\" {\n"
+	         "    queue = \"q\"\n"
+	         "    plugin = \"p\"\n"
+	         "    handler = \"h\"\n"
+	         "}\n",
+	         type);
+	expect_error(text, 10,
+	             "route: the message type must be 1 to 255 bytes");
+}

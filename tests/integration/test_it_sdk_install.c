@@ -1,0 +1,60 @@
+/* A plugin written outside the tree, against the installed header and
+ * `pkg-config warren`, loads into the installed warrend and handles
+ * messages from the real broker. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
+{
+	char dir[] = "/tmp/warren-it-prefix-XXXXXX", cmd[4096], bin[600],
+	     so[600], x[128], q[128];
+	struct it_daemon d;
+
+	cr_assert(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "cmake --install '%s' --prefix '%s' >/dev/null",
+	         it_build_dir(), dir);
+	cr_assert_eq(sh(cmd), 0, "cmake --install failed");
+	snprintf(so, sizeof(so), "%s/greeter.so", dir);
+	/* Only the installed tree: no -I into the source, no build dir. */
+	snprintf(cmd, sizeof(cmd),
+	         "export PKG_CONFIG_PATH='%s/lib/pkgconfig'; "
+	         "cc -std=c11 -Wall -Wextra -Werror -shared -fPIC "
+	         "$(pkg-config --cflags warren) '%s/tests/integration/outside/greeter.c' "
+	         "-o '%s'",
+	         dir, WARREN_SOURCE_DIR, so);
+	cr_assert_eq(sh(cmd), 0, "building the plugin against the installed SDK failed");
+
+	snprintf(bin, sizeof(bin), "%s/bin", dir);
+	it_warrend_dir = bin;
+	it_unique(x, sizeof(x), "sdk.x");
+	it_unique(q, sizeof(q), "sdk.q");
+	char *conf = it_conf(x, q, so, "greet=greet", NULL, NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	it_publish_str(c, x, "k", "{\"type\":\"greet\",\"name\":\"outside\"}");
+	it_close(c);
+	cr_assert_eq(it_log_wait(&d, "[plugin:p] hello, outside (type greet)", 1, 20000), 1,
+	             "%s", it_log_read(&d));
+	it_daemon_stop(&d);
+	cr_assert_eq(d.status, 0);
+	cr_assert_eq(it_queue_ready(q), 0);
+	/* The sample config and example plugins were installed too. */
+	snprintf(cmd, sizeof(cmd),
+	         "test -f '%s/etc/warren/warren.conf' && "
+	         "test -f '%s/lib/warren/plugins/order_created.so' && "
+	         "test -f '%s/include/warren.h'", dir, dir, dir);
+	cr_assert_eq(sh(cmd), 0, "install layout incomplete");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	sh(cmd);
+	free(conf);
+}
