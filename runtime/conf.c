@@ -24,6 +24,7 @@
 
 /* State of the one load in progress on this thread. */
 struct load_ctx {
+	const char *path;
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -64,7 +65,7 @@ static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
 	    strncmp(fmt, "no such option", 14) == 0)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	set_err(cfg->filename ? cfg->filename : "?", cfg->line, "%s", msg);
+	set_err(cur->path, cfg->line, "%s", msg);
 }
 
 static int remember_line(cfg_t *cfg, cfg_opt_t *opt)
@@ -156,11 +157,15 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 {
 	long v = cfg_opt_getnint(opt, 0);
 	const char *name = cfg_opt_name(opt);
+	char path[128];
 
+	/* The root section is called "root"; others by their own name. */
+	if (strcmp(cfg_name(cfg), "root") == 0)
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s|%s", cfg_name(cfg), name);
 	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
-		const char *p = strrchr(int_ranges[i].path, '|');
-		p = p ? p + 1 : int_ranges[i].path;
-		if (strcmp(p, name) != 0)
+		if (strcmp(int_ranges[i].path, path) != 0)
 			continue;
 		if (v < int_ranges[i].min || v > int_ranges[i].max) {
 			cfg_error(cfg, "%s: %ld is out of range %ld..%ld", name,
@@ -170,6 +175,99 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 		return 0;
 	}
 	return 0;
+}
+
+/*
+ * The file's text with comments blanked out (newlines kept), after checking
+ * that strings, comments and braces are closed. Two libconfuse 3.3 bugs
+ * make this necessary: every `#` comment line advances its line counter by
+ * three, so FILE:LINE would point past the error, and a file that ends
+ * inside an open section parses as if it were complete.
+ */
+static char *read_config_text(const char *path)
+{
+	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+	int open_lines[64], depth = 0, line = 1, start = 0;
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f) {
+		set_err(path, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	if (getdelim(&text, &len, '\0', f) < 0) {
+		free(text);
+		text = strdup("");
+	}
+	fclose(f);
+	if (!text) {
+		set_err(path, 0, "out of memory");
+		return NULL;
+	}
+	for (char *p = text; *p; p++) {
+		char ch = *p;
+		switch (st) {
+		case CODE:
+			if (ch == '"' || ch == '\'') {
+				st = ch == '"' ? STR_DQ : STR_SQ;
+				start = line;
+			} else if (ch == '#' || (ch == '/' && p[1] == '/')) {
+				st = LINE_COMMENT;
+				*p = ' ';
+			} else if (ch == '/' && p[1] == '*') {
+				st = BLOCK_COMMENT;
+				start = line;
+				p[0] = p[1] = ' ';
+				p++;
+			} else if (ch == '{') {
+				if (depth < 64)
+					open_lines[depth] = line;
+				depth++;
+			} else if (ch == '}' && depth > 0) {
+				depth--;
+			}
+			break;
+		case STR_DQ:
+		case STR_SQ:
+			if (ch == '\\' && p[1]) {
+				p++;
+				line += *p == '\n';
+			} else if (ch == (st == STR_DQ ? '"' : '\'')) {
+				st = CODE;
+			}
+			break;
+		case LINE_COMMENT:
+			if (ch == '\n')
+				st = CODE;
+			else
+				*p = ' ';
+			break;
+		case BLOCK_COMMENT:
+			if (ch == '*' && p[1] == '/') {
+				p[0] = p[1] = ' ';
+				p++;
+				st = CODE;
+			} else if (ch != '\n') {
+				*p = ' ';
+			}
+			break;
+		}
+		line += ch == '\n';
+	}
+	if (st == STR_DQ || st == STR_SQ || st == BLOCK_COMMENT) {
+		set_err(path, start, "%s is not closed at the end of the file",
+		        st == BLOCK_COMMENT ? "this comment" : "this string");
+	} else if (depth > 0) {
+		set_err(path, open_lines[depth > 64 ? 63 : depth - 1],
+		        "this section is not closed ('}' missing) at the end "
+		        "of the file");
+	}
+	if (cur->failed) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 static cfg_t *parse_file(const char *path)
@@ -215,6 +313,7 @@ static cfg_t *parse_file(const char *path)
 	    CFG_SEC("params", params_opts, CFGF_KEYSTRVAL),
 	    CFG_END()};
 	static cfg_opt_t route_opts[] = {
+	    CFG_STR("type", NULL, CFGF_NODEFAULT),
 	    CFG_STR("queue", NULL, CFGF_NODEFAULT),
 	    CFG_STR("plugin", NULL, CFGF_NODEFAULT),
 	    CFG_STR("handler", NULL, CFGF_NODEFAULT),
@@ -232,13 +331,15 @@ static cfg_t *parse_file(const char *path)
 	    CFG_SEC("binding", binding_opts, CFGF_MULTI),
 	    CFG_SEC("plugin", plugin_opts,
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-	    CFG_SEC("route", route_opts, CFGF_MULTI | CFGF_TITLE),
+	    CFG_SEC("route", route_opts,
+	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	    CFG_END()};
 	static const char *const remembered[] = {
-	    "route|queue",      "route|plugin", "route|handler",
+	    "route|queue",      "route|plugin", "route|handler", "route|type",
 	    "binding|exchange", "binding|queue", "plugin|path",
 	    "queue|arguments",  "queue|delivery_limit"};
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+	char *text;
 	int rc;
 
 	if (!cfg) {
@@ -255,9 +356,13 @@ static cfg_t *parse_file(const char *path)
 	for (size_t i = 0; i < sizeof(remembered) / sizeof(remembered[0]); i++)
 		cfg_set_validate_func(cfg, remembered[i], remember_line);
 
-	rc = cfg_parse(cfg, path);
-	if (rc == CFG_FILE_ERROR)
-		set_err(path, 0, "cannot read: %s", strerror(errno));
+	text = read_config_text(path);
+	if (!text) {
+		cfg_free(cfg);
+		return NULL;
+	}
+	rc = cfg_parse_buf(cfg, text);
+	free(text);
 	if (rc != CFG_SUCCESS || cur->failed) {
 		if (!cur->failed)
 			set_err(path, 0, "cannot parse");
@@ -531,7 +636,11 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 	for (size_t i = 0; i < c->nroutes; i++) {
 		cfg_t *s = cfg_getnsec(cfg, "route", (unsigned)i);
 		struct wd_conf_route *r = &c->routes[i];
-		const char *type = cfg_title(s);
+		/* The title names the route and is its type unless `type`
+		 * says otherwise (the same type routed on two queues needs
+		 * two route names). */
+		const char *type = cfg_size(s, "type") ? cfg_getstr(s, "type")
+		                                       : cfg_title(s);
 		long q, p;
 
 		if (require(c->file, s, "route", "queue") < 0 ||
@@ -540,7 +649,7 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 			return -1;
 		r->type = strdup(type);
 		r->handler = strdup(cfg_getstr(s, "handler"));
-		r->line = line_of(s, "plugin");
+		r->line = line_of(s, "handler");
 		if (!r->type || !r->handler)
 			return -1;
 		if (!*type || strlen(type) > 255) {
@@ -553,14 +662,14 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 		if (q < 0) {
 			set_err(c->file, line_of(s, "queue"),
 			        "route \"%s\": queue \"%s\" is not declared",
-			        type, cfg_getstr(s, "queue"));
+			        cfg_title(s), cfg_getstr(s, "queue"));
 			return -1;
 		}
 		p = wd_conf_plugin_index(c, cfg_getstr(s, "plugin"));
 		if (p < 0) {
 			set_err(c->file, line_of(s, "plugin"),
 			        "route \"%s\": plugin \"%s\" is not defined",
-			        type, cfg_getstr(s, "plugin"));
+			        cfg_title(s), cfg_getstr(s, "plugin"));
 			return -1;
 		}
 		r->queue = (size_t)q;
@@ -569,10 +678,10 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 		for (size_t j = 0; j < i; j++) {
 			if (c->routes[j].queue == r->queue &&
 			    strcmp(c->routes[j].type, r->type) == 0) {
-				set_err(c->file, s->line,
-				        "route \"%s\": already routed on queue "
-				        "\"%s\" at line %d",
-				        type, c->queues[q].name,
+				set_err(c->file, line_of(s, "queue"),
+				        "route \"%s\": type \"%s\" is already "
+				        "routed on queue \"%s\" (line %d)",
+				        cfg_title(s), type, c->queues[q].name,
 				        c->routes[j].line);
 				return -1;
 			}
@@ -583,7 +692,7 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 {
-	struct load_ctx ctx = {.err = err, .errlen = errlen};
+	struct load_ctx ctx = {.path = path, .err = err, .errlen = errlen};
 	struct wd_conf *c = NULL;
 	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
 	enum wd_log_level level;

@@ -49,6 +49,8 @@ static int fail(struct wd_envelope *e, const char *fmt, const char *arg)
 	snprintf(e->reason, sizeof(e->reason), fmt, arg);
 	json_decref(e->json);
 	e->json = NULL;
+	e->msg.json = NULL;
+	e->msg.type = (warren_bytes){"", 0}; /* pointed into the JSON */
 	return -1;
 }
 
@@ -89,7 +91,10 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 		return fail(e, "%s", "unparseable: empty body");
 	/* jansson checks UTF-8 and caps nesting depth (2048), so neither an
 	 * invalid byte nor a deeply nested body can hurt us. */
-	e->json = json_loadb(body.bytes, body.len, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_DECODE_ANY: a bare scalar is valid JSON, refused below as
+	 * "not a JSON object" like an array. */
+	e->json = json_loadb(body.bytes, body.len,
+	                     JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!e->json) {
 		snprintf(e->reason, sizeof(e->reason),
 		         "unparseable: %s at byte %d", jerr.text, jerr.position);

@@ -1,2 +1,458 @@
+/*
+ * test_plugin_loader.c - wd_plugin_load / _handler / _init / _unload on the
+ * fixture plugins (each drives one refusal of the loader), wd_routes_build
+ * and wd_routes_find over a conf file, and the example plugins as built.
+ * Criterion runs each test in its own process, so dlopen state never leaks
+ * from one test to the next.
+ */
 #include <criterion/criterion.h>
-Test(placeholder, plugin_loader) { cr_assert(1); }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "plugin.h"
+#include "routes.h"
+#include "sdk_api.h"
+
+static void
+clear_env(void)
+{
+	unsetenv("WARREN_AMQP_URL");
+	unsetenv("WARREN_PLUGIN_DIR");
+	unsetenv("WARREN_AMQP_PASSWORD");
+}
+
+TestSuite(plugin, .init = clear_env);
+TestSuite(routes, .init = clear_env);
+TestSuite(examples, .init = clear_env);
+
+static char err[2048];
+
+static struct wd_conf_plugin
+conf_for(const char *name, const char *path)
+{
+	static warren_param none[1];
+	return (struct wd_conf_plugin){.name = (char *)name,
+	                               .path = (char *)path,
+	                               .params = none,
+	                               .nparams = 0,
+	                               .line = 1};
+}
+
+#define expect_has(hay, needle)                                               \
+	cr_expect_not_null(strstr((hay), (needle)),                           \
+	                   "\"%s\" does not contain \"%s\"", (hay), (needle))
+
+/* ---- the loader -------------------------------------------------------- */
+
+Test(plugin, good_plugin_loads)
+{
+	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(p.desc);
+	cr_expect_not_null(p.dl);
+	cr_expect_eq(p.conf, &c);
+	cr_expect_str_eq(p.desc->name, "fx_good");
+	cr_expect_eq(p.desc->abi_major, WARREN_ABI_MAJOR);
+	cr_expect_not(p.inited);
+	cr_expect_not_null(wd_plugin_handler(&p, "ok"));
+	cr_expect_not_null(wd_plugin_handler(&p, "reject"));
+	cr_expect_not_null(wd_plugin_handler(&p, "retry"));
+	cr_expect_not_null(wd_plugin_handler(&p, "bogus"));
+	cr_expect_null(wd_plugin_handler(&p, "nope"));
+	cr_expect_null(wd_plugin_handler(&p, "Ok"));
+	cr_expect_null(wd_plugin_handler(&p, ""));
+	cr_expect_neq((void *)wd_plugin_handler(&p, "ok"),
+	              (void *)wd_plugin_handler(&p, "reject"));
+
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	cr_expect(p.inited);
+	wd_plugin_unload(&p);
+	cr_expect_null(p.dl);
+	cr_expect_null(p.desc);
+	cr_expect_not(p.inited);
+	/* A second unload is harmless. */
+	wd_plugin_unload(&p);
+}
+
+Test(plugin, handler_runs)
+{
+	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_plugin p;
+	warren_handler_fn ok, bogus;
+	warren_message msg = {.size = sizeof(msg)};
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	ok = wd_plugin_handler(&p, "ok");
+	bogus = wd_plugin_handler(&p, "bogus");
+	cr_assert_not_null(ok);
+	cr_assert_not_null(bogus);
+	cr_expect_eq(ok(p.state, &msg, NULL), WARREN_ACK);
+	cr_expect_eq((int)bogus(p.state, &msg, NULL), 99);
+	wd_plugin_unload(&p);
+}
+
+Test(plugin, wrong_abi_refused)
+{
+	const char *path = WARREN_FIXTURE_DIR "/fx_wrong_abi.so";
+	struct wd_conf_plugin c = conf_for("wrongabi", path);
+	struct wd_plugin p;
+	char theirs[32], ours[32];
+
+	snprintf(theirs, sizeof(theirs), "ABI %d.%d", WARREN_ABI_MAJOR + 1,
+	         WARREN_ABI_MINOR);
+	snprintf(ours, sizeof(ours), "ABI %d.%d", WARREN_ABI_MAJOR,
+	         WARREN_ABI_MINOR);
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1);
+	expect_has(err, "plugin \"wrongabi\"");
+	expect_has(err, path);
+	expect_has(err, theirs);
+	expect_has(err, ours);
+	expect_has(err, "rebuild");
+	cr_expect_null(p.dl);
+	cr_expect_null(p.desc);
+	wd_plugin_unload(&p); /* safe on a refused plugin */
+}
+
+Test(plugin, no_entry_symbol_refused)
+{
+	const char *path = WARREN_FIXTURE_DIR "/fx_no_entry.so";
+	struct wd_conf_plugin c = conf_for("noentry", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1);
+	expect_has(err, "plugin \"noentry\"");
+	expect_has(err, path);
+	expect_has(err, "no warren_plugin_entry symbol");
+	cr_expect_null(p.dl);
+	cr_expect_null(p.desc);
+	wd_plugin_unload(&p);
+}
+
+Test(plugin, null_entry_refused)
+{
+	const char *path = WARREN_FIXTURE_DIR "/fx_null_entry.so";
+	struct wd_conf_plugin c = conf_for("nullentry", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1);
+	expect_has(err, "plugin \"nullentry\"");
+	expect_has(err, path);
+	expect_has(err, "warren_plugin_entry() returned NULL");
+	cr_expect_null(p.dl);
+	cr_expect_null(p.desc);
+}
+
+Test(plugin, init_fails)
+{
+	const char *path = WARREN_FIXTURE_DIR "/fx_init_fails.so";
+	struct wd_conf_plugin c = conf_for("initfails", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_not_null(wd_plugin_handler(&p, "ok"));
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), -1);
+	expect_has(err, "plugin \"initfails\"");
+	expect_has(err, path);
+	expect_has(err, "init failed: database unreachable");
+	cr_expect_not(p.inited);
+	wd_plugin_unload(&p);
+	cr_expect_null(p.dl);
+}
+
+Test(plugin, missing_file)
+{
+	const char *path = WARREN_FIXTURE_DIR "/does_not_exist.so";
+	struct wd_conf_plugin c = conf_for("ghost", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1);
+	expect_has(err, "plugin \"ghost\"");
+	expect_has(err, path);
+	expect_has(err, "cannot load");
+	cr_expect_null(p.dl);
+	wd_plugin_unload(&p);
+}
+
+Test(plugin, not_a_shared_object)
+{
+	const char *path = WARREN_SOURCE_DIR "/conf/warren.conf";
+	struct wd_conf_plugin c = conf_for("text", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1);
+	expect_has(err, path);
+	expect_has(err, "cannot load");
+}
+
+Test(plugin, error_is_cut_to_errlen)
+{
+	struct wd_conf_plugin c =
+	    conf_for("wrongabi", WARREN_FIXTURE_DIR "/fx_wrong_abi.so");
+	struct wd_plugin p;
+	char small[24];
+
+	memset(small, 'x', sizeof(small));
+	cr_assert_eq(wd_plugin_load(&p, &c, small, sizeof(small)), -1);
+	cr_expect_eq(small[sizeof(small) - 1], '\0');
+	cr_expect_eq(strlen(small), sizeof(small) - 1);
+	cr_expect_eq(strncmp(small, "plugin \"wrongabi\"", 17), 0, "%s", small);
+}
+
+Test(plugin, param_lookup_via_ctx)
+{
+	warren_param params[] = {{"from", "a@b.example"}, {"n", "3"}};
+	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_plugin p;
+
+	c.params = params;
+	c.nparams = 2;
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(wd_sdk_api.param(&p.ctx, "from"), "a@b.example");
+	cr_expect_str_eq(wd_sdk_api.param(&p.ctx, "n"), "3");
+	cr_expect_null(wd_sdk_api.param(&p.ctx, "missing"));
+	cr_expect_null(wd_sdk_api.param(&p.ctx, NULL));
+	cr_expect_null(wd_sdk_api.param(NULL, "from"));
+	wd_plugin_unload(&p);
+}
+
+/* ---- routes over a conf file ------------------------------------------- */
+
+static char conf_path[64];
+
+static struct wd_conf *
+load_conf_text(const char *text)
+{
+	struct wd_conf *c;
+	FILE *f;
+	int fd;
+
+	snprintf(conf_path, sizeof(conf_path), "/tmp/warren-test-routes-XXXXXX");
+	fd = mkstemp(conf_path);
+	cr_assert_geq(fd, 0);
+	f = fdopen(fd, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+	c = wd_conf_load(conf_path, err, sizeof(err));
+	unlink(conf_path);
+	cr_assert_not_null(c, "conf refused: %s", err);
+	return c;
+}
+
+/* Lines:   1 plugin_dir, 2-3 queue a, 4-5 queue b, 6-8 plugin g,
+ * 9-13 route "t" on a (handler %s), 14-18 route "u" on b (handler ok). */
+static struct wd_conf *
+fixture_conf(const char *handler)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+	         "plugin_dir = \"%s\"\n"
+	         "queue \"a\" {\n"
+	         "}\n"
+	         "queue \"b\" {\n"
+	         "}\n"
+	         "plugin \"g\" {\n"
+	         "    path = \"fx_good.so\"\n"
+	         "}\n"
+	         "route \"t\" {\n"
+	         "    queue = \"a\"\n"
+	         "    plugin = \"g\"\n"
+	         "    handler = \"%s\"\n"
+	         "}\n"
+	         "route \"u\" {\n"
+	         "    queue = \"b\"\n"
+	         "    plugin = \"g\"\n"
+	         "    handler = \"reject\"\n"
+	         "}\n",
+	         WARREN_FIXTURE_DIR, handler);
+	return load_conf_text(text);
+}
+
+static warren_bytes
+wb(const char *s)
+{
+	return (warren_bytes){s, strlen(s)};
+}
+
+Test(routes, unknown_handler)
+{
+	struct wd_conf *c = fixture_conf("x");
+	struct wd_routes *r;
+	char want[1024];
+
+	r = wd_routes_build(c, err, sizeof(err)); /* takes c, even on error */
+	cr_assert_null(r);
+	snprintf(want, sizeof(want),
+	         "%s:12: route \"t\": plugin \"g\" (%s/fx_good.so) has no "
+	         "handler \"x\" (it has: ok, reject, retry, bogus)",
+	         conf_path, WARREN_FIXTURE_DIR);
+	cr_expect_str_eq(err, want);
+}
+
+Test(routes, good_conf_builds_and_finds)
+{
+	struct wd_conf *c = fixture_conf("ok");
+	struct wd_routes *r;
+	const struct wd_route *rt;
+	long qa, qb;
+
+	qa = wd_conf_queue_index(c, "a");
+	qb = wd_conf_queue_index(c, "b");
+	cr_assert_geq(qa, 0);
+	cr_assert_geq(qb, 0);
+	r = wd_routes_build(c, err, sizeof(err));
+	cr_assert_not_null(r, "%s", err);
+	cr_expect_eq(r->conf, c);
+	cr_expect_eq(r->nplugins, 1);
+	cr_expect_eq(r->nroutes, 2);
+	cr_expect(r->plugins[0].inited, "init ran");
+
+	rt = wd_routes_find(r, (size_t)qa, wb("t"));
+	cr_assert_not_null(rt);
+	cr_expect_eq(rt->type_len, 1);
+	cr_expect_str_eq(rt->handler_name, "ok");
+	cr_expect_eq(rt->queue, (size_t)qa);
+	cr_expect_eq(rt->plugin, &r->plugins[0]);
+	cr_expect_eq((void *)rt->handle,
+	             (void *)wd_plugin_handler(&r->plugins[0], "ok"));
+
+	rt = wd_routes_find(r, (size_t)qb, wb("u"));
+	cr_assert_not_null(rt);
+	cr_expect_str_eq(rt->handler_name, "reject");
+
+	/* Another type, another queue, a prefix, a longer type: no route. */
+	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("other")));
+	cr_expect_null(wd_routes_find(r, (size_t)qb, wb("t")));
+	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("u")));
+	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("tt")));
+	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("")));
+	/* Matching is on the type's bytes: no NUL needed after them. */
+	cr_expect_not_null(wd_routes_find(r, (size_t)qa,
+	                                  (warren_bytes){"tXYZ", 1}));
+	wd_routes_free(r);
+}
+
+Test(routes, init_failure_fails_the_build)
+{
+	char text[1024];
+	struct wd_routes *r;
+
+	snprintf(text, sizeof(text),
+	         "plugin_dir = \"%s\"\n"
+	         "queue \"a\" {\n}\n"
+	         "plugin \"f\" {\n    path = \"fx_init_fails.so\"\n}\n"
+	         "route \"t\" {\n    queue = \"a\"\n    plugin = \"f\"\n"
+	         "    handler = \"ok\"\n}\n",
+	         WARREN_FIXTURE_DIR);
+	r = wd_routes_build(load_conf_text(text), err, sizeof(err));
+	cr_assert_null(r);
+	expect_has(err, "plugin \"f\"");
+	expect_has(err, WARREN_FIXTURE_DIR "/fx_init_fails.so");
+	expect_has(err, "database unreachable");
+}
+
+Test(routes, bad_plugin_fails_the_build)
+{
+	char text[1024];
+	struct wd_routes *r;
+
+	snprintf(text, sizeof(text),
+	         "plugin_dir = \"%s\"\n"
+	         "queue \"a\" {\n}\n"
+	         "plugin \"g\" {\n    path = \"fx_good.so\"\n}\n"
+	         "plugin \"w\" {\n    path = \"fx_wrong_abi.so\"\n}\n"
+	         "route \"t\" {\n    queue = \"a\"\n    plugin = \"g\"\n"
+	         "    handler = \"ok\"\n}\n",
+	         WARREN_FIXTURE_DIR);
+	r = wd_routes_build(load_conf_text(text), err, sizeof(err));
+	cr_assert_null(r);
+	expect_has(err, "plugin \"w\"");
+	expect_has(err, WARREN_FIXTURE_DIR "/fx_wrong_abi.so");
+	expect_has(err, "rebuild");
+}
+
+/* ---- the example plugins, as built ------------------------------------- */
+
+static void
+load_example(const char *name, const char *handler, warren_param *params,
+             size_t nparams)
+{
+	char path[1024];
+	struct wd_conf_plugin c;
+	struct wd_plugin p;
+
+	snprintf(path, sizeof(path), "%s/%s.so", WARREN_PLUGIN_BUILD_DIR, name);
+	c = conf_for(name, path);
+	if (params) {
+		c.params = params;
+		c.nparams = nparams;
+	}
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(p.desc->name, name);
+	cr_expect_eq(p.desc->abi_major, WARREN_ABI_MAJOR);
+	cr_expect_leq(p.desc->abi_minor, WARREN_ABI_MINOR);
+	cr_expect_not_null(p.desc->version);
+	cr_expect_not_null(wd_plugin_handler(&p, handler), "%s has no %s",
+	                   name, handler);
+	cr_expect_null(wd_plugin_handler(&p, "nope"));
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	cr_expect(p.inited);
+	cr_expect_not_null(p.state, "%s stores its state", name);
+	if (params)
+		cr_expect_str_eq(wd_sdk_api.param(&p.ctx, params[0].key),
+		                 params[0].value);
+	wd_plugin_unload(&p);
+	cr_expect_null(p.dl);
+}
+
+Test(examples, user_signup)
+{
+	load_example("user_signup", "signup", NULL, 0);
+}
+
+Test(examples, order_created)
+{
+	load_example("order_created", "created", NULL, 0);
+}
+
+Test(examples, email_send)
+{
+	warren_param params[] = {{"from", "noreply@example.com"}};
+
+	load_example("email_send", "send", params, 1);
+}
+
+Test(examples, shipped_conf_builds)
+{
+	struct wd_conf *c;
+	struct wd_routes *r;
+	long q;
+
+	setenv("WARREN_PLUGIN_DIR", WARREN_PLUGIN_BUILD_DIR, 1);
+	c = wd_conf_load(WARREN_SOURCE_DIR "/conf/warren.conf", err,
+	                 sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	q = wd_conf_queue_index(c, "events");
+	cr_assert_geq(q, 0);
+	r = wd_routes_build(c, err, sizeof(err));
+	cr_assert_not_null(r, "%s", err);
+	cr_expect_eq(r->nplugins, 3);
+	cr_expect_eq(r->nroutes, 3);
+	cr_expect_not_null(wd_routes_find(r, (size_t)q, wb("user:signup")));
+	cr_expect_not_null(wd_routes_find(r, (size_t)q, wb("order:created")));
+	cr_expect_not_null(wd_routes_find(r, (size_t)q, wb("email:send")));
+	cr_expect_null(wd_routes_find(r, (size_t)q, wb("user:deleted")));
+	cr_expect_null(wd_routes_find(r, (size_t)q + 1, wb("user:signup")));
+	for (size_t i = 0; i < r->nplugins; i++)
+		cr_expect(r->plugins[i].inited, "plugin %zu not inited", i);
+	wd_routes_free(r);
+}
