@@ -117,19 +117,20 @@ kill_epmd() {
     timeout 10 epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
 }
 
-# Hard stop: SIGKILL beam, the wrapper shell, epmd. Used after a failed start
-# and when the clean stop times out.
+# Hard stop: SIGKILL the node's whole process group (the wrapper shell runs
+# under setsid, so its pid is the group id: sh, erl, beam.smp and its
+# helpers), then beam by pid in case it left the group, then epmd. Used after
+# a failed start and when the clean stop times out.
 hard_kill() {
     local pid
+    if [[ -s $BROKER_DIR/wrapper.pid ]]; then
+        pid=$(<"$BROKER_DIR/wrapper.pid")
+        if [[ -n $pid ]]; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+    fi
     if pid=$(beam_pid); then
         log "killing beam.smp pid $pid"
         kill -KILL "$pid" 2>/dev/null || true
     fi
-    if [[ -s $BROKER_DIR/wrapper.pid ]]; then
-        pid=$(<"$BROKER_DIR/wrapper.pid")
-        if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    # Erlang children (erl_child_setup, inet_gethost) die with beam.
     sleep 0.2
     kill_epmd
 }
@@ -174,11 +175,15 @@ cmd_start() {
         export RABBITMQ_ADVANCED_CONFIG_FILE="$BROKER_DIR/no-such-advanced.config"
         # Distribution listens on loopback only, like AMQP and epmd.
         export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        # A crash dump goes to DIR, never to the caller's directory.
+        export ERL_CRASH_DUMP="$BROKER_DIR/erl_crash.dump"
+        cd "$BROKER_DIR"
         # setsid: a Ctrl-C in the terminal (demo) must not reach the node;
         # whoever started it stops it with `broker.sh stop`.
         exec setsid "$RMQ_BIN/rabbitmq-server" </dev/null >"$BROKER_DIR/server.out" 2>&1
     ) &
     echo $! >"$BROKER_DIR/wrapper.pid"
+    disown  # no "Killed" job notice from this shell if hard_kill is needed
 
     # Write env early so that `stop` can clean up a half-started node.
     {

@@ -155,7 +155,8 @@ char *it_get(const char *queue, size_t *len)
 		cr_assert(amqp_read_message(c, 1, &m, 0).reply_type ==
 		          AMQP_RESPONSE_NORMAL);
 		out = malloc(m.body.len + 1);
-		memcpy(out, m.body.bytes, m.body.len);
+		if (m.body.len)
+			memcpy(out, m.body.bytes, m.body.len);
 		out[m.body.len] = '\0';
 		*len = m.body.len;
 		amqp_destroy_message(&m);

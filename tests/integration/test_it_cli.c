@@ -1,5 +1,7 @@
 /* warrend's command line, -t, refusing bad configs and plugins before it
- * starts anything, and keeping credentials out of its output. */
+ * starts anything, and keeping credentials out of its output. No Criterion
+ * .timeout here: with it, Criterion 2.4 leaks 48 bytes in its runner under
+ * LeakSanitizer; every wait in the harness is bounded anyway. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@ Test(cli, version_help_and_bad_option)
 	free(out);
 }
 
-Test(cli, check_good_config, .timeout = 30)
+Test(cli, check_good_config)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL, NULL,
 	                     NULL, NULL), *out;
@@ -52,7 +54,7 @@ Test(cli, check_good_config, .timeout = 30)
 	free(conf);
 }
 
-Test(cli, check_refuses_route_to_missing_handler, .timeout = 30)
+Test(cli, check_refuses_route_to_missing_handler)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok;b=nope", NULL,
 	                     NULL, NULL, NULL), *out;
@@ -72,7 +74,7 @@ Test(cli, check_refuses_route_to_missing_handler, .timeout = 30)
 	free(conf);
 }
 
-Test(cli, refuses_wrong_abi_and_missing_plugin, .timeout = 30)
+Test(cli, refuses_wrong_abi_and_missing_plugin)
 {
 	char *conf = it_conf("x", "q", fixture("fx_wrong_abi"), "a=ok", NULL,
 	                     NULL, NULL, NULL), *out;
@@ -93,7 +95,7 @@ Test(cli, refuses_wrong_abi_and_missing_plugin, .timeout = 30)
 	free(conf);
 }
 
-Test(cli, unreachable_broker_fails_fast_without_password, .timeout = 60)
+Test(cli, unreachable_broker_fails_fast_without_password)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL,
 	                     "  connect_timeout = 2", NULL, NULL), *out;
@@ -105,7 +107,7 @@ Test(cli, unreachable_broker_fails_fast_without_password, .timeout = 60)
 	free(conf);
 }
 
-Test(cli, wrong_password_is_not_logged, .timeout = 60)
+Test(cli, wrong_password_is_not_logged)
 {
 	char url[512], *out;
 	const char *real = it_url();
@@ -123,7 +125,7 @@ Test(cli, wrong_password_is_not_logged, .timeout = 60)
 	free(conf);
 }
 
-Test(cli, password_from_file_and_environment, .timeout = 60)
+Test(cli, password_from_file_and_environment)
 {
 	char url[512], pwfile[] = "/tmp/warren-it-pw-XXXXXX", extra[600], *out;
 	const char *real = it_url();
