@@ -41,15 +41,22 @@ static void run_delivery(struct wd_task *t)
 {
 	struct wd_delivery *d = (struct wd_delivery *)t;
 	struct wd_conn *c = d->conn;
-	bool was_empty;
 
 	/* A delivery of a connection that is gone will be redelivered: do not
 	 * run its handler now, the redelivery will. */
 	if (d->epoch == atomic_load(&c->epoch))
-		d->action = wd_dispatch(c->pool->routes, d->queue, &d->env);
+		d->action = wd_dispatch_run(c->pool->routes, d->queue,
+		                            &d->parsed, d->parse_rc);
+	else
+		wd_envelope_clear(&d->parsed);
+}
+
+static void finish_delivery(struct wd_task *t)
+{
+	struct wd_delivery *d = (struct wd_delivery *)t;
+	struct wd_conn *c = d->conn;
 
 	pthread_mutex_lock(&c->lock);
-	was_empty = c->done_head == NULL;
 	d->task.next = NULL;
 	if (c->done_tail)
 		c->done_tail->task.next = &d->task;
@@ -57,8 +64,10 @@ static void run_delivery(struct wd_task *t)
 		c->done_head = d;
 	c->done_tail = d;
 	pthread_mutex_unlock(&c->lock);
-	/* One wake-up per batch of completions, not per message. */
-	if (was_empty)
+	/* A busy connection thread finds the list on its next turn; a
+	 * sleeping one needs one wake-up (the exchange makes it one). Pairs
+	 * with the store-then-check in serve(). */
+	if (atomic_exchange(&c->sleeping, false))
 		wd_conn_wake(c);
 }
 
@@ -138,6 +147,7 @@ static void drop(struct wd_conn *c, bool polite)
 
 static void free_delivery(struct wd_delivery *d)
 {
+	wd_envelope_clear(&d->parsed); /* no-op once a worker ran it */
 	amqp_destroy_envelope(&d->env);
 	free(d);
 }
@@ -319,6 +329,7 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 	r = amqp_consume_message(c->amqp, &d->env, &zero, 0);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		d->task.run = run_delivery;
+		d->task.finish = finish_delivery;
 		d->conn = c;
 		d->epoch = atomic_load(&c->epoch);
 		d->queue = queue_of_channel(c, d->env.channel);
@@ -328,6 +339,10 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 			free_delivery(d);
 			return -1;
 		}
+		d->parse_rc = wd_dispatch_parse(c->pool->routes, d->queue,
+		                                &d->env, &d->parsed);
+		/* The one parse of the body, here: bounded work, and it
+		 * keeps this thread busy rather than waking per message. */
 		*out = d;
 		return 1;
 	}
@@ -434,10 +449,22 @@ static int serve(struct wd_conn *c)
 			/* Nothing buffered: hand over what was read, then
 			 * sleep until the socket, a worker or a timer. */
 			flush_batch(c);
+			/* Announce the sleep, then look once more: a worker
+			 * that finished in between either saw the flag (and
+			 * wakes us) or is seen here. */
+			atomic_store(&c->sleeping, true);
+			pthread_mutex_lock(&c->lock);
+			bool pending = c->done_head != NULL;
+			pthread_mutex_unlock(&c->lock);
+			if (pending) {
+				atomic_store(&c->sleeping, false);
+				continue;
+			}
 			fds[0] = (struct pollfd){.fd = amqp_get_sockfd(c->amqp),
 			                         .events = POLLIN};
 			fds[1] = (struct pollfd){.fd = c->wakefd, .events = POLLIN};
 			r = poll(fds, 2, poll_timeout_ms(c, now, next_due));
+			atomic_store(&c->sleeping, false);
 			if (r < 0 && errno != EINTR)
 				return -1;
 			now = wd_now_ms();

@@ -15,6 +15,7 @@
 
 #include "amqp_compat.h"
 #include "dispatch.h"
+#include "envelope.h"
 #include "workers.h"
 
 struct wd_pool;
@@ -34,6 +35,8 @@ struct wd_delivery {
 	enum wd_action action;
 	int64_t due_ms; /* for a held retry: when to requeue */
 	amqp_envelope_t env;
+	struct wd_envelope parsed; /* points into env */
+	int parse_rc;
 };
 
 struct wd_conn {
@@ -47,6 +50,9 @@ struct wd_conn {
 	/* Finished deliveries, filled by workers. */
 	pthread_mutex_t lock;
 	struct wd_delivery *done_head, *done_tail;
+	/* Set while the thread is (about to be) in poll(): only then does a
+	 * finished delivery cost a write to wakefd. */
+	atomic_bool sleeping;
 
 	/* A delivery whose epoch is older than this belongs to a connection
 	 * that is gone: its tag means nothing any more. */

@@ -12,16 +12,22 @@ struct wd_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t ready;
 	struct wd_task *head, *tail;
-	size_t idle; /* threads waiting on `ready` */
+	size_t queued; /* tasks in the list */
+	size_t idle;   /* threads waiting on `ready` */
 	bool stopping;
 	int n;
 	pthread_t threads[];
 };
 
+/* Most tasks one worker takes at once: enough to wake a task's owner once
+ * per batch, few enough that the other workers get their share. */
+#define TAKE_MAX 16
+
 static void *worker_main(void *arg)
 {
 	struct wd_workers *w = arg;
-	struct wd_task *t;
+	struct wd_task *batch, *t, *next;
+	size_t take;
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -32,13 +38,24 @@ static void *worker_main(void *arg)
 		}
 		if (!w->head)
 			break; /* stopping and drained */
-		t = w->head;
+		take = w->queued / (size_t)w->n;
+		take = take < 1 ? 1 : take > TAKE_MAX ? TAKE_MAX : take;
+		batch = w->head;
+		for (t = batch; --take > 0 && t->next;)
+			t = t->next;
 		w->head = t->next;
+		t->next = NULL;
 		if (!w->head)
 			w->tail = NULL;
+		for (t = batch; t; t = t->next)
+			w->queued--;
 		pthread_mutex_unlock(&w->lock);
-		t->next = NULL;
-		t->run(t);
+		for (t = batch; t; t = t->next)
+			t->run(t);
+		for (t = batch; t; t = next) {
+			next = t->next; /* finish hands t over */
+			t->finish(t);
+		}
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -80,6 +97,7 @@ void wd_workers_submit(struct wd_workers *w, struct wd_task *first,
 	else
 		w->head = first;
 	w->tail = last;
+	w->queued += n;
 	/* Wake no more threads than there are tasks for. */
 	wake = n < w->idle ? n : w->idle;
 	if (wake > 1)

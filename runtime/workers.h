@@ -9,7 +9,11 @@
 
 struct wd_task {
 	struct wd_task *next;
-	void (*run)(struct wd_task *t); /* called on a worker thread */
+	/* Called on a worker thread: run does the work; finish hands the
+	 * task back. A worker takes a few tasks at once, runs them all, then
+	 * finishes them all, so that their owner is woken once per batch. */
+	void (*run)(struct wd_task *t);
+	void (*finish)(struct wd_task *t);
 };
 
 struct wd_workers;
