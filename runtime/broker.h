@@ -13,7 +13,7 @@ struct wd_broker {
 	char *url_buf; /* amqp_parse_url() points into this copy */
 	struct amqp_connection_info info;
 	char *password; /* from WARREN_AMQP_PASSWORD, password_file or URL */
-	char redacted[512]; /* "amqp://user@host:port/vhost": safe to log */
+	char redacted[512]; /* "amqp://user@host:port[/vhost]": safe to log */
 	int heartbeat;
 	int connect_timeout;
 	const char *ca_cert, *client_cert, *client_key; /* borrowed from conf */

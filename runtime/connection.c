@@ -1,9 +1,9 @@
 /* connection.c - the I/O loop of one pool slot: deliver -> worker -> settle.
  *
  * Every arrow of a message's path that touches the broker is here:
- * read_delivery() takes it off the wire, dispatch runs on a worker
- * (run_delivery), settle() sends its ack, nack or (for a retry) holds it
- * and requeues it later. */
+ * read_delivery() takes it off the wire and parses it, the handler runs on
+ * a worker (run_delivery), settle() sends its ack, nack or (for a retry)
+ * holds it and requeues it later. */
 #include "connection.h"
 
 #include <errno.h>
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -315,7 +314,7 @@ static int handle_frame(struct wd_conn *c)
 	}
 }
 
-/* Read one delivery into *pending. Returns 1 if one was read, 0 if none was
+/* Read and parse one delivery into *out. Returns 1 if one was read, 0 if none was
  * there, -1 if the connection failed. */
 static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 {
@@ -339,10 +338,10 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 			free_delivery(d);
 			return -1;
 		}
-		d->parse_rc = wd_dispatch_parse(c->pool->routes, d->queue,
-		                                &d->env, &d->parsed);
 		/* The one parse of the body, here: bounded work, and it
 		 * keeps this thread busy rather than waking per message. */
+		d->parse_rc = wd_dispatch_parse(c->pool->routes, d->queue,
+		                                &d->env, &d->parsed);
 		*out = d;
 		return 1;
 	}

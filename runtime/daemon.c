@@ -4,10 +4,8 @@
  * thread with sigtimedwait(), so no work ever happens in a signal handler. */
 #include "daemon.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "conf.h"
