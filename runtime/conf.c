@@ -136,6 +136,14 @@ static int validate_type_from(cfg_t *cfg, cfg_opt_t *opt)
 	return check_one_of(cfg, opt, v);
 }
 
+static int validate_bad_input(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const v[] = {"dead-letter", "drop", NULL};
+	return check_one_of(cfg, opt, v);
+}
+
+#define MAX_DELAY_MS 86400000L /* one day */
+
 static const struct int_range {
 	const char *path;
 	long min, max;
@@ -151,7 +159,59 @@ static const struct int_range {
     {"queue|message_ttl", 0, LONG_MAX},
     {"queue|max_length", 0, LONG_MAX},
     {"queue|delivery_limit", 0, INT_MAX},
+    {"broker|ack_batch", 1, 65535},
+    {"broker|ack_delay_ms", 0, 10000},
+    {"broker|publish_timeout", 1, 3600},
+    {"policy|max_attempts", 1, 1000},
+    {"route|max_attempts", 1, 1000},
+    {"policy|retry_delay_ms", 1, MAX_DELAY_MS},
+    {"route|retry_delay_ms", 1, MAX_DELAY_MS},
+    {"policy|retry_max_delay_ms", 1, MAX_DELAY_MS},
+    {"route|retry_max_delay_ms", 1, MAX_DELAY_MS},
+    {"policy|max_body_size", 1, 512L << 20},
+    {"queue|max_body_size", 1, 512L << 20},
+    {"route|batch_size", 1, 10000},
+    {"route|batch_timeout_ms", 1, 60000},
 };
+
+static const struct float_range {
+	const char *path;
+	double min, max;
+} float_ranges[] = {
+    {"policy|retry_multiplier", 1.0, 100.0},
+    {"route|retry_multiplier", 1.0, 100.0},
+    {"policy|retry_jitter", 0.0, 1.0},
+    {"route|retry_jitter", 0.0, 1.0},
+};
+
+static void opt_path(cfg_t *cfg, cfg_opt_t *opt, char *path, size_t len)
+{
+	/* The root section is called "root"; others by their own name. */
+	if (strcmp(cfg_name(cfg), "root") == 0)
+		snprintf(path, len, "%s", cfg_opt_name(opt));
+	else
+		snprintf(path, len, "%s|%s", cfg_name(cfg), cfg_opt_name(opt));
+}
+
+static int validate_float_range(cfg_t *cfg, cfg_opt_t *opt)
+{
+	double v = cfg_opt_getnfloat(opt, 0);
+	char path[128];
+
+	opt_path(cfg, opt, path, sizeof(path));
+	for (size_t i = 0; i < sizeof(float_ranges) / sizeof(float_ranges[0]);
+	     i++) {
+		if (strcmp(float_ranges[i].path, path) != 0)
+			continue;
+		if (!(v >= float_ranges[i].min && v <= float_ranges[i].max)) {
+			cfg_error(cfg, "%s: %g is out of range %g..%g",
+			          cfg_opt_name(opt), v, float_ranges[i].min,
+			          float_ranges[i].max);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -159,11 +219,7 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 	const char *name = cfg_opt_name(opt);
 	char path[128];
 
-	/* The root section is called "root"; others by their own name. */
-	if (strcmp(cfg_name(cfg), "root") == 0)
-		snprintf(path, sizeof(path), "%s", name);
-	else
-		snprintf(path, sizeof(path), "%s|%s", cfg_name(cfg), name);
+	opt_path(cfg, opt, path, sizeof(path));
 	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
 		if (strcmp(int_ranges[i].path, path) != 0)
 			continue;
@@ -283,6 +339,21 @@ static cfg_t *parse_file(const char *path)
 	    CFG_STR("client_cert", NULL, CFGF_NONE),
 	    CFG_STR("client_key", NULL, CFGF_NONE),
 	    CFG_BOOL("verify_peer", cfg_true, CFGF_NONE),
+	    CFG_INT("ack_batch", 100, CFGF_NONE),
+	    CFG_INT("ack_delay_ms", 10, CFGF_NONE),
+	    CFG_INT("publish_timeout", 30, CFGF_NONE),
+	    CFG_END()};
+	/* Defaults: the tutorial's production figures (3 retries, 5 s). */
+	static cfg_opt_t policy_opts[] = {
+	    CFG_INT("max_attempts", 4, CFGF_NONE),
+	    CFG_INT("retry_delay_ms", 5000, CFGF_NONE),
+	    CFG_FLOAT("retry_multiplier", 2.0, CFGF_NONE),
+	    CFG_INT("retry_max_delay_ms", 60000, CFGF_NONE),
+	    CFG_FLOAT("retry_jitter", 0.1, CFGF_NONE),
+	    CFG_INT("max_body_size", 1L << 20, CFGF_NONE),
+	    CFG_STR("on_unknown_type", "dead-letter", CFGF_NONE),
+	    CFG_STR("on_unparseable", "dead-letter", CFGF_NONE),
+	    CFG_STR("on_too_large", "dead-letter", CFGF_NONE),
 	    CFG_END()};
 	static cfg_opt_t exchange_opts[] = {
 	    CFG_STR("type", "direct", CFGF_NONE),
@@ -301,6 +372,10 @@ static cfg_t *parse_file(const char *path)
 	    CFG_STR("type_field", "type", CFGF_NONE),
 	    CFG_INT("prefetch", 0, CFGF_NONE),
 	    CFG_INT("consumers", 0, CFGF_NONE),
+	    CFG_INT("max_body_size", 0, CFGF_NODEFAULT),
+	    CFG_STR("on_unknown_type", NULL, CFGF_NODEFAULT),
+	    CFG_STR("on_unparseable", NULL, CFGF_NODEFAULT),
+	    CFG_STR("on_too_large", NULL, CFGF_NODEFAULT),
 	    CFG_END()};
 	static cfg_opt_t binding_opts[] = {
 	    CFG_STR("exchange", NULL, CFGF_NODEFAULT),
@@ -317,6 +392,13 @@ static cfg_t *parse_file(const char *path)
 	    CFG_STR("queue", NULL, CFGF_NODEFAULT),
 	    CFG_STR("plugin", NULL, CFGF_NODEFAULT),
 	    CFG_STR("handler", NULL, CFGF_NODEFAULT),
+	    CFG_INT("max_attempts", 0, CFGF_NODEFAULT),
+	    CFG_INT("retry_delay_ms", 0, CFGF_NODEFAULT),
+	    CFG_FLOAT("retry_multiplier", 0, CFGF_NODEFAULT),
+	    CFG_INT("retry_max_delay_ms", 0, CFGF_NODEFAULT),
+	    CFG_FLOAT("retry_jitter", 0, CFGF_NODEFAULT),
+	    CFG_INT("batch_size", 1, CFGF_NONE),
+	    CFG_INT("batch_timeout_ms", 100, CFGF_NONE),
 	    CFG_END()};
 	static cfg_opt_t opts[] = {
 	    CFG_STR("log_level", "info", CFGF_NONE),
@@ -324,6 +406,7 @@ static cfg_t *parse_file(const char *path)
 	    CFG_INT("shutdown_timeout", 30, CFGF_NONE),
 	    CFG_STR("plugin_dir", WARREN_DEFAULT_PLUGIN_DIR, CFGF_NONE),
 	    CFG_SEC("broker", broker_opts, CFGF_NONE),
+	    CFG_SEC("policy", policy_opts, CFGF_NONE),
 	    CFG_SEC("exchange", exchange_opts,
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	    CFG_SEC("queue", queue_opts,
@@ -338,6 +421,10 @@ static cfg_t *parse_file(const char *path)
 	    "route|queue",      "route|plugin", "route|handler", "route|type",
 	    "binding|exchange", "binding|queue", "plugin|path",
 	    "queue|arguments",  "queue|delivery_limit"};
+	static const char *const bad_input_keys[] = {
+	    "policy|on_unknown_type", "policy|on_unparseable",
+	    "policy|on_too_large",    "queue|on_unknown_type",
+	    "queue|on_unparseable",   "queue|on_too_large"};
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
 	char *text;
 	int rc;
@@ -353,6 +440,13 @@ static cfg_t *parse_file(const char *path)
 	cfg_set_validate_func(cfg, "queue|type_from", validate_type_from);
 	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++)
 		cfg_set_validate_func(cfg, int_ranges[i].path, validate_range);
+	for (size_t i = 0; i < sizeof(float_ranges) / sizeof(float_ranges[0]);
+	     i++)
+		cfg_set_validate_func(cfg, float_ranges[i].path,
+		                      validate_float_range);
+	for (size_t i = 0; i < sizeof(bad_input_keys) / sizeof(bad_input_keys[0]);
+	     i++)
+		cfg_set_validate_func(cfg, bad_input_keys[i], validate_bad_input);
 	for (size_t i = 0; i < sizeof(remembered) / sizeof(remembered[0]); i++)
 		cfg_set_validate_func(cfg, remembered[i], remember_line);
 
@@ -423,6 +517,9 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	c->broker.client_cert = dup_or_null(cfg_getstr(b, "client_cert"));
 	c->broker.client_key = dup_or_null(cfg_getstr(b, "client_key"));
 	c->broker.verify_peer = cfg_getbool(b, "verify_peer");
+	c->broker.ack_batch = (int)cfg_getint(b, "ack_batch");
+	c->broker.ack_delay_ms = (int)cfg_getint(b, "ack_delay_ms");
+	c->broker.publish_timeout = (int)cfg_getint(b, "publish_timeout");
 	if (!c->broker.url)
 		return -1;
 	if (strncmp(c->broker.url, "amqp://", 7) != 0 &&
@@ -479,8 +576,18 @@ static int parse_argument(struct wd_conf *c, cfg_t *s, const char *text,
 	return a->key && a->sval ? 0 : -1;
 }
 
+/* A queue's own input policy key, else the `policy` section's. */
+static enum wd_bad_input bad_input(cfg_t *sec, cfg_t *policy, const char *key)
+{
+	const char *v = cfg_size(sec, key) ? cfg_getstr(sec, key)
+	                                   : cfg_getstr(policy, key);
+	return strcmp(v, "drop") == 0 ? WD_BAD_DROP : WD_BAD_DEAD_LETTER;
+}
+
 static int load_queues(struct wd_conf *c, cfg_t *cfg)
 {
+	cfg_t *policy = cfg_getsec(cfg, "policy");
+
 	c->nqueues = cfg_size(cfg, "queue");
 	c->queues = calloc(c->nqueues + 1, sizeof(*c->queues));
 	if (!c->queues)
@@ -513,6 +620,12 @@ static int load_queues(struct wd_conf *c, cfg_t *cfg)
 		q->consumers = consumers == 0 || consumers > c->broker.pool_size
 		                   ? c->broker.pool_size
 		                   : (int)consumers;
+		q->max_body_size = cfg_size(s, "max_body_size")
+		                       ? cfg_getint(s, "max_body_size")
+		                       : cfg_getint(policy, "max_body_size");
+		q->on_unknown_type = bad_input(s, policy, "on_unknown_type");
+		q->on_unparseable = bad_input(s, policy, "on_unparseable");
+		q->on_too_large = bad_input(s, policy, "on_too_large");
 		if (!q->name || !q->type_field)
 			return -1;
 		if (!*q->name) {
@@ -627,8 +740,76 @@ static int load_plugins(struct wd_conf *c, cfg_t *cfg)
 	return 0;
 }
 
+long wd_policy_delay_ms(const struct wd_policy *p, int attempt)
+{
+	double d = (double)p->retry_delay_ms;
+
+	for (int i = 1; i < attempt && d < (double)p->retry_max_delay_ms; i++)
+		d *= p->retry_multiplier;
+	return d > (double)p->retry_max_delay_ms ? p->retry_max_delay_ms
+	                                         : (long)(d + 0.5);
+}
+
+/* The route's own key, else the `policy` section's. */
+static long route_int(cfg_t *r, cfg_t *policy, const char *key)
+{
+	return cfg_size(r, key) ? cfg_getint(r, key) : cfg_getint(policy, key);
+}
+
+static double route_float(cfg_t *r, cfg_t *policy, const char *key)
+{
+	return cfg_size(r, key) ? cfg_getfloat(r, key)
+	                        : cfg_getfloat(policy, key);
+}
+
+static int load_policy(struct wd_conf *c, cfg_t *s, cfg_t *policy,
+                       struct wd_policy *p)
+{
+	p->max_attempts = (int)route_int(s, policy, "max_attempts");
+	p->retry_delay_ms = route_int(s, policy, "retry_delay_ms");
+	p->retry_multiplier = route_float(s, policy, "retry_multiplier");
+	p->retry_max_delay_ms = route_int(s, policy, "retry_max_delay_ms");
+	p->retry_jitter = route_float(s, policy, "retry_jitter");
+	p->batch_size = (int)cfg_getint(s, "batch_size");
+	p->batch_timeout_ms = cfg_getint(s, "batch_timeout_ms");
+	if (p->retry_max_delay_ms < p->retry_delay_ms) {
+		set_err(c->file, s->line,
+		        "route \"%s\": retry_max_delay_ms (%ld) is shorter "
+		        "than retry_delay_ms (%ld)",
+		        cfg_title(s), p->retry_max_delay_ms, p->retry_delay_ms);
+		return -1;
+	}
+	return 0;
+}
+
+/* Add the route's retry delays to its queue's sorted set. */
+static int add_retry_delays(struct wd_conf_queue *q, const struct wd_policy *p)
+{
+	for (int a = 1; a < p->max_attempts; a++) {
+		long d = wd_policy_delay_ms(p, a);
+		size_t i = 0;
+
+		while (i < q->nretry_delays && q->retry_delays[i] < d)
+			i++;
+		if (i < q->nretry_delays && q->retry_delays[i] == d)
+			continue;
+		void *n = realloc(q->retry_delays,
+		                  (q->nretry_delays + 1) * sizeof(long));
+		if (!n)
+			return -1;
+		q->retry_delays = n;
+		memmove(&q->retry_delays[i + 1], &q->retry_delays[i],
+		        (q->nretry_delays - i) * sizeof(long));
+		q->retry_delays[i] = d;
+		q->nretry_delays++;
+	}
+	return 0;
+}
+
 static int load_routes(struct wd_conf *c, cfg_t *cfg)
 {
+	cfg_t *policy = cfg_getsec(cfg, "policy");
+
 	c->nroutes = cfg_size(cfg, "route");
 	c->routes = calloc(c->nroutes + 1, sizeof(*c->routes));
 	if (!c->routes)
@@ -675,6 +856,10 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 		r->queue = (size_t)q;
 		r->plugin = (size_t)p;
 		c->queues[q].consumed = true;
+		if (load_policy(c, s, policy, &r->policy) < 0)
+			return -1;
+		if (add_retry_delays(&c->queues[q], &r->policy) < 0)
+			return -1;
 		for (size_t j = 0; j < i; j++) {
 			if (c->routes[j].queue == r->queue &&
 			    strcmp(c->routes[j].type, r->type) == 0) {
@@ -685,6 +870,35 @@ static int load_routes(struct wd_conf *c, cfg_t *cfg)
 				        c->routes[j].line);
 				return -1;
 			}
+		}
+	}
+	return 0;
+}
+
+/* Every consumed queue needs somewhere to dead-letter to, and room in
+ * its name for its retry queues' suffix. */
+static int check_consumed_queues(struct wd_conf *c)
+{
+	for (size_t i = 0; i < c->nqueues; i++) {
+		const struct wd_conf_queue *q = &c->queues[i];
+
+		if (!q->consumed)
+			continue;
+		if (!q->dead_letter_exchange) {
+			set_err(c->file, q->line,
+			        "queue \"%s\": a consumed queue needs a "
+			        "dead_letter_exchange (rejected and failing "
+			        "messages are dead-lettered there)",
+			        q->name);
+			return -1;
+		}
+		if (q->nretry_delays && strlen(q->name) > 255 - 20) {
+			set_err(c->file, q->line,
+			        "queue \"%s\": the name is too long for its "
+			        "retry queues (\"%s.retry.<ms>\"): at most "
+			        "235 bytes",
+			        q->name, q->name);
+			return -1;
 		}
 	}
 	return 0;
@@ -723,6 +937,8 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 		set_err(path, cfg->line, "no route: nothing would be consumed");
 		goto fail;
 	}
+	if (check_consumed_queues(c) < 0)
+		goto fail;
 	cfg_free(cfg);
 	goto out;
 fail:
@@ -759,6 +975,7 @@ void wd_conf_free(struct wd_conf *c)
 		free(q->dead_letter_exchange);
 		free(q->dead_letter_routing_key);
 		free(q->type_field);
+		free(q->retry_delays);
 		for (size_t j = 0; j < q->nargs; j++) {
 			free(q->args[j].key);
 			free(q->args[j].sval);

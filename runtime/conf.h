@@ -26,6 +26,27 @@ struct wd_conf_broker {
 	char *client_cert;
 	char *client_key;
 	bool verify_peer;
+	int ack_batch;       /* acks coalesced into one multiple-ack, 1 = off */
+	int ack_delay_ms;    /* longest an ack waits to be coalesced */
+	int publish_timeout; /* seconds a publisher confirm may take */
+};
+
+/* What happens to a message no handler can take. */
+enum wd_bad_input {
+	WD_BAD_DEAD_LETTER = 0, /* republish to the dead-letter exchange */
+	WD_BAD_DROP = 1,        /* ack it away; counted and logged */
+};
+
+/* A route's delivery policy, resolved: the route's own keys, else the
+ * `policy` section's, else the defaults. */
+struct wd_policy {
+	int max_attempts;        /* handler calls before dead-lettering */
+	long retry_delay_ms;     /* delay after the first failed attempt */
+	double retry_multiplier; /* each further delay is this much longer */
+	long retry_max_delay_ms; /* no delay is longer */
+	double retry_jitter;     /* 0..1: a delay is cut by up to this part */
+	int batch_size;          /* > 1: the handler is a batch handler */
+	long batch_timeout_ms;   /* a partial batch waits at most this long */
 };
 
 struct wd_conf_exchange {
@@ -57,6 +78,13 @@ struct wd_conf_queue {
 	enum wd_type_source type_from;
 	char *type_field;
 	int prefetch;  /* resolved: the queue's or broker.prefetch */
+	/* Input policy, resolved from the queue's keys or `policy`. */
+	long max_body_size; /* bytes; a longer body is "too-large" */
+	enum wd_bad_input on_unknown_type, on_unparseable, on_too_large;
+	/* Distinct retry delays of the routes on this queue, ascending: one
+	 * retry queue "<name>.retry.<ms>" each. */
+	long *retry_delays;
+	size_t nretry_delays;
 	int consumers; /* resolved: 1..pool_size */
 	bool consumed; /* some route reads from it */
 	int line;
@@ -82,6 +110,7 @@ struct wd_conf_route {
 	size_t queue;  /* index into wd_conf.queues */
 	size_t plugin; /* index into wd_conf.plugins */
 	char *handler;
+	struct wd_policy policy;
 	int line;
 };
 
@@ -111,6 +140,11 @@ struct wd_conf {
  */
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);
 void wd_conf_free(struct wd_conf *conf);
+
+/* The delay before retry number `attempt` (1 = after the first failed
+ * attempt), before jitter: retry_delay_ms * multiplier^(attempt-1),
+ * capped at retry_max_delay_ms. */
+long wd_policy_delay_ms(const struct wd_policy *p, int attempt);
 
 /* Index of the queue / plugin named `name`, or -1. */
 long wd_conf_queue_index(const struct wd_conf *conf, const char *name);

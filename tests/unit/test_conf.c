@@ -75,7 +75,7 @@ expect_error(const char *text, int line, const char *msg)
 
 /* The smallest valid conf: 10 lines, so additions start at line 11. */
 #define BASE                                                                  \
-	"queue \"q\" {\n"          /* 1 */                                    \
+	"queue \"q\" { dead_letter_exchange = \"dlx\"\n" /* 1 */                 \
 	"}\n"                      /* 2 */                                    \
 	"plugin \"p\" {\n"         /* 3 */                                    \
 	"    path = \"p.so\"\n"    /* 4 */                                    \
@@ -240,7 +240,7 @@ Test(conf, minimal_conf_defaults)
 	cr_assert_eq(c->nqueues, 1);
 	cr_expect(c->queues[0].durable);
 	cr_expect_not(c->queues[0].quorum);
-	cr_expect_null(c->queues[0].dead_letter_exchange);
+	cr_expect_str_eq(c->queues[0].dead_letter_exchange, "dlx");
 	cr_expect_eq(c->queues[0].type_from, WD_TYPE_FROM_JSON);
 	cr_expect_str_eq(c->queues[0].type_field, "type");
 	cr_expect_eq(c->queues[0].delivery_limit, 0);
@@ -268,7 +268,7 @@ Test(conf, values_are_read)
 	    "    prefetch = 100\n"
 	    "    verify_peer = false\n"
 	    "}\n"
-	    "queue \"q\" {\n"
+	    "queue \"q\" { dead_letter_exchange = \"dlx\"\n"
 	    "    type = \"quorum\"\n"
 	    "    delivery_limit = 5\n"
 	    "    message_ttl = 60000\n"
@@ -592,7 +592,8 @@ Test(conf, duplicate_type_on_one_queue)
 /* One type on two queues is legal: routes are keyed by (queue, type). */
 Test(conf, same_type_on_two_queues)
 {
-	struct wd_conf *c = load_ok("queue \"q\" {\n}\nqueue \"q2\" {\n}\n"
+	struct wd_conf *c = load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
+	                            "queue \"q2\" { dead_letter_exchange = \"dlx\" }\n"
 	                            "plugin \"p\" {\n    path = \"p.so\"\n}\n"
 	                            "route \"t\" {\n"
 	                            "    queue = \"q\"\n"
@@ -816,7 +817,7 @@ Test(conf, absolute_plugin_path_kept)
 
 	setenv("WARREN_PLUGIN_DIR", "/env/plugins", 1);
 	c = load_ok("plugin_dir = \"/srv/plugins\"\n"
-	            "queue \"q\" {\n}\n"
+	            "queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
 	            "plugin \"p\" {\n    path = \"/abs/dir/p.so\"\n}\n"
 	            "route \"t\" {\n"
 	            "    queue = \"q\"\n"
@@ -829,7 +830,7 @@ Test(conf, absolute_plugin_path_kept)
 
 Test(conf, plugin_params)
 {
-	struct wd_conf *c = load_ok("queue \"q\" {\n}\n"
+	struct wd_conf *c = load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
 	                            "plugin \"p\" {\n"
 	                            "    path = \"p.so\"\n"
 	                            "    params {\n"
