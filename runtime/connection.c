@@ -2,8 +2,10 @@
  *
  * Every arrow of a message's path that touches the broker is here:
  * read_delivery() takes it off the wire and parses it, the handler runs on
- * a worker (run_delivery), settle() sends its ack, nack or (for a retry)
- * holds it and requeues it later. */
+ * a worker (run_delivery), and settle() turns its verdict into broker
+ * operations: follow-ups then an ack; a confirmed copy to a retry queue or
+ * to the dead-letter exchange, then an ack. A delivery is acked only after
+ * everything it caused is confirmed; if a confirm fails, it is not acked. */
 #include "connection.h"
 
 #include <errno.h>
@@ -11,19 +13,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "pool.h"
 #include "topology.h"
 
-/* How long a retried message is held before it is requeued: never an
- * instant requeue loop. */
-#define RETRY_HOLD_MS 1000
+/* When a republish (retry or dead-letter copy) is refused, the delivery is
+ * held this long and then requeued: never lost, never an instant loop. */
+#define REQUEUE_HOLD_MS 2000
 /* Deliveries read before they are handed to the workers in one go. */
 #define SUBMIT_BATCH 32
-#define CONTROL_CHANNEL 1
 
 static const char AREA[] = "conn";
 
@@ -34,18 +38,28 @@ void wd_conn_wake(struct wd_conn *c)
 	(void)w; /* EAGAIN: the counter is already non-zero, it will wake */
 }
 
+bool wd_delivery_live(const struct wd_delivery *d)
+{
+	return d->epoch == atomic_load(&d->conn->epoch);
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- the worker's side ------------------------------------------------ */
 
 static void run_delivery(struct wd_task *t)
 {
 	struct wd_delivery *d = (struct wd_delivery *)t;
-	struct wd_conn *c = d->conn;
 
 	/* A delivery of a connection that is gone will be redelivered: do not
 	 * run its handler now, the redelivery will. */
-	if (d->epoch == atomic_load(&c->epoch))
-		d->action = wd_dispatch_run(c->pool->routes, d->queue,
-		                            &d->parsed, d->parse_rc);
+	if (wd_delivery_live(d))
+		wd_dispatch_run(&d->parsed, &d->verdict);
 	else
 		wd_envelope_clear(&d->parsed);
 }
@@ -70,7 +84,392 @@ static void finish_delivery(struct wd_task *t)
 		wd_conn_wake(c);
 }
 
-/* ---- opening ----------------------------------------------------------- */
+/* ---- deliveries ---------------------------------------------------------- */
+
+static void free_delivery(struct wd_delivery *d)
+{
+	wd_envelope_clear(&d->parsed); /* no-op once a worker ran it */
+	wd_verdict_clear(&d->verdict);
+	amqp_destroy_envelope(&d->env);
+	free(d);
+}
+
+static struct wd_consumer *consumer_of(struct wd_conn *c, amqp_channel_t ch)
+{
+	for (size_t i = 0; i < c->nconsumers; i++)
+		if (c->consumers[i].channel == ch)
+			return &c->consumers[i];
+	return NULL;
+}
+
+static const struct wd_conf_queue *queue_of(const struct wd_delivery *d)
+{
+	return &d->conn->pool->routes->conf->queues[d->queue];
+}
+
+/* ---- publishes and their confirms -------------------------------------- */
+
+/* The publisher's callback, from inside wd_pub_confirm(): only count here;
+ * serve() settles the delivery once all its confirms are in. */
+static void on_confirm(void *owner, bool ok, const char *why)
+{
+	struct wd_delivery *d = owner;
+
+	if (!ok && !d->publish_failed) {
+		d->publish_failed = true;
+		snprintf(d->publish_why, sizeof(d->publish_why), "%s", why);
+	}
+	if (--d->unconfirmed == 0) {
+		d->next_ready = d->conn->ready;
+		d->conn->ready = d;
+	}
+}
+
+static int wait_for_confirms(struct wd_conn *c, struct wd_delivery *d,
+                             enum wd_stage stage)
+{
+	if (c->nwaiting == c->capwaiting) {
+		size_t cap = c->capwaiting ? c->capwaiting * 2 : 64;
+		void *p = realloc(c->waiting, cap * sizeof(*c->waiting));
+		if (!p)
+			return -1;
+		c->waiting = p;
+		c->capwaiting = cap;
+	}
+	d->stage = stage;
+	d->waiting_at = c->nwaiting;
+	c->waiting[c->nwaiting++] = d;
+	return 0;
+}
+
+static void stop_waiting(struct wd_conn *c, struct wd_delivery *d)
+{
+	struct wd_delivery *last = c->waiting[--c->nwaiting];
+
+	c->waiting[d->waiting_at] = last;
+	last->waiting_at = d->waiting_at;
+}
+
+/* ---- the end of a delivery ---------------------------------------------- */
+
+struct ack_target {
+	struct wd_conn *c;
+	amqp_channel_t ch;
+};
+
+static int ack_frame(void *arg, uint64_t tag, bool multiple)
+{
+	struct ack_target *t = arg;
+
+	if (amqp_basic_ack(t->c->amqp, t->ch, tag, multiple) != AMQP_STATUS_OK)
+		return -1;
+	wd_metric_inc(ack_frames);
+	return 0;
+}
+
+static int flush_acks(struct wd_conn *c, struct wd_consumer *k)
+{
+	struct ack_target t = {c, k->channel};
+	return wd_acks_flush(&k->acks, ack_frame, &t) < 0 ? -1 : 0;
+}
+
+/* Done: ack (coalesced) and free. */
+static int ack(struct wd_conn *c, struct wd_delivery *d)
+{
+	struct wd_consumer *k = consumer_of(c, d->env.channel);
+	uint64_t tag = d->env.delivery_tag;
+
+	free_delivery(d);
+	c->inflight--;
+	if (k && wd_acks_queue(&k->acks, tag, wd_now_ms()))
+		return flush_acks(c, k);
+	return 0;
+}
+
+static int hold(struct wd_conn *c, struct wd_delivery *d)
+{
+	if (c->nheld == c->capheld) {
+		size_t cap = c->capheld ? c->capheld * 2 : 16;
+		void *p = realloc(c->held, cap * sizeof(*c->held));
+		if (!p)
+			return -1;
+		c->held = p;
+		c->capheld = cap;
+	}
+	d->due_ms = wd_now_ms() + REQUEUE_HOLD_MS;
+	c->held[c->nheld++] = d;
+	return 0;
+}
+
+/* Give it back to the broker unacked (requeue) and free it. */
+static int requeue(struct wd_conn *c, struct wd_delivery *d)
+{
+	struct wd_consumer *k = consumer_of(c, d->env.channel);
+	int rc = amqp_basic_nack(c->amqp, d->env.channel, d->env.delivery_tag,
+	                         0, 1);
+
+	if (k)
+		wd_acks_settled(&k->acks, d->env.delivery_tag);
+	free_delivery(d);
+	c->inflight--;
+	return rc == AMQP_STATUS_OK ? 0 : -1;
+}
+
+/* A republish was refused: the copy may not exist, so the delivery must
+ * stay with the broker. Held, then requeued: its next delivery tries
+ * again. */
+static int republish_failed(struct wd_conn *c, struct wd_delivery *d,
+                            const char *why)
+{
+	wd_metric_inc(republish_failed);
+	wd_log_error(AREA, "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
+	             "requeued in %d ms", c->id, queue_of(d)->name,
+	             (uintmax_t)d->env.delivery_tag,
+	             d->verdict.action == WD_ACTION_RETRY
+	                 ? "schedule its retry"
+	                 : "dead-letter it",
+	             why, REQUEUE_HOLD_MS);
+	if (!c->cancelled && hold(c, d) == 0)
+		return 0;
+	return requeue(c, d);
+}
+
+/* ---- settling ------------------------------------------------------------ */
+
+static int settle(struct wd_conn *c, struct wd_delivery *d);
+
+/* Publish the copy of d to exchange/rk with warren's failure headers (and,
+ * for a retry, a per-message expiration: the jittered delay). */
+static int republish(struct wd_conn *c, struct wd_delivery *d,
+                     amqp_bytes_t exchange, amqp_bytes_t rk,
+                     const char *reason, long expiration_ms)
+{
+	const struct wd_conf_queue *q = queue_of(d);
+	const struct wd_route *r = d->verdict.route;
+	amqp_basic_properties_t props = d->env.message.properties;
+	struct wd_failure f = {
+	    .reason = reason,
+	    .text = d->verdict.text,
+	    .plugin = r ? r->plugin->conf->name : NULL,
+	    .handler = r ? r->handler_name : NULL,
+	    .attempts = d->parsed.attempts.attempt,
+	    .now_ms = wall_ms(),
+	};
+	struct wd_header_scratch scratch;
+	char exp[32], why[256];
+	int rc;
+
+	if (wd_policy_headers(&d->env, q->name, &f, &scratch,
+	                      &props.headers) < 0)
+		return republish_failed(c, d, "out of memory");
+	props._flags |= AMQP_BASIC_HEADERS_FLAG;
+	props._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+	if (expiration_ms > 0) {
+		snprintf(exp, sizeof(exp), "%ld", expiration_ms);
+		props.expiration = amqp_cstring_bytes(exp);
+		props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+	}
+	d->unconfirmed = 1;
+	d->publish_failed = false;
+	rc = wd_pub_send(&c->pub, d, exchange, rk, &props, d->env.message.body,
+	                 wd_now_ms(), why, sizeof(why));
+	free(props.headers.entries);
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		return republish_failed(c, d, why);
+	return wait_for_confirms(c, d, WD_STAGE_REPUBLISH);
+}
+
+static int dead_letter(struct wd_conn *c, struct wd_delivery *d,
+                       const char *reason)
+{
+	const struct wd_conf_queue *q = queue_of(d);
+	amqp_bytes_t rk = q->dead_letter_routing_key
+	                      ? amqp_cstring_bytes(q->dead_letter_routing_key)
+	                      : wd_policy_original_routing_key(&d->env);
+
+	d->verdict.action = WD_ACTION_DEAD_LETTER;
+	d->verdict.reason = reason;
+	return republish(c, d, amqp_cstring_bytes(q->dead_letter_exchange), rk,
+	                 reason, 0);
+}
+
+static int retry(struct wd_conn *c, struct wd_delivery *d)
+{
+	const struct wd_route *r = d->verdict.route;
+	int attempt = d->parsed.attempts.attempt;
+	char name[300];
+	long delay;
+
+	if (attempt >= r->policy->max_attempts) {
+		wd_metric_inc(max_attempts);
+		wd_log_warnx(AREA, "%s/%s: type \"%s\" tag %ju: attempt %d of "
+		             "%d failed (%s%s%s): dead-lettered",
+		             r->plugin->conf->name, r->handler_name, r->type,
+		             (uintmax_t)d->env.delivery_tag, attempt,
+		             r->policy->max_attempts, d->verdict.reason,
+		             d->verdict.text[0] ? ": " : "", d->verdict.text);
+		return dead_letter(c, d, WD_R_MAX_ATTEMPTS);
+	}
+	delay = wd_policy_delay_ms(r->policy, attempt);
+	wd_policy_retry_queue(name, sizeof(name), queue_of(d)->name, delay);
+	return republish(c, d, amqp_empty_bytes, amqp_cstring_bytes(name),
+	                 d->verdict.reason,
+	                 wd_policy_jittered_ms(r->policy, attempt,
+	                                       rand_r(&c->rnd) /
+	                                           (RAND_MAX + 1.0)));
+}
+
+static int send_followups(struct wd_conn *c, struct wd_delivery *d)
+{
+	char why[256];
+
+	d->unconfirmed = 0;
+	d->publish_failed = false;
+	for (struct wd_followup *f = d->verdict.outbox.head; f; f = f->next) {
+		int rc = wd_pub_send(&c->pub, d, f->exchange, f->routing_key,
+		                     &f->props, f->body, wd_now_ms(), why,
+		                     sizeof(why));
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			/* The rest would be duplicates on the retry. */
+			d->publish_failed = true;
+			snprintf(d->publish_why, sizeof(d->publish_why), "%s",
+			         why);
+			break;
+		}
+		d->unconfirmed++;
+	}
+	if (d->unconfirmed > 0)
+		return wait_for_confirms(c, d, WD_STAGE_FOLLOWUPS);
+	d->stage = WD_STAGE_FOLLOWUPS;
+	return settle(c, d); /* refused before anything went out */
+}
+
+/* Turn a delivery's verdict into broker operations. Returns -1 if the
+ * connection failed. */
+static int settle(struct wd_conn *c, struct wd_delivery *d)
+{
+	if (d->stage == WD_STAGE_FOLLOWUPS) {
+		d->stage = WD_STAGE_NONE;
+		if (!d->publish_failed) {
+			wd_metric_add(followups, d->verdict.outbox.n);
+			wd_metric_inc(acked);
+			return ack(c, d);
+		}
+		wd_metric_inc(followups_failed);
+		wd_log_warnx(AREA, "%s/%s: type \"%s\" tag %ju: follow-up "
+		             "publish failed: %s: the input is retried",
+		             d->verdict.route->plugin->conf->name,
+		             d->verdict.route->handler_name,
+		             d->verdict.route->type,
+		             (uintmax_t)d->env.delivery_tag, d->publish_why);
+		wd_outbox_clear(&d->verdict.outbox);
+		d->verdict.action = WD_ACTION_RETRY;
+		d->verdict.reason = WD_R_FOLLOWUP_FAILED;
+		snprintf(d->verdict.text, sizeof(d->verdict.text),
+		         "follow-up publish failed: %s", d->publish_why);
+		return retry(c, d);
+	}
+	if (d->stage == WD_STAGE_REPUBLISH) {
+		d->stage = WD_STAGE_NONE;
+		if (d->publish_failed)
+			return republish_failed(c, d, d->publish_why);
+		if (d->verdict.action == WD_ACTION_RETRY)
+			wd_metric_inc(retry_published);
+		else
+			wd_metric_inc(dead_lettered);
+		return ack(c, d);
+	}
+	switch (d->verdict.action) {
+	case WD_ACTION_ACK:
+		if (d->verdict.outbox.n > 0)
+			return send_followups(c, d);
+		wd_metric_inc(acked);
+		return ack(c, d);
+	case WD_ACTION_RETRY:
+		return retry(c, d);
+	case WD_ACTION_DEAD_LETTER:
+		return dead_letter(c, d, d->verdict.reason);
+	case WD_ACTION_DROP:
+		wd_metric_inc(dropped);
+		return ack(c, d);
+	}
+	return ack(c, d);
+}
+
+/* Deliveries the workers finished. */
+static int settle_done(struct wd_conn *c)
+{
+	struct wd_delivery *d, *next;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	d = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	pthread_mutex_unlock(&c->lock);
+	for (; d; d = next) {
+		next = (struct wd_delivery *)d->task.next;
+		if (!wd_delivery_live(d) || rc < 0) {
+			free_delivery(d); /* the broker redelivers it */
+			continue;
+		}
+		rc = settle(c, d);
+	}
+	return rc;
+}
+
+/* Deliveries whose confirms are all in. */
+static int settle_confirmed(struct wd_conn *c)
+{
+	while (c->ready) {
+		struct wd_delivery *d = c->ready;
+		c->ready = d->next_ready;
+		stop_waiting(c, d);
+		if (settle(c, d) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Requeue held deliveries that are due (all of them when stopping). */
+static int requeue_due(struct wd_conn *c, int64_t now, int64_t *next_due)
+{
+	size_t keep = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->nheld; i++) {
+		struct wd_delivery *d = c->held[i];
+		if (!c->cancelled && d->due_ms > now) {
+			if (*next_due < 0 || d->due_ms < *next_due)
+				*next_due = d->due_ms;
+			c->held[keep++] = d;
+			continue;
+		}
+		if (rc == 0)
+			rc = requeue(c, d);
+		else
+			free_delivery(d);
+	}
+	c->nheld = keep;
+	return rc;
+}
+
+/* Acks whose wait is over (all of them when stopping). */
+static int flush_due_acks(struct wd_conn *c, int64_t now, int64_t *next_due)
+{
+	for (size_t i = 0; i < c->nconsumers; i++) {
+		struct wd_consumer *k = &c->consumers[i];
+		if ((c->cancelled || wd_acks_due(&k->acks, now, next_due)) &&
+		    flush_acks(c, k) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- opening and dropping ------------------------------------------------ */
 
 int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 {
@@ -83,13 +482,20 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 	c->amqp = wd_broker_connect(&c->pool->broker, name, err, errlen);
 	if (!c->amqp)
 		return -1;
-	if (wd_broker_channel_open(c->amqp, CONTROL_CHANNEL, err, errlen) < 0 ||
-	    wd_topology_declare(c->amqp, CONTROL_CHANNEL, conf, err, errlen) < 0)
+	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) < 0 ||
+	    wd_topology_declare(c->amqp, WD_CHANNEL_PUBLISH, conf, err,
+	                        errlen) < 0 ||
+	    wd_pub_open(&c->pub, c->amqp, WD_CHANNEL_PUBLISH, WD_CHANNEL_PROBE,
+	                on_confirm, conf->broker.publish_timeout * 1000, err,
+	                errlen) < 0)
 		goto fail;
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		wd_pub_known(&c->pub, conf->exchanges[i].name);
 	for (size_t i = 0; i < c->nconsumers; i++) {
-		const struct wd_consumer *k = &c->consumers[i];
+		struct wd_consumer *k = &c->consumers[i];
 		const struct wd_conf_queue *q = &conf->queues[k->queue];
 
+		wd_acks_reset(&k->acks);
 		if (wd_broker_channel_open(c->amqp, k->channel, err, errlen) < 0)
 			goto fail;
 		amqp_basic_qos(c->amqp, k->channel, 0, (uint16_t)q->prefetch, 0);
@@ -100,8 +506,7 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 			    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
 			r = amqp_get_rpc_reply(c->amqp);
 			if (ok)
-				snprintf(c->consumers[i].tag,
-				         sizeof(c->consumers[i].tag), "%.*s",
+				snprintf(k->tag, sizeof(k->tag), "%.*s",
 				         (int)ok->consumer_tag.len,
 				         (const char *)ok->consumer_tag.bytes);
 		}
@@ -120,9 +525,24 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 	wd_metric_inc(connections_opened);
 	return 0;
 fail:
+	wd_pub_reset(&c->pub);
 	amqp_destroy_connection(c->amqp);
 	c->amqp = NULL;
 	return -1;
+}
+
+/* Everything the thread owns that belongs to the connection: freed, not
+ * settled (the broker redelivers every unacked delivery). */
+static void forget_owned(struct wd_conn *c)
+{
+	wd_pub_reset(&c->pub);
+	for (size_t i = 0; i < c->nwaiting; i++)
+		free_delivery(c->waiting[i]);
+	c->nwaiting = 0;
+	c->ready = NULL; /* its deliveries were in waiting */
+	for (size_t i = 0; i < c->nheld; i++)
+		free_delivery(c->held[i]);
+	c->nheld = 0;
 }
 
 /* The connection is gone (or going): every tag it gave is void. */
@@ -130,11 +550,7 @@ static void drop(struct wd_conn *c, bool polite)
 {
 	atomic_fetch_add(&c->epoch, 1);
 	c->inflight = 0;
-	for (size_t i = 0; i < c->nheld; i++) {
-		amqp_destroy_envelope(&c->held[i]->env);
-		free(c->held[i]);
-	}
-	c->nheld = 0;
+	forget_owned(c);
 	if (polite)
 		wd_broker_close(c->amqp);
 	else
@@ -142,120 +558,31 @@ static void drop(struct wd_conn *c, bool polite)
 	c->amqp = NULL;
 }
 
-/* ---- settling ------------------------------------------------------------ */
-
-static void free_delivery(struct wd_delivery *d)
-{
-	wd_envelope_clear(&d->parsed); /* no-op once a worker ran it */
-	amqp_destroy_envelope(&d->env);
-	free(d);
-}
-
-static int hold(struct wd_conn *c, struct wd_delivery *d)
-{
-	if (c->nheld == c->capheld) {
-		size_t cap = c->capheld ? c->capheld * 2 : 16;
-		void *p = realloc(c->held, cap * sizeof(*c->held));
-		if (!p)
-			return -1;
-		c->held = p;
-		c->capheld = cap;
-	}
-	d->due_ms = wd_now_ms() + RETRY_HOLD_MS;
-	c->held[c->nheld++] = d;
-	return 0;
-}
-
-static int settle(struct wd_conn *c, struct wd_delivery *d)
-{
-	amqp_channel_t ch = d->env.channel;
-	uint64_t tag = d->env.delivery_tag;
-	int rc = 0;
-
-	switch (d->action) {
-	case WD_ACTION_ACK:
-		rc = amqp_basic_ack(c->amqp, ch, tag, 0);
-		if (rc == AMQP_STATUS_OK)
-			wd_metric_inc(acked);
-		break;
-	case WD_ACTION_DEAD_LETTER:
-		rc = amqp_basic_nack(c->amqp, ch, tag, 0, 0);
-		break;
-	case WD_ACTION_RETRY:
-		if (!c->cancelled && hold(c, d) == 0)
-			return 0; /* kept: requeued when due */
-		rc = amqp_basic_nack(c->amqp, ch, tag, 0, 1);
-		break;
-	}
-	free_delivery(d);
-	if (rc != AMQP_STATUS_OK) {
-		wd_log_warnx(AREA, "slot %d: cannot settle delivery %ju: %s",
-		             c->id, (uintmax_t)tag, amqp_error_string2(rc));
-		return -1;
-	}
-	return 0;
-}
-
-static int settle_done(struct wd_conn *c)
+void wd_conn_free(struct wd_conn *c)
 {
 	struct wd_delivery *d, *next;
-	uint64_t epoch = atomic_load(&c->epoch);
-	int rc = 0;
 
-	pthread_mutex_lock(&c->lock);
-	d = c->done_head;
-	c->done_head = c->done_tail = NULL;
-	pthread_mutex_unlock(&c->lock);
-	for (; d; d = next) {
+	forget_owned(c);
+	/* Deliveries a worker handed back after the thread ended (a batch
+	 * flushed at stop whose connection had dropped). */
+	for (d = c->done_head; d; d = next) {
 		next = (struct wd_delivery *)d->task.next;
-		if (d->epoch != epoch) {
-			free_delivery(d); /* the broker redelivers it */
-			continue;
-		}
-		c->inflight--;
-		if (rc == 0)
-			rc = settle(c, d);
-		else
-			free_delivery(d);
-	}
-	return rc;
-}
-
-/* Requeue held retries that are due (all of them when stopping). */
-static int requeue_due(struct wd_conn *c, int64_t now, int64_t *next_due)
-{
-	size_t keep = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < c->nheld; i++) {
-		struct wd_delivery *d = c->held[i];
-		if (!c->cancelled && d->due_ms > now) {
-			if (*next_due < 0 || d->due_ms < *next_due)
-				*next_due = d->due_ms;
-			c->held[keep++] = d;
-			continue;
-		}
-		if (rc == 0)
-			rc = amqp_basic_nack(c->amqp, d->env.channel,
-			                     d->env.delivery_tag, 0, 1);
 		free_delivery(d);
 	}
-	c->nheld = keep;
-	return rc == AMQP_STATUS_OK ? 0 : -1;
+	c->done_head = c->done_tail = NULL;
+	for (size_t i = 0; i < c->nconsumers; i++)
+		wd_acks_free(&c->consumers[i].acks);
+	free(c->waiting);
+	free(c->held);
+	if (c->amqp)
+		amqp_destroy_connection(c->amqp);
+	c->amqp = NULL;
 }
 
 /* ---- reading ------------------------------------------------------------- */
 
-static size_t queue_of_channel(const struct wd_conn *c, amqp_channel_t ch)
-{
-	for (size_t i = 0; i < c->nconsumers; i++)
-		if (c->consumers[i].channel == ch)
-			return c->consumers[i].queue;
-	return SIZE_MAX;
-}
-
-/* A method other than a delivery: closes, cancels, flow control. Returns 0
- * to go on, -1 if the connection must be dropped. */
+/* A method other than a delivery: confirms, returns, closes, cancels, flow
+ * control. Returns 0 to go on, -1 if the connection must be dropped. */
 static int handle_frame(struct wd_conn *c)
 {
 	amqp_frame_t f;
@@ -266,6 +593,28 @@ static int handle_frame(struct wd_conn *c)
 	if (f.frame_type != AMQP_FRAME_METHOD)
 		return 0;
 	switch (f.payload.method.id) {
+	case AMQP_BASIC_ACK_METHOD: {
+		amqp_basic_ack_t *m = f.payload.method.decoded;
+		wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple, true);
+		return 0;
+	}
+	case AMQP_BASIC_NACK_METHOD: {
+		amqp_basic_nack_t *m = f.payload.method.decoded;
+		wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple, false);
+		return 0;
+	}
+	case AMQP_BASIC_RETURN_METHOD: {
+		amqp_basic_return_t *m = f.payload.method.decoded;
+		amqp_message_t msg;
+		/* Before reading the content: m lives in the same pool. */
+		wd_pub_returned(&c->pub, m->exchange, m->routing_key,
+		                m->reply_code, m->reply_text);
+		if (amqp_read_message(c->amqp, f.channel, &msg, 0).reply_type !=
+		    AMQP_RESPONSE_NORMAL)
+			return -1;
+		amqp_destroy_message(&msg);
+		return 0;
+	}
 	case AMQP_CONNECTION_CLOSE_METHOD: {
 		amqp_connection_close_t *m = f.payload.method.decoded;
 		amqp_connection_close_ok_t ok;
@@ -284,7 +633,9 @@ static int handle_frame(struct wd_conn *c)
 		             (const char *)m->reply_text.bytes, m->reply_code);
 		amqp_send_method(c->amqp, f.channel,
 		                 AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-		return -1; /* reconnect: consumers and tags are reset together */
+		/* Reconnect: consumers, tags and confirms are reset together,
+		 * and whatever was not acked comes back. */
+		return -1;
 	}
 	case AMQP_BASIC_CANCEL_METHOD:
 		wd_log_warnx(AREA, "slot %d: the broker cancelled the consumer "
@@ -299,14 +650,6 @@ static int handle_frame(struct wd_conn *c)
 		wd_log_info(AREA, "slot %d: the broker unblocked the connection",
 		            c->id);
 		return 0;
-	case AMQP_BASIC_RETURN_METHOD: {
-		amqp_message_t msg;
-		if (amqp_read_message(c->amqp, f.channel, &msg, 0).reply_type !=
-		    AMQP_RESPONSE_NORMAL)
-			return -1;
-		amqp_destroy_message(&msg);
-		return 0;
-	}
 	default:
 		wd_log_debug(AREA, "slot %d: ignored method 0x%08x on channel %u",
 		             c->id, f.payload.method.id, f.channel);
@@ -314,12 +657,13 @@ static int handle_frame(struct wd_conn *c)
 	}
 }
 
-/* Read and parse one delivery into *out. Returns 1 if one was read, 0 if none was
- * there, -1 if the connection failed. */
+/* Read and parse one delivery into *out. Returns 1 if one was read, 0 if
+ * none was there, -1 if the connection failed. */
 static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 {
 	struct timeval zero = {0, 0};
 	struct wd_delivery *d = calloc(1, sizeof(*d));
+	struct wd_consumer *k;
 	amqp_rpc_reply_t r;
 
 	if (!d)
@@ -331,17 +675,20 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 		d->task.finish = finish_delivery;
 		d->conn = c;
 		d->epoch = atomic_load(&c->epoch);
-		d->queue = queue_of_channel(c, d->env.channel);
-		if (d->queue == SIZE_MAX) {
+		k = consumer_of(c, d->env.channel);
+		if (!k || wd_acks_seen(&k->acks, d->env.delivery_tag) < 0) {
 			wd_log_error(AREA, "slot %d: delivery on unknown channel "
-			             "%u", c->id, d->env.channel);
+			             "%u (or out of memory)", c->id,
+			             d->env.channel);
 			free_delivery(d);
 			return -1;
 		}
+		d->queue = k->queue;
 		/* The one parse of the body, here: bounded work, and it
 		 * keeps this thread busy rather than waking per message. */
-		d->parse_rc = wd_dispatch_parse(c->pool->routes, d->queue,
-		                                &d->env, &d->parsed);
+		if (wd_dispatch_parse(c->pool->routes, d->queue, &d->env,
+		                      &d->parsed, &d->verdict) < 0)
+			d->task.run = NULL; /* no handler: settle here */
 		*out = d;
 		return 1;
 	}
@@ -394,6 +741,27 @@ static void flush_batch(struct wd_conn *c)
 	c->nbatch = 0;
 }
 
+/* A delivery just read: to the workers, to its route's batcher, or, if no
+ * handler will see it, settled at once. */
+static int take(struct wd_conn *c, struct wd_delivery *d)
+{
+	c->inflight++;
+	if (!d->task.run)
+		return settle(c, d);
+	if (d->verdict.route->handle_batch) {
+		wd_batchers_add(c->pool->batchers, d);
+		return 0;
+	}
+	if (c->batch_last)
+		c->batch_last->task.next = &d->task;
+	else
+		c->batch_first = d;
+	c->batch_last = d;
+	if (++c->nbatch >= SUBMIT_BATCH)
+		flush_batch(c);
+	return 0;
+}
+
 static int poll_timeout_ms(const struct wd_conn *c, int64_t now,
                            int64_t next_due)
 {
@@ -423,22 +791,33 @@ static int serve(struct wd_conn *c)
 		struct pollfd fds[2];
 		int r;
 
-		if (settle_done(c) < 0 || requeue_due(c, now, &next_due) < 0)
+		if (settle_done(c) < 0 || settle_confirmed(c) < 0 ||
+		    requeue_due(c, now, &next_due) < 0 ||
+		    flush_due_acks(c, now, &next_due) < 0)
 			return -1;
+		if (wd_pub_expired(&c->pub, now, &next_due)) {
+			wd_log_error(AREA, "slot %d: no publisher confirm within "
+			             "%d s: reconnecting (unconfirmed deliveries "
+			             "are redelivered)", c->id,
+			             p->routes->conf->broker.publish_timeout);
+			return -1;
+		}
 		if (atomic_load(&p->stopping) && !c->cancelled) {
 			c->cancelled = true;
 			if (cancel_consumers(c) < 0)
 				return -1;
 		}
 		if (c->cancelled) {
-			if (c->inflight == 0 && c->nheld == 0)
-				return 0;
+			if (c->inflight == 0)
+				return flush_due_acks(c, now, &next_due);
 			if (now > atomic_load(&p->stop_deadline_ms)) {
 				c->abandoned = c->inflight;
 				wd_log_error(AREA, "slot %d: shutdown timeout "
 				             "with %zu deliveries still in "
-				             "handlers: the broker will redeliver "
-				             "them", c->id, c->inflight);
+				             "handlers or unconfirmed: the broker "
+				             "will redeliver them",
+				             c->id, c->inflight);
+				flush_due_acks(c, now, &next_due);
 				return 0;
 			}
 		}
@@ -455,7 +834,7 @@ static int serve(struct wd_conn *c)
 			pthread_mutex_lock(&c->lock);
 			bool pending = c->done_head != NULL;
 			pthread_mutex_unlock(&c->lock);
-			if (pending) {
+			if (pending || c->ready) {
 				atomic_store(&c->sleeping, false);
 				continue;
 			}
@@ -490,16 +869,8 @@ static int serve(struct wd_conn *c)
 		r = read_delivery(c, &d);
 		if (r < 0)
 			return -1;
-		if (r == 0)
-			continue;
-		c->inflight++;
-		if (c->batch_last)
-			c->batch_last->task.next = &d->task;
-		else
-			c->batch_first = d;
-		c->batch_last = d;
-		if (++c->nbatch >= SUBMIT_BATCH)
-			flush_batch(c);
+		if (r > 0 && take(c, d) < 0)
+			return -1;
 	}
 }
 
@@ -510,6 +881,8 @@ void *wd_conn_main(void *arg)
 	int64_t backoff = 500;
 	char err[1024];
 
+	c->rnd = (unsigned)getpid() ^ (unsigned)(c->id * 2654435761u) ^
+	         (unsigned)wd_now_ms();
 	for (;;) {
 		if (c->amqp) {
 			int rc = serve(c);

@@ -1,10 +1,11 @@
 /* connection.h - one pool slot: a broker connection owned by one thread.
  *
  * The thread does broker I/O only: it reads deliveries, hands them to the
- * workers, and sends the ack / nack of each finished task. Workers give
- * tasks back through a locked list and an eventfd that wakes the thread's
- * poll(), so acks go out as soon as a handler returns while heartbeats keep
- * flowing however long a handler runs. */
+ * workers, and settles each finished one: follow-ups and republishes (to a
+ * retry queue or the dead-letter exchange) in confirm mode, then the ack,
+ * coalesced. Workers give deliveries back through a locked list and an
+ * eventfd that wakes the thread's poll(), so heartbeats keep flowing
+ * however long a handler runs. */
 #ifndef WD_CONNECTION_H
 #define WD_CONNECTION_H
 
@@ -13,17 +14,33 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "acks.h"
 #include "amqp_compat.h"
 #include "dispatch.h"
 #include "envelope.h"
+#include "publisher.h"
 #include "workers.h"
 
 struct wd_pool;
+
+/* Channel 1 declares the topology and then publishes in confirm mode;
+ * channel 2 checks exchanges; consumers use 3, 4, ... */
+#define WD_CHANNEL_PUBLISH 1
+#define WD_CHANNEL_PROBE 2
+#define WD_CHANNEL_FIRST_CONSUMER 3
 
 struct wd_consumer {
 	size_t queue; /* index into the conf's queues */
 	amqp_channel_t channel;
 	char tag[256]; /* the broker's consumer tag, for basic.cancel */
+	struct wd_acks acks;
+};
+
+/* Where a delivery waits for its publishes' confirms. */
+enum wd_stage {
+	WD_STAGE_NONE = 0,
+	WD_STAGE_FOLLOWUPS, /* the handler's follow-ups, before the ack */
+	WD_STAGE_REPUBLISH, /* its copy to a retry queue or dead-letter */
 };
 
 /* A delivery on its way through a worker and back. */
@@ -32,11 +49,18 @@ struct wd_delivery {
 	struct wd_conn *conn;
 	uint64_t epoch; /* the connection's epoch at delivery */
 	size_t queue;
-	enum wd_action action;
-	int64_t due_ms; /* for a held retry: when to requeue */
 	amqp_envelope_t env;
 	struct wd_envelope parsed; /* points into env */
-	int parse_rc;
+	struct wd_verdict verdict;
+
+	/* Owned by the connection thread once the worker is done. */
+	enum wd_stage stage;
+	int unconfirmed;     /* publishes of this stage not confirmed yet */
+	bool publish_failed; /* one of them was refused */
+	char publish_why[256];
+	struct wd_delivery *next_ready;
+	size_t waiting_at;   /* index in wd_conn.waiting */
+	int64_t due_ms;      /* for a held requeue: when */
 };
 
 struct wd_conn {
@@ -62,13 +86,18 @@ struct wd_conn {
 	size_t inflight;           /* read, not settled yet */
 	struct wd_delivery *batch_first, *batch_last; /* read, not handed over */
 	size_t nbatch;
-	struct wd_delivery **held; /* retries waiting for their due time */
+	struct wd_publisher pub;
+	struct wd_delivery **waiting; /* waiting for confirms */
+	size_t nwaiting, capwaiting;
+	struct wd_delivery *ready; /* all confirms in: to settle */
+	struct wd_delivery **held; /* to requeue at their due time */
 	size_t nheld, capheld;
 	struct wd_consumer *consumers;
 	size_t nconsumers;
 	bool cancelled;
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
+	unsigned rnd; /* for retry jitter */
 };
 
 /* Connect, declare the topology, open the consumers. Called from the main
@@ -82,5 +111,12 @@ void *wd_conn_main(void *arg);
 
 /* Wake the thread (thread-safe, async-signal-safe). */
 void wd_conn_wake(struct wd_conn *c);
+
+/* Whether the delivery's connection is still the one it came on (else the
+ * broker redelivers it, and its handler must not run). Thread-safe. */
+bool wd_delivery_live(const struct wd_delivery *d);
+
+/* Free what the thread left behind (pool teardown). */
+void wd_conn_free(struct wd_conn *c);
 
 #endif

@@ -76,8 +76,8 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	e->amqp = amqp;
 	e->msg.size = sizeof(e->msg);
 	e->msg.body = view(body);
-	e->msg.routing_key = view(amqp->routing_key);
-	e->msg.exchange = view(amqp->exchange);
+	e->msg.routing_key = view(wd_policy_original_routing_key(amqp));
+	e->msg.exchange = view(wd_policy_original_exchange(amqp));
 	e->msg.queue = (warren_bytes){queue, strlen(queue)};
 	e->msg.message_id = prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
 	e->msg.correlation_id =
@@ -86,6 +86,8 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	    (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? p->timestamp : 0;
 	e->msg.redelivered = amqp->redelivered ? 1 : 0;
 	e->msg.delivery_count = delivery_count(amqp);
+	wd_policy_attempts(amqp, queue, &e->attempts);
+	e->msg.attempt = (uint32_t)e->attempts.attempt;
 
 	if (body.len == 0)
 		return fail(e, "%s", "unparseable: empty body");
@@ -125,7 +127,7 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 		return check_type(e, "bad type: the AMQP type property",
 		                  e->msg.type.len);
 	case WD_TYPE_FROM_ROUTING_KEY:
-		e->msg.type = view(amqp->routing_key);
+		e->msg.type = e->msg.routing_key;
 		return check_type(e, "bad type: the routing key",
 		                  e->msg.type.len);
 	}

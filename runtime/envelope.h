@@ -8,6 +8,7 @@
 
 #include "amqp_compat.h"
 #include "conf.h"
+#include "policy.h"
 #include "warren.h"
 
 /* Longest message type accepted (AMQP short strings are 255 too). */
@@ -18,10 +19,13 @@ struct wd_envelope {
 	json_t *json;       /* owned: the one parse of the body */
 	const amqp_envelope_t *amqp; /* borrowed delivery */
 	char reason[256];   /* why it could not be made ready */
+	struct wd_attempts attempts;
 };
 
 /*
- * Parse `amqp`'s body and find its type. On success returns 0 and e->msg
+ * Parse `amqp`'s body and find its type. A retried copy shows the handler
+ * the exchange and routing key it was first published with (and its type
+ * comes from that routing key), not the retry queue's. On success returns 0 and e->msg
  * is ready. On failure returns -1 with e->reason set (invalid JSON, not an
  * object, missing / non-string / empty / too long type); e->json is then
  * NULL. Never reads past the body's length. Always call

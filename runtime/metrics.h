@@ -8,13 +8,22 @@
 
 struct wd_metrics {
 	atomic_uint_fast64_t received;
-	atomic_uint_fast64_t acked;
+	atomic_uint_fast64_t acked; /* handled: the handler returned ack */
 	atomic_uint_fast64_t retried;
 	atomic_uint_fast64_t dead_lettered;
 	atomic_uint_fast64_t unparseable;
 	atomic_uint_fast64_t unknown_type;
 	atomic_uint_fast64_t rejected;      /* by a handler */
 	atomic_uint_fast64_t invalid_outcome;
+	atomic_uint_fast64_t too_large;
+	atomic_uint_fast64_t dropped;         /* by an on_* = "drop" policy */
+	atomic_uint_fast64_t retry_published; /* sent to a retry queue */
+	atomic_uint_fast64_t max_attempts;    /* retries exhausted */
+	atomic_uint_fast64_t followups;       /* confirmed follow-ups */
+	atomic_uint_fast64_t followups_failed;
+	atomic_uint_fast64_t republish_failed; /* retry / dead-letter refused */
+	atomic_uint_fast64_t ack_frames;       /* basic.ack frames sent */
+	atomic_uint_fast64_t batches;
 	atomic_uint_fast64_t connections_opened;
 	atomic_uint_fast64_t connections_lost;
 };
@@ -23,6 +32,8 @@ extern struct wd_metrics wd_metrics;
 
 #define wd_metric_inc(name) \
 	atomic_fetch_add_explicit(&wd_metrics.name, 1, memory_order_relaxed)
+#define wd_metric_add(name, n) \
+	atomic_fetch_add_explicit(&wd_metrics.name, (n), memory_order_relaxed)
 #define wd_metric_get(name) \
 	atomic_load_explicit(&wd_metrics.name, memory_order_relaxed)
 

@@ -82,6 +82,17 @@ warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
 	return NULL;
 }
 
+warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
+                                        const char *name)
+{
+	if (p->desc->abi_minor < 1)
+		return NULL; /* the field was reserved, zero by contract */
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->handle_batch;
+	return NULL;
+}
+
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
 {
 	char why[512] = "";

@@ -31,6 +31,11 @@ int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
 warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
                                     const char *name);
 
+/* The batch handler called `name`, or NULL (also for a plugin built for
+ * ABI 1.0, whose table has no such field). */
+warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
+                                        const char *name);
+
 /* Run the plugin's init with its params. -1 with err on failure. */
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen);
 

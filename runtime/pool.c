@@ -19,8 +19,8 @@ int64_t wd_now_ms(void)
 }
 
 /* Queue q is consumed on `consumers` slots, starting at slot q so that
- * queues with fewer consumers than slots land on different slots. Channel
- * 1 of every slot is its control channel; consumers use 2, 3, ... */
+ * queues with fewer consumers than slots land on different slots. The
+ * first channels of a slot are for publishing (connection.h). */
 static int assign_consumers(struct wd_pool *p)
 {
 	const struct wd_conf *conf = p->routes->conf;
@@ -38,8 +38,11 @@ static int assign_consumers(struct wd_pool *p)
 			c->consumers = cs;
 			memset(&cs[c->nconsumers], 0, sizeof(*cs));
 			cs[c->nconsumers].queue = q;
-			cs[c->nconsumers].channel =
-			    (amqp_channel_t)(c->nconsumers + 2);
+			cs[c->nconsumers].channel = (amqp_channel_t)(
+			    c->nconsumers + WD_CHANNEL_FIRST_CONSUMER);
+			wd_acks_init(&cs[c->nconsumers].acks,
+			             conf->broker.ack_batch,
+			             conf->broker.ack_delay_ms);
 			c->nconsumers++;
 		}
 	}
@@ -84,6 +87,11 @@ struct wd_pool *wd_pool_start(const struct wd_routes *routes, char *err,
 		snprintf(err, errlen, "cannot start %d workers", conf->workers);
 		goto fail;
 	}
+	p->batchers = wd_batchers_start(routes, p->workers);
+	if (!p->batchers) {
+		snprintf(err, errlen, "cannot start the batch thread");
+		goto fail;
+	}
 	/* Connect every slot before any thread runs, so that a wrong URL,
 	 * password or topology stops the start with one clear error. */
 	for (int i = 0; i < p->nconns; i++)
@@ -116,6 +124,9 @@ void wd_pool_stop(struct wd_pool *p, int timeout_s)
 {
 	atomic_store(&p->stop_deadline_ms, wd_now_ms() + timeout_s * 1000LL);
 	atomic_store(&p->stopping, true);
+	/* Pending batches go to the workers now, not at their timeout. */
+	if (p->batchers)
+		wd_batchers_drain(p->batchers);
 	for (int i = 0; i < p->nconns; i++)
 		wd_conn_wake(&p->conns[i]);
 }
@@ -132,6 +143,8 @@ int wd_pool_join(struct wd_pool *p)
 	}
 	if (left > 0)
 		return -1; /* handlers still run: do not pull workers down */
+	wd_batchers_stop(p->batchers);
+	p->batchers = NULL;
 	wd_workers_stop(p->workers);
 	p->workers = NULL;
 	return 0;
@@ -141,17 +154,16 @@ void wd_pool_free(struct wd_pool *p)
 {
 	if (!p)
 		return;
+	wd_batchers_stop(p->batchers);
 	if (p->workers)
 		wd_workers_stop(p->workers);
 	for (int i = 0; p->conns && i < p->nconns; i++) {
 		struct wd_conn *c = &p->conns[i];
-		if (c->amqp)
-			amqp_destroy_connection(c->amqp);
+		wd_conn_free(c);
 		if (c->wakefd >= 0)
 			close(c->wakefd);
 		pthread_mutex_destroy(&c->lock);
 		free(c->consumers);
-		free(c->held);
 	}
 	free(p->conns);
 	wd_broker_free(&p->broker);

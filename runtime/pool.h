@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "broker.h"
 #include "connection.h"
 #include "routes.h"
@@ -16,6 +17,7 @@ struct wd_pool {
 	struct wd_broker broker;
 	const struct wd_routes *routes;
 	struct wd_workers *workers;
+	struct wd_batchers *batchers;
 	struct wd_conn *conns;
 	int nconns;
 	atomic_bool stopping;

@@ -17,7 +17,10 @@ struct wd_route {
 	size_t queue;
 	const struct wd_plugin *plugin;
 	const char *handler_name;
-	warren_handler_fn handle;
+	warren_handler_fn handle;      /* NULL for a batch route */
+	warren_batch_fn handle_batch;  /* set for a batch route only */
+	const struct wd_policy *policy; /* borrowed from conf */
+	size_t index;                  /* in wd_routes.routes */
 };
 
 struct wd_routes {

@@ -8,6 +8,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "outbox.h"
 #include "plugin.h"
 
 static void api_log(warren_ctx *ctx, warren_log_level level, const char *fmt,
@@ -99,6 +100,24 @@ static const char *api_param(warren_ctx *ctx, const char *key)
 	return NULL;
 }
 
+static int api_publish(warren_ctx *ctx, const warren_publish *p)
+{
+	char why[256];
+
+	if (!ctx || !ctx->outbox) {
+		wd_log_warnx("sdk", "plugin %s: publish() outside a handler "
+		             "call is refused",
+		             ctx && ctx->plugin ? ctx->plugin->conf->name : "?");
+		return -1;
+	}
+	if (wd_outbox_add(ctx->outbox, p, why, sizeof(why)) < 0) {
+		wd_log_warnx("sdk", "plugin %s: %s", ctx->plugin->conf->name,
+		             why);
+		return -1;
+	}
+	return 0;
+}
+
 const warren_api wd_sdk_api = {
     .abi_major = WARREN_ABI_MAJOR,
     .abi_minor = WARREN_ABI_MINOR,
@@ -107,4 +126,5 @@ const warren_api wd_sdk_api = {
     .header_string = api_header_string,
     .header_int = api_header_int,
     .param = api_param,
+    .publish = api_publish,
 };

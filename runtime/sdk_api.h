@@ -8,13 +8,15 @@
 #include "warren.h"
 
 struct wd_plugin;
+struct wd_outbox;
 
-/* See warren.h. A plugin-level ctx has reason == NULL; a handler call's ctx
- * points reason at a buffer on the calling worker's stack. */
+/* See warren.h. A plugin-level ctx has reason == NULL and outbox == NULL;
+ * a handler call's ctx points them at its delivery's buffers. */
 struct warren_ctx {
 	const struct wd_plugin *plugin;
 	char *reason;
 	size_t reason_len;
+	struct wd_outbox *outbox; /* follow-ups of this call */
 };
 
 #define WD_REASON_MAX 1024

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "policy.h"
 
 #define MAX_QUEUE_ARGS 64
 
@@ -66,6 +67,71 @@ static int check(amqp_connection_state_t conn, char *err, size_t errlen,
 	return -1;
 }
 
+/*
+ * The retry queues of a consumed queue, one per delay: no consumer; a
+ * message expires after the delay (the queue's TTL; jitter only shortens
+ * it, per message) and is dead-lettered through the default exchange
+ * straight back to its queue, and to no other queue bound to the original
+ * exchange.
+ */
+static int declare_retry_queues(amqp_connection_state_t conn,
+                                amqp_channel_t ch, const struct wd_conf *conf,
+                                const struct wd_conf_queue *q, char *err,
+                                size_t errlen)
+{
+	char name[300];
+
+	for (size_t i = 0; i < q->nretry_delays; i++) {
+		amqp_table_entry_t e[3];
+		amqp_table_t args = {.num_entries = 3, .entries = e};
+
+		if (wd_policy_retry_queue(name, sizeof(name), q->name,
+		                          q->retry_delays[i]) < 0) {
+			snprintf(err, errlen, "%s:%d: queue \"%s\": retry queue "
+			         "name too long", conf->file, q->line, q->name);
+			return -1;
+		}
+		put_int(&e[0], "x-message-ttl", q->retry_delays[i]);
+		put_str(&e[1], "x-dead-letter-exchange", "");
+		put_str(&e[2], "x-dead-letter-routing-key", q->name);
+		amqp_queue_declare(conn, ch, amqp_cstring_bytes(name), 0,
+		                   q->durable, 0, 0, args);
+		if (check(conn, err, errlen, "retry queue", name, q->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A dead-letter exchange the conf does not declare must exist already:
+ * find out now, not when the first message needs it. */
+static int check_dead_letter_exchange(amqp_connection_state_t conn,
+                                      amqp_channel_t ch,
+                                      const struct wd_conf *conf,
+                                      const struct wd_conf_queue *q,
+                                      char *err, size_t errlen)
+{
+	const char *x = q->dead_letter_exchange;
+	amqp_rpc_reply_t r;
+	char why[512];
+
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		if (strcmp(conf->exchanges[i].name, x) == 0)
+			return 0;
+	if (strncmp(x, "amq.", 4) == 0)
+		return 0;
+	amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x), amqp_empty_bytes,
+	                      1, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	snprintf(err, errlen, "%s:%d: queue \"%s\": dead_letter_exchange "
+	         "\"%s\" is not declared in the conf and does not exist on "
+	         "the broker: %s", conf->file, q->line, q->name, x,
+	         wd_broker_reply_str(r, why, sizeof(why)));
+	return -1;
+}
+
 int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
                         const struct wd_conf *conf, char *err, size_t errlen)
 {
@@ -86,6 +152,11 @@ int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
 		                   q->durable, 0, 0, queue_args(q, entries));
 		if (check(conn, err, errlen, "queue", q->name, q->line,
 		          conf->file) < 0)
+			return -1;
+		if (q->consumed &&
+		    (declare_retry_queues(conn, ch, conf, q, err, errlen) < 0 ||
+		     check_dead_letter_exchange(conn, ch, conf, q, err,
+		                                errlen) < 0))
 			return -1;
 	}
 	for (size_t i = 0; i < conf->nbindings; i++) {

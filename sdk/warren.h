@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WARREN_ABI_MAJOR 1
-#define WARREN_ABI_MINOR 0
+#define WARREN_ABI_MINOR 1
 
 /* Name of the one symbol every plugin exports (see warren_plugin_entry). */
 #define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_entry"
@@ -61,12 +61,16 @@ typedef struct warren_bytes {
 /*
  * What a handler returns. Since 1.0.
  *  WARREN_ACK     the message is done: warrend acknowledges it.
- *  WARREN_RETRY   a transient failure: warrend redelivers the message later
- *                 (never at once; see the README for the delay policy).
- *  WARREN_REJECT  a permanent failure: the message is dead-lettered (the
- *                 queue's dead-letter exchange gets it), with the reason set
- *                 by warren_api.reason() logged.
- * Any other value is treated as WARREN_REJECT with reason "invalid outcome".
+ *                 Its follow-up publishes (warren_api.publish) are sent
+ *                 first; it is acked only once the broker confirmed all.
+ *  WARREN_RETRY   a transient failure: warrend redelivers the message after
+ *                 the route's retry delay (never at once), until the route's
+ *                 max_attempts; then it is dead-lettered ("max-attempts").
+ *  WARREN_REJECT  a permanent failure: the message is dead-lettered (to the
+ *                 queue's dead-letter exchange) with the reason set by
+ *                 warren_api.reason() in its x-warren-reason-text header.
+ * On RETRY and REJECT, the call's follow-up publishes are discarded.
+ * Any other value is dead-lettered with reason "invalid-outcome".
  */
 typedef enum warren_outcome {
 	WARREN_ACK = 0,
@@ -126,6 +130,12 @@ typedef struct warren_message {
 	 * delivery, as far as it is known: the quorum queue header
 	 * x-delivery-count, else 1 if redelivered, else 0. Since 1.0. */
 	uint32_t delivery_count;
+	/* Which attempt this is, from 1: earlier attempts that asked for a
+	 * retry (warren's x-warren-attempts header, cross-checked with the
+	 * broker's x-death) plus deliveries that never finished (quorum
+	 * x-delivery-count), plus one. The route's max_attempts is the last.
+	 * Since 1.1: check msg->size > offsetof(warren_message, attempt). */
+	uint32_t attempt;
 } warren_message;
 
 /* A plugin parameter from the config file: `params { key = "value" }`.
@@ -135,6 +145,31 @@ typedef struct warren_param {
 	const char *key;
 	const char *value;
 } warren_param;
+
+/* A message header for warren_publish: both strings NUL-terminated; the
+ * value is sent as an AMQP long string. Since 1.1. */
+typedef struct warren_header {
+	const char *key;
+	const char *value;
+} warren_header;
+
+/*
+ * A follow-up message for warren_api.publish(). Zero it, set `size` to
+ * sizeof(warren_publish), then the fields you need. Since 1.1.
+ */
+typedef struct warren_publish {
+	size_t size;             /* sizeof(warren_publish) */
+	const char *exchange;    /* NULL or "" = the default exchange */
+	const char *routing_key; /* NULL = "" */
+	warren_bytes body;       /* copied; may be empty */
+	const char *content_type;   /* NULL = unset */
+	const char *message_id;     /* NULL = unset */
+	const char *correlation_id; /* NULL = unset */
+	const char *type;           /* the AMQP type property, NULL = unset */
+	int transient;           /* 0 = persistent (delivery mode 2) */
+	const warren_header *headers; /* nheaders entries, may be NULL */
+	size_t nheaders;
+} warren_publish;
 
 /*
  * The runtime's API table, handed to init. Keep the pointer: it stays valid
@@ -185,6 +220,21 @@ typedef struct warren_api {
 	 * does not set it. Thread-safe. Since 1.0.
 	 */
 	const char *(*param)(warren_ctx *ctx, const char *key);
+
+	/*
+	 * publish - queue a follow-up message, sent when the handler returns
+	 * WARREN_ACK (discarded on RETRY or REJECT). Everything is copied, so
+	 * `p` and what it points to may be freed at once. The input message
+	 * is acked only after the broker confirmed every follow-up; if one is
+	 * refused or unroutable (nothing bound to its routing key) or its
+	 * exchange does not exist, the input is retried per the route's
+	 * policy instead. Only valid with a handler's ctx. Returns 0 if
+	 * queued; -1 (and a log line naming the plugin) if `ctx` is not a
+	 * handler's, `p` is NULL or malformed, or the call has already queued
+	 * 256 messages or 64 MiB. Thread-safe. Since 1.1: check
+	 * api->abi_minor >= 1 before calling it.
+	 */
+	int (*publish)(warren_ctx *ctx, const warren_publish *p);
 } warren_api;
 
 /*
@@ -200,13 +250,30 @@ typedef warren_outcome (*warren_handler_fn)(void *state,
                                             const warren_message *msg,
                                             warren_ctx *ctx);
 
+/*
+ * A batch handler, for routes with batch_size > 1: called with up to
+ * batch_size messages of its route (fewer once batch_timeout_ms passed
+ * since the first one arrived, or at shutdown). Sets outcomes[i] for each
+ * msgs[i]; each message has its own ctx (ctxs[i]) for api->reason and
+ * api->publish. outcomes[] starts as all WARREN_RETRY, so a message the
+ * handler leaves alone is retried, never lost. Messages and ctxs are
+ * borrowed until it returns. Since 1.1.
+ */
+typedef void (*warren_batch_fn)(void *state, size_t n,
+                                const warren_message *const *msgs,
+                                warren_ctx *const *ctxs,
+                                warren_outcome *outcomes);
+
 /* One entry of a plugin's handler table. The table ends with an entry whose
- * name is NULL. Since 1.0. */
+ * name is NULL. Set `handle` (one message per call), or `handle_batch`
+ * (since 1.1), or both: a route with batch_size > 1 needs handle_batch, a
+ * route without it needs handle. Since 1.0. */
 typedef struct warren_handler {
 	const char *name;
 	warren_handler_fn handle;
+	warren_batch_fn handle_batch; /* since 1.1; was reserved (zero) */
 	/* Reserved for later ABI minors; leave zero. */
-	void *reserved[3];
+	void *reserved[2];
 } warren_handler;
 
 /*

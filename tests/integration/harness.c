@@ -165,6 +165,96 @@ char *it_get(const char *queue, size_t *len)
 	return out;
 }
 
+bool it_get_msg(const char *queue, struct it_msg *out)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(queue), 1);
+
+	memset(out, 0, sizeof(*out));
+	cr_assert(r.reply_type == AMQP_RESPONSE_NORMAL, "basic.get %s failed",
+	          queue);
+	if (r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
+		amqp_basic_get_ok_t *ok = r.reply.decoded;
+		snprintf(out->exchange, sizeof(out->exchange), "%.*s",
+		         (int)ok->exchange.len, (const char *)ok->exchange.bytes);
+		snprintf(out->routing_key, sizeof(out->routing_key), "%.*s",
+		         (int)ok->routing_key.len,
+		         (const char *)ok->routing_key.bytes);
+		cr_assert(amqp_read_message(c, 1, &out->m, 0).reply_type ==
+		          AMQP_RESPONSE_NORMAL);
+		out->got = true;
+		out->body = out->m.body.bytes;
+		out->len = out->m.body.len;
+	}
+	it_close(c);
+	return out->got;
+}
+
+const amqp_field_value_t *it_msg_header(const struct it_msg *m,
+                                        const char *name)
+{
+	const amqp_basic_properties_t *p = &m->m.properties;
+
+	if (!m->got || !(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return NULL;
+	for (int i = 0; i < p->headers.num_entries; i++)
+		if (p->headers.entries[i].key.len == strlen(name) &&
+		    memcmp(p->headers.entries[i].key.bytes, name,
+		           strlen(name)) == 0)
+			return &p->headers.entries[i].value;
+	return NULL;
+}
+
+const char *it_msg_str(const struct it_msg *m, const char *name, char *buf,
+                       size_t len)
+{
+	const amqp_field_value_t *v = it_msg_header(m, name);
+
+	if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 &&
+	           v->kind != AMQP_FIELD_KIND_BYTES))
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)v->value.bytes.len,
+	         (const char *)v->value.bytes.bytes);
+	return buf;
+}
+
+bool it_msg_int(const struct it_msg *m, const char *name, int64_t *out)
+{
+	const amqp_field_value_t *v = it_msg_header(m, name);
+
+	if (!v)
+		return false;
+	switch (v->kind) {
+	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return true;
+	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return true;
+	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return true;
+	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return true;
+	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return true;
+	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return true;
+	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return true;
+	case AMQP_FIELD_KIND_U64: *out = (int64_t)v->value.u64; return true;
+	default: return false;
+	}
+}
+
+void it_msg_free(struct it_msg *m)
+{
+	if (m->got)
+		amqp_destroy_message(&m->m);
+	memset(m, 0, sizeof(*m));
+}
+
+void it_publish_props(amqp_connection_state_t c, const char *exchange,
+                      const char *rk, const char *body,
+                      const amqp_basic_properties_t *props)
+{
+	amqp_bytes_t b = {.len = strlen(body), .bytes = (void *)body};
+
+	cr_assert(amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange),
+	                             amqp_cstring_bytes(rk), 0, 0, props, b) ==
+	          AMQP_STATUS_OK);
+}
+
 void it_delete_queue(const char *queue)
 {
 	amqp_connection_state_t c = it_connect();

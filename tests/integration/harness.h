@@ -38,6 +38,30 @@ long it_wait_queue(const char *queue, long n, int timeout_ms);
 char *it_get(const char *queue, size_t *len);
 void it_delete_queue(const char *queue);
 
+/* One message taken with basic.get (acked), with its properties. */
+struct it_msg {
+	bool got;
+	char exchange[256], routing_key[256]; /* as delivered */
+	const char *body; /* points into m; not NUL-terminated */
+	size_t len;
+	amqp_message_t m;
+};
+/* Returns false (and out->got false) if the queue is empty. */
+bool it_get_msg(const char *queue, struct it_msg *out);
+/* A header of m, or NULL. */
+const amqp_field_value_t *it_msg_header(const struct it_msg *m,
+                                        const char *name);
+/* A string header copied into buf, or NULL if absent / not a string. */
+const char *it_msg_str(const struct it_msg *m, const char *name, char *buf,
+                       size_t len);
+/* An integer header of any width; false if absent / not an integer. */
+bool it_msg_int(const struct it_msg *m, const char *name, int64_t *out);
+void it_msg_free(struct it_msg *m);
+/* Publish a NUL-terminated body with the given properties. */
+void it_publish_props(amqp_connection_state_t c, const char *exchange,
+                      const char *rk, const char *body,
+                      const amqp_basic_properties_t *props);
+
 struct it_daemon {
 	pid_t pid;
 	char conf[256];

@@ -959,3 +959,606 @@ Test(conf, route_type_too_long)
 	expect_error(text, 10,
 	             "route: the message type must be 1 to 255 bytes");
 }
+
+/* ---- delivery policy, ack coalescing, publisher confirms --------------- */
+
+#define EPS 1e-9
+
+/* A valid conf whose route section is left open at line 8: a route key
+ * appended to it is on line 9, and "}\n" closes it on line 10. */
+#define ROUTE_OPEN                                                            \
+	"queue \"q\" { dead_letter_exchange = \"dlx\" }\n" /* 1 */               \
+	"plugin \"p\" {\n"         /* 2 */                                    \
+	"    path = \"p.so\"\n"    /* 3 */                                    \
+	"}\n"                      /* 4 */                                    \
+	"route \"t\" {\n"          /* 5 */                                    \
+	"    queue = \"q\"\n"      /* 6 */                                    \
+	"    plugin = \"p\"\n"     /* 7 */                                    \
+	"    handler = \"h\"\n"    /* 8 */
+
+/* q's retry delays must be exactly want[0..n), ascending. */
+static void
+expect_delays(const struct wd_conf_queue *q, const long *want, size_t n)
+{
+	cr_assert_eq(q->nretry_delays, n, "queue \"%s\": %zu retry delays, "
+	             "want %zu", q->name, q->nretry_delays, n);
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(q->retry_delays[i], want[i],
+		             "queue \"%s\": delay %zu is %ld, want %ld", q->name,
+		             i, q->retry_delays[i], want[i]);
+}
+
+/* The resolved policy of route `r` must be exactly these values. */
+static void
+expect_policy(const struct wd_conf_route *r, int max_attempts, long delay,
+              double multiplier, long max_delay, double jitter)
+{
+	const struct wd_policy *p = &r->policy;
+
+	cr_expect_eq(p->max_attempts, max_attempts, "route %s: max_attempts %d",
+	             r->type, p->max_attempts);
+	cr_expect_eq(p->retry_delay_ms, delay, "route %s: retry_delay_ms %ld",
+	             r->type, p->retry_delay_ms);
+	cr_expect_float_eq(p->retry_multiplier, multiplier, EPS,
+	                   "route %s: retry_multiplier %g", r->type,
+	                   p->retry_multiplier);
+	cr_expect_eq(p->retry_max_delay_ms, max_delay,
+	             "route %s: retry_max_delay_ms %ld", r->type,
+	             p->retry_max_delay_ms);
+	cr_expect_float_eq(p->retry_jitter, jitter, EPS,
+	                   "route %s: retry_jitter %g", r->type,
+	                   p->retry_jitter);
+}
+
+Test(conf, policy_defaults)
+{
+	static const long delays[] = {5000, 10000, 20000};
+	struct wd_conf *c = load_ok(BASE "queue \"idle\" {\n}\n");
+	const struct wd_conf_queue *q;
+
+	cr_expect_eq(c->broker.ack_batch, 100);
+	cr_expect_eq(c->broker.ack_delay_ms, 10);
+	cr_expect_eq(c->broker.publish_timeout, 30);
+
+	cr_assert_eq(c->nroutes, 1);
+	expect_policy(&c->routes[0], 4, 5000, 2.0, 60000, 0.1);
+	cr_expect_eq(c->routes[0].policy.batch_size, 1);
+	cr_expect_eq(c->routes[0].policy.batch_timeout_ms, 100);
+
+	cr_assert_eq(c->nqueues, 2);
+	q = &c->queues[0];
+	cr_expect_eq(q->max_body_size, 1048576);
+	cr_expect_eq(q->on_unknown_type, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(q->on_unparseable, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(q->on_too_large, WD_BAD_DEAD_LETTER);
+	/* 5000 * 2^(attempt-1) for attempts 1..3 (max_attempts 4). */
+	expect_delays(q, delays, 3);
+
+	/* A queue no route reads has no retry queues (and needs no
+	 * dead_letter_exchange); its input policy still resolves. */
+	q = &c->queues[1];
+	cr_expect_not(q->consumed);
+	cr_expect_eq(q->nretry_delays, 0);
+	cr_expect_eq(q->max_body_size, 1048576);
+	cr_expect_eq(q->on_unknown_type, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(q->on_unparseable, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(q->on_too_large, WD_BAD_DEAD_LETTER);
+	wd_conf_free(c);
+}
+
+Test(conf, broker_ack_and_confirm_values_are_read)
+{
+	struct wd_conf *c = load_ok("broker {\n"
+	                            "    ack_batch = 1\n"
+	                            "    ack_delay_ms = 0\n"
+	                            "    publish_timeout = 5\n"
+	                            "}\n" BASE);
+
+	cr_expect_eq(c->broker.ack_batch, 1);
+	cr_expect_eq(c->broker.ack_delay_ms, 0);
+	cr_expect_eq(c->broker.publish_timeout, 5);
+	wd_conf_free(c);
+}
+
+/* The `policy` section is the default of every route and every queue. */
+Test(conf, policy_section_applies_to_every_route_and_queue)
+{
+	/* 1000, 1500, 2250 capped at 2000. */
+	static const long delays[] = {1000, 1500, 2000};
+	struct wd_conf *c = load_ok("policy {\n"
+	                            "    max_attempts = 4\n"
+	                            "    retry_delay_ms = 1000\n"
+	                            "    retry_multiplier = 1.5\n"
+	                            "    retry_max_delay_ms = 2000\n"
+	                            "    retry_jitter = 0.25\n"
+	                            "    max_body_size = 4096\n"
+	                            "    on_unknown_type = \"drop\"\n"
+	                            "    on_unparseable = \"drop\"\n"
+	                            "    on_too_large = \"drop\"\n"
+	                            "}\n" BASE
+	                            "queue \"q2\" { dead_letter_exchange = "
+	                            "\"dlx\" }\n"
+	                            "route \"u\" {\n"
+	                            "    queue = \"q2\"\n"
+	                            "    plugin = \"p\"\n"
+	                            "    handler = \"h\"\n"
+	                            "}\n");
+
+	cr_assert_eq(c->nroutes, 2);
+	cr_assert_eq(c->nqueues, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct wd_conf_queue *q = &c->queues[i];
+
+		expect_policy(&c->routes[i], 4, 1000, 1.5, 2000, 0.25);
+		/* Not policy keys: the route defaults stay. */
+		cr_expect_eq(c->routes[i].policy.batch_size, 1);
+		cr_expect_eq(c->routes[i].policy.batch_timeout_ms, 100);
+		cr_expect_eq(q->max_body_size, 4096, "queue %s", q->name);
+		cr_expect_eq(q->on_unknown_type, WD_BAD_DROP, "queue %s",
+		             q->name);
+		cr_expect_eq(q->on_unparseable, WD_BAD_DROP, "queue %s",
+		             q->name);
+		cr_expect_eq(q->on_too_large, WD_BAD_DROP, "queue %s", q->name);
+		expect_delays(q, delays, 3);
+	}
+	wd_conf_free(c);
+}
+
+/* Each route key overrides the policy's for that key alone. */
+Test(conf, route_overrides_beat_policy_per_key)
+{
+	static const long delays[] = {1000, 2000, 3000, 6000, 9000, 27000,
+	                              50000};
+	struct wd_conf *c = load_ok(
+	    "policy {\n"
+	    "    max_attempts = 3\n"
+	    "    retry_delay_ms = 1000\n"
+	    "    retry_multiplier = 3.0\n"
+	    "    retry_max_delay_ms = 50000\n"
+	    "    retry_jitter = 0.5\n"
+	    "}\n"
+	    "queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
+	    "plugin \"p\" { path = \"p.so\" }\n"
+	    "route \"none\" { queue = \"q\" plugin = \"p\" handler = \"h\" }\n"
+	    "route \"a\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    max_attempts = 7 }\n"
+	    "route \"d\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    retry_delay_ms = 2000 }\n"
+	    "route \"m\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    retry_multiplier = 1.0 }\n"
+	    "route \"x\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    retry_max_delay_ms = 1000 }\n"
+	    "route \"j\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    retry_jitter = 0.0 }\n"
+	    "route \"b\" { queue = \"q\" plugin = \"p\" handler = \"h\"\n"
+	    "    batch_size = 50\n"
+	    "    batch_timeout_ms = 250 }\n");
+
+	cr_assert_eq(c->nroutes, 7);
+	cr_expect_str_eq(c->routes[0].type, "none");
+	expect_policy(&c->routes[0], 3, 1000, 3.0, 50000, 0.5);
+	expect_policy(&c->routes[1], 7, 1000, 3.0, 50000, 0.5);
+	expect_policy(&c->routes[2], 3, 2000, 3.0, 50000, 0.5);
+	expect_policy(&c->routes[3], 3, 1000, 1.0, 50000, 0.5);
+	expect_policy(&c->routes[4], 3, 1000, 3.0, 1000, 0.5);
+	expect_policy(&c->routes[5], 3, 1000, 3.0, 50000, 0.0);
+	expect_policy(&c->routes[6], 3, 1000, 3.0, 50000, 0.5);
+	for (size_t i = 0; i < 6; i++) {
+		cr_expect_eq(c->routes[i].policy.batch_size, 1);
+		cr_expect_eq(c->routes[i].policy.batch_timeout_ms, 100);
+	}
+	cr_expect_str_eq(c->routes[6].type, "b");
+	cr_expect_eq(c->routes[6].policy.batch_size, 50);
+	cr_expect_eq(c->routes[6].policy.batch_timeout_ms, 250);
+	/* none, j, b: 1000 3000; a: 1000 3000 9000 27000 50000 (81000
+	 * capped) 50000; d: 2000 6000; m: 1000 1000; x: 1000 1000. */
+	cr_assert_eq(c->nqueues, 1);
+	expect_delays(&c->queues[0], delays,
+	              sizeof(delays) / sizeof(delays[0]));
+	wd_conf_free(c);
+}
+
+/* Each queue key overrides the policy's for that key alone, both ways. */
+Test(conf, queue_overrides_beat_policy_per_key)
+{
+	struct wd_conf *c = load_ok("policy {\n"
+	                            "    max_body_size = 4096\n"
+	                            "    on_unknown_type = \"drop\"\n"
+	                            "    on_unparseable = \"drop\"\n"
+	                            "    on_too_large = \"drop\"\n"
+	                            "}\n" BASE
+	                            "queue \"size\" { max_body_size = 100 }\n"
+	                            "queue \"unknown\" {\n"
+	                            "    on_unknown_type = \"dead-letter\"\n"
+	                            "}\n"
+	                            "queue \"unparseable\" {\n"
+	                            "    on_unparseable = \"dead-letter\"\n"
+	                            "}\n"
+	                            "queue \"large\" {\n"
+	                            "    on_too_large = \"dead-letter\"\n"
+	                            "}\n");
+	static const struct {
+		const char *name;
+		long size;
+		enum wd_bad_input unknown, unparseable, large;
+	} want[] = {
+	    {"q", 4096, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DROP},
+	    {"size", 100, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DROP},
+	    {"unknown", 4096, WD_BAD_DEAD_LETTER, WD_BAD_DROP, WD_BAD_DROP},
+	    {"unparseable", 4096, WD_BAD_DROP, WD_BAD_DEAD_LETTER,
+	     WD_BAD_DROP},
+	    {"large", 4096, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DEAD_LETTER},
+	};
+
+	cr_assert_eq(c->nqueues, 5);
+	for (size_t i = 0; i < 5; i++) {
+		const struct wd_conf_queue *q = &c->queues[i];
+
+		cr_expect_str_eq(q->name, want[i].name);
+		cr_expect_eq(q->max_body_size, want[i].size, "queue %s",
+		             q->name);
+		cr_expect_eq(q->on_unknown_type, want[i].unknown, "queue %s",
+		             q->name);
+		cr_expect_eq(q->on_unparseable, want[i].unparseable,
+		             "queue %s", q->name);
+		cr_expect_eq(q->on_too_large, want[i].large, "queue %s",
+		             q->name);
+	}
+	wd_conf_free(c);
+}
+
+/* Without a `policy` section a queue key overrides the defaults. */
+Test(conf, queue_overrides_beat_defaults)
+{
+	struct wd_conf *c = load_ok(BASE "queue \"r\" {\n"
+	                                 "    max_body_size = 1\n"
+	                                 "    on_unknown_type = \"drop\"\n"
+	                                 "    on_unparseable = \"drop\"\n"
+	                                 "    on_too_large = \"drop\"\n"
+	                                 "}\n");
+	const struct wd_conf_queue *q = &c->queues[1];
+
+	cr_expect_eq(c->queues[0].max_body_size, 1048576);
+	cr_expect_eq(c->queues[0].on_unknown_type, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(q->max_body_size, 1);
+	cr_expect_eq(q->on_unknown_type, WD_BAD_DROP);
+	cr_expect_eq(q->on_unparseable, WD_BAD_DROP);
+	cr_expect_eq(q->on_too_large, WD_BAD_DROP);
+	wd_conf_free(c);
+}
+
+/* Two routes on one queue: one retry queue per distinct delay, sorted. */
+Test(conf, retry_delays_of_two_routes_merge)
+{
+	/* t: 5000 10000 20000; u: 10000 15000 22500. */
+	static const long delays[] = {5000, 10000, 15000, 20000, 22500};
+	struct wd_conf *c = load_ok(BASE "route \"u\" {\n"
+	                                 "    queue = \"q\"\n"
+	                                 "    plugin = \"p\"\n"
+	                                 "    handler = \"h\"\n"
+	                                 "    retry_delay_ms = 10000\n"
+	                                 "    retry_multiplier = 1.5\n"
+	                                 "}\n");
+
+	cr_assert_eq(c->nqueues, 1);
+	expect_delays(&c->queues[0], delays, 5);
+	wd_conf_free(c);
+}
+
+Test(conf, max_attempts_one_gives_no_retry_delays)
+{
+	struct wd_conf *c = load_ok("policy {\n"
+	                            "    max_attempts = 1\n"
+	                            "}\n" BASE);
+
+	cr_expect_eq(c->routes[0].policy.max_attempts, 1);
+	cr_expect_eq(c->queues[0].nretry_delays, 0);
+	wd_conf_free(c);
+}
+
+/* One route without retries beside one with: the queue keeps the other's. */
+Test(conf, max_attempts_one_on_one_route_only)
+{
+	static const long delays[] = {5000, 10000, 20000};
+	struct wd_conf *c = load_ok(BASE "route \"u\" {\n"
+	                                 "    queue = \"q\"\n"
+	                                 "    plugin = \"p\"\n"
+	                                 "    handler = \"h\"\n"
+	                                 "    max_attempts = 1\n"
+	                                 "}\n");
+
+	cr_expect_eq(c->routes[1].policy.max_attempts, 1);
+	expect_delays(&c->queues[0], delays, 3);
+	wd_conf_free(c);
+}
+
+Test(conf, retry_max_delay_caps_the_delays)
+{
+	/* 1000, 10000, then 100000 and on capped at 25000. */
+	static const long delays[] = {1000, 10000, 25000};
+	struct wd_conf *c = load_ok(ROUTE_OPEN "    max_attempts = 6\n"
+	                                       "    retry_delay_ms = 1000\n"
+	                                       "    retry_multiplier = 10\n"
+	                                       "    retry_max_delay_ms = 25000\n"
+	                                       "}\n");
+
+	expect_policy(&c->routes[0], 6, 1000, 10.0, 25000, 0.1);
+	expect_delays(&c->queues[0], delays, 3);
+	wd_conf_free(c);
+}
+
+/* retry_max_delay_ms equal to retry_delay_ms: every retry waits as long. */
+Test(conf, retry_max_delay_equal_to_delay)
+{
+	static const long delays[] = {3000};
+	struct wd_conf *c = load_ok(ROUTE_OPEN "    retry_delay_ms = 3000\n"
+	                                       "    retry_max_delay_ms = 3000\n"
+	                                       "}\n");
+
+	expect_delays(&c->queues[0], delays, 1);
+	wd_conf_free(c);
+}
+
+Test(conf, policy_delay_ms)
+{
+	struct wd_policy p = {
+	    .max_attempts = 10,
+	    .retry_delay_ms = 1000,
+	    .retry_multiplier = 1.0,
+	    .retry_max_delay_ms = 60000,
+	    .retry_jitter = 0.5,
+	};
+
+	/* Multiplier 1.0: every delay is the first. */
+	for (int a = 1; a <= 10; a++)
+		cr_expect_eq(wd_policy_delay_ms(&p, a), 1000, "attempt %d", a);
+
+	/* Attempt 1 is retry_delay_ms whatever the multiplier. */
+	p.retry_multiplier = 7.0;
+	cr_expect_eq(wd_policy_delay_ms(&p, 1), 1000);
+	cr_expect_eq(wd_policy_delay_ms(&p, 2), 7000);
+	cr_expect_eq(wd_policy_delay_ms(&p, 3), 49000);
+	/* 343000 capped; and no overflow however many attempts. */
+	cr_expect_eq(wd_policy_delay_ms(&p, 4), 60000);
+	cr_expect_eq(wd_policy_delay_ms(&p, 1000), 60000);
+
+	/* Fractional multipliers round to the millisecond. */
+	p.retry_multiplier = 1.5;
+	p.retry_delay_ms = 1001;
+	cr_expect_eq(wd_policy_delay_ms(&p, 2), 1502); /* 1501.5 */
+	cr_expect_eq(wd_policy_delay_ms(&p, 3), 2252); /* 2252.25 */
+
+	/* The cap is exact, and a first delay at the cap stays there. */
+	p.retry_multiplier = 2.0;
+	p.retry_delay_ms = 15000;
+	cr_expect_eq(wd_policy_delay_ms(&p, 3), 60000); /* 60000 exactly */
+	cr_expect_eq(wd_policy_delay_ms(&p, 4), 60000);
+	p.retry_delay_ms = 60000;
+	cr_expect_eq(wd_policy_delay_ms(&p, 1), 60000);
+	cr_expect_eq(wd_policy_delay_ms(&p, 2), 60000);
+
+	/* The largest allowed values. */
+	p.retry_delay_ms = 86400000;
+	p.retry_max_delay_ms = 86400000;
+	p.retry_multiplier = 100.0;
+	cr_expect_eq(wd_policy_delay_ms(&p, 999), 86400000);
+}
+
+/* ---- delivery policy errors, each with its line ----------------------- */
+
+Test(conf, policy_max_attempts_zero)
+{
+	expect_error("policy {\n"
+	             "    max_attempts = 0\n"
+	             "}\n" BASE,
+	             2, "max_attempts: 0 is out of range 1..1000");
+}
+
+Test(conf, route_max_attempts_too_many)
+{
+	expect_error(ROUTE_OPEN "    max_attempts = 1001\n"
+	                        "}\n",
+	             9, "max_attempts: 1001 is out of range 1..1000");
+}
+
+Test(conf, route_retry_multiplier_below_one)
+{
+	expect_error(ROUTE_OPEN "    retry_multiplier = 0.5\n"
+	                        "}\n",
+	             9, "retry_multiplier: 0.5 is out of range 1..100");
+}
+
+Test(conf, policy_retry_multiplier_below_one)
+{
+	expect_error("policy {\n"
+	             "    retry_multiplier = 0.5\n"
+	             "}\n" BASE,
+	             2, "retry_multiplier: 0.5 is out of range 1..100");
+}
+
+Test(conf, policy_retry_jitter_above_one)
+{
+	expect_error("policy {\n"
+	             "    retry_jitter = 1.5\n"
+	             "}\n" BASE,
+	             2, "retry_jitter: 1.5 is out of range 0..1");
+}
+
+Test(conf, route_retry_jitter_above_one)
+{
+	expect_error(ROUTE_OPEN "    retry_jitter = 1.5\n"
+	                        "}\n",
+	             9, "retry_jitter: 1.5 is out of range 0..1");
+}
+
+Test(conf, queue_bad_on_unknown_type)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    on_unknown_type = \"ignore\"\n"
+	                  "}\n",
+	             12,
+	             "on_unknown_type: \"ignore\" is not one of dead-letter, "
+	             "drop");
+}
+
+Test(conf, policy_bad_on_too_large)
+{
+	expect_error("policy {\n"
+	             "    on_unparseable = \"drop\"\n"
+	             "    on_too_large = \"truncate\"\n"
+	             "}\n" BASE,
+	             3,
+	             "on_too_large: \"truncate\" is not one of dead-letter, "
+	             "drop");
+}
+
+Test(conf, route_batch_size_zero)
+{
+	expect_error(ROUTE_OPEN "    batch_size = 0\n"
+	                        "}\n",
+	             9, "batch_size: 0 is out of range 1..10000");
+}
+
+Test(conf, route_batch_timeout_zero)
+{
+	expect_error(ROUTE_OPEN "    batch_timeout_ms = 0\n"
+	                        "}\n",
+	             9, "batch_timeout_ms: 0 is out of range 1..60000");
+}
+
+Test(conf, route_retry_delay_zero)
+{
+	expect_error(ROUTE_OPEN "    retry_delay_ms = 0\n"
+	                        "}\n",
+	             9, "retry_delay_ms: 0 is out of range 1..86400000");
+}
+
+Test(conf, queue_max_body_size_zero)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    max_body_size = 0\n"
+	                  "}\n",
+	             12, "max_body_size: 0 is out of range 1..536870912");
+}
+
+Test(conf, broker_ack_batch_zero)
+{
+	expect_error("broker {\n"
+	             "    ack_batch = 0\n"
+	             "}\n" BASE,
+	             2, "ack_batch: 0 is out of range 1..65535");
+}
+
+Test(conf, broker_ack_delay_too_long)
+{
+	expect_error("broker {\n"
+	             "    ack_delay_ms = 10001\n"
+	             "}\n" BASE,
+	             2, "ack_delay_ms: 10001 is out of range 0..10000");
+}
+
+Test(conf, broker_publish_timeout_zero)
+{
+	expect_error("broker {\n"
+	             "    publish_timeout = 0\n"
+	             "}\n" BASE,
+	             2, "publish_timeout: 0 is out of range 1..3600");
+}
+
+/* Refused at the route's line: the section's, i.e. its closing brace. */
+Test(conf, retry_max_delay_below_retry_delay)
+{
+	expect_error(ROUTE_OPEN "    retry_delay_ms = 2000\n"
+	                        "    retry_max_delay_ms = 1000\n"
+	                        "}\n",
+	             11,
+	             "route \"t\": retry_max_delay_ms (1000) is shorter than "
+	             "retry_delay_ms (2000)");
+}
+
+/* The same check on values the route inherits from `policy`. */
+Test(conf, policy_retry_delay_above_default_max)
+{
+	expect_error("policy {\n"
+	             "    retry_delay_ms = 120000\n"
+	             "}\n" BASE,
+	             13,
+	             "route \"t\": retry_max_delay_ms (60000) is shorter than "
+	             "retry_delay_ms (120000)");
+}
+
+/* Refused at the queue's line: the section's, i.e. its closing brace. */
+Test(conf, consumed_queue_without_dead_letter_exchange)
+{
+	expect_error("queue \"q\" {\n"
+	             "    durable = true\n"
+	             "}\n"
+	             "plugin \"p\" {\n"
+	             "    path = \"p.so\"\n"
+	             "}\n"
+	             "route \"t\" {\n"
+	             "    queue = \"q\"\n"
+	             "    plugin = \"p\"\n"
+	             "    handler = \"h\"\n"
+	             "}\n",
+	             3,
+	             "queue \"q\": a consumed queue needs a "
+	             "dead_letter_exchange (rejected and failing messages are "
+	             "dead-lettered there)");
+}
+
+/* A conf with one queue of `len` bytes named 'a'..., consumed by a route
+ * with `route_keys` added; the queue is on line 1. */
+static const char *
+long_queue_conf(size_t len, const char *route_keys)
+{
+	static char text[2048];
+	char name[300];
+
+	cr_assert_lt(len, sizeof(name));
+	memset(name, 'a', len);
+	name[len] = '\0';
+	snprintf(text, sizeof(text),
+	         "queue \"%s\" { dead_letter_exchange = \"dlx\" }\n"
+	         "plugin \"p\" {\n    path = \"p.so\"\n}\n"
+	         "route \"t\" {\n"
+	         "    queue = \"%s\"\n"
+	         "    plugin = \"p\"\n"
+	         "    handler = \"h\"\n"
+	         "%s"
+	         "}\n",
+	         name, name, route_keys);
+	return text;
+}
+
+Test(conf, queue_name_too_long_for_retry_queues)
+{
+	char want[1024], name[237];
+
+	memset(name, 'a', 236);
+	name[236] = '\0';
+	snprintf(want, sizeof(want),
+	         "queue \"%s\": the name is too long for its retry queues "
+	         "(\"%s.retry.<ms>\"): at most 235 bytes",
+	         name, name);
+	expect_error(long_queue_conf(236, ""), 1, want);
+}
+
+Test(conf, queue_name_of_235_bytes_has_room)
+{
+	struct wd_conf *c = load_ok(long_queue_conf(235, ""));
+
+	cr_expect_eq(strlen(c->queues[0].name), 235);
+	cr_expect_eq(c->queues[0].nretry_delays, 3);
+	wd_conf_free(c);
+}
+
+/* No retries, no retry queues: the long name is fine. */
+Test(conf, long_queue_name_without_retries)
+{
+	struct wd_conf *c =
+	    load_ok(long_queue_conf(236, "    max_attempts = 1\n"));
+
+	cr_expect_eq(c->queues[0].nretry_delays, 0);
+	wd_conf_free(c);
+}

@@ -256,9 +256,9 @@ fixture_conf(const char *handler)
 
 	snprintf(text, sizeof(text),
 	         "plugin_dir = \"%s\"\n"
-	         "queue \"a\" {\n"
+	         "queue \"a\" { dead_letter_exchange = \"x\"\n"
 	         "}\n"
-	         "queue \"b\" {\n"
+	         "queue \"b\" { dead_letter_exchange = \"x\"\n"
 	         "}\n"
 	         "plugin \"g\" {\n"
 	         "    path = \"fx_good.so\"\n"
@@ -348,7 +348,7 @@ Test(routes, init_failure_fails_the_build)
 
 	snprintf(text, sizeof(text),
 	         "plugin_dir = \"%s\"\n"
-	         "queue \"a\" {\n}\n"
+	         "queue \"a\" { dead_letter_exchange = \"x\" }\n"
 	         "plugin \"f\" {\n    path = \"fx_init_fails.so\"\n}\n"
 	         "route \"t\" {\n    queue = \"a\"\n    plugin = \"f\"\n"
 	         "    handler = \"ok\"\n}\n",
@@ -367,7 +367,7 @@ Test(routes, bad_plugin_fails_the_build)
 
 	snprintf(text, sizeof(text),
 	         "plugin_dir = \"%s\"\n"
-	         "queue \"a\" {\n}\n"
+	         "queue \"a\" { dead_letter_exchange = \"x\" }\n"
 	         "plugin \"g\" {\n    path = \"fx_good.so\"\n}\n"
 	         "plugin \"w\" {\n    path = \"fx_wrong_abi.so\"\n}\n"
 	         "route \"t\" {\n    queue = \"a\"\n    plugin = \"g\"\n"

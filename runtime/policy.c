@@ -1,0 +1,190 @@
+/* policy.c - attempt counting and the headers of republished copies. */
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+
+/* An integer field of any width, or -1 if it is not a count. */
+static int64_t field_count(const amqp_field_value_t *v)
+{
+	if (!v)
+		return -1;
+	switch (v->kind) {
+	case AMQP_FIELD_KIND_I8: return v->value.i8;
+	case AMQP_FIELD_KIND_U8: return v->value.u8;
+	case AMQP_FIELD_KIND_I16: return v->value.i16;
+	case AMQP_FIELD_KIND_U16: return v->value.u16;
+	case AMQP_FIELD_KIND_I32: return v->value.i32;
+	case AMQP_FIELD_KIND_U32: return v->value.u32;
+	case AMQP_FIELD_KIND_I64: return v->value.i64;
+	case AMQP_FIELD_KIND_U64:
+		return v->value.u64 > INT32_MAX ? -1 : (int64_t)v->value.u64;
+	default: return -1;
+	}
+}
+
+static bool is_string(const amqp_field_value_t *v)
+{
+	return v && (v->kind == AMQP_FIELD_KIND_UTF8 ||
+	             v->kind == AMQP_FIELD_KIND_BYTES);
+}
+
+static const amqp_field_value_t *table_get(const amqp_table_t *t,
+                                           const char *key)
+{
+	size_t len = strlen(key);
+
+	for (int i = 0; i < t->num_entries; i++)
+		if (t->entries[i].key.len == len &&
+		    memcmp(t->entries[i].key.bytes, key, len) == 0)
+			return &t->entries[i].value;
+	return NULL;
+}
+
+static bool bytes_eq(amqp_bytes_t b, const char *s)
+{
+	return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
+}
+
+/* Expiries from "<queue>.retry.*" recorded in x-death: one per retry. */
+static int xdeath_retries(const amqp_envelope_t *env, const char *queue)
+{
+	const amqp_field_value_t *xd = wd_envelope_header(env, "x-death");
+	size_t qlen = strlen(queue);
+	int64_t n = 0;
+
+	if (!xd || xd->kind != AMQP_FIELD_KIND_ARRAY)
+		return 0;
+	for (int i = 0; i < xd->value.array.num_entries; i++) {
+		const amqp_field_value_t *e = &xd->value.array.entries[i];
+		const amqp_field_value_t *q, *r;
+		int64_t c;
+
+		if (e->kind != AMQP_FIELD_KIND_TABLE)
+			continue;
+		q = table_get(&e->value.table, "queue");
+		r = table_get(&e->value.table, "reason");
+		c = field_count(table_get(&e->value.table, "count"));
+		if (!is_string(q) || !is_string(r) || c <= 0 ||
+		    !bytes_eq(r->value.bytes, "expired"))
+			continue;
+		if (q->value.bytes.len > qlen + 7 &&
+		    memcmp(q->value.bytes.bytes, queue, qlen) == 0 &&
+		    memcmp((const char *)q->value.bytes.bytes + qlen, ".retry.",
+		           7) == 0)
+			n += c;
+	}
+	return n > 1000000 ? 1000000 : (int)n;
+}
+
+void wd_policy_attempts(const amqp_envelope_t *env, const char *queue,
+                        struct wd_attempts *out)
+{
+	const amqp_field_value_t *h = wd_envelope_header(env, WD_H_ATTEMPTS);
+	int64_t v = field_count(h);
+	int64_t dc = field_count(wd_envelope_header(env, "x-delivery-count"));
+	int prior;
+
+	out->header_bad = h && (v < 0 || v > 1000000);
+	out->from_header = h && !out->header_bad ? (int)v : -1;
+	out->from_xdeath = xdeath_retries(env, queue);
+	out->redeliveries = dc > 0 && dc <= 1000000 ? (int)dc : 0;
+	prior = out->from_header > out->from_xdeath ? out->from_header
+	                                            : out->from_xdeath;
+	out->attempt = prior + 1 + out->redeliveries;
+}
+
+int wd_policy_retry_queue(char *buf, size_t len, const char *queue,
+                          long delay_ms)
+{
+	int n = snprintf(buf, len, "%s.retry.%ld", queue, delay_ms);
+	return n < 0 || (size_t)n >= len || n > 255 ? -1 : 0;
+}
+
+long wd_policy_jittered_ms(const struct wd_policy *p, int attempt, double rnd)
+{
+	long d = wd_policy_delay_ms(p, attempt);
+	long cut = (long)((double)d * p->retry_jitter * rnd);
+
+	return d - cut < 1 ? 1 : d - cut;
+}
+
+amqp_bytes_t wd_policy_original_exchange(const amqp_envelope_t *env)
+{
+	const amqp_field_value_t *v = wd_envelope_header(env, WD_H_ORIG_EXCHANGE);
+	return is_string(v) ? v->value.bytes : env->exchange;
+}
+
+amqp_bytes_t wd_policy_original_routing_key(const amqp_envelope_t *env)
+{
+	const amqp_field_value_t *v =
+	    wd_envelope_header(env, WD_H_ORIG_ROUTING_KEY);
+	return is_string(v) ? v->value.bytes : env->routing_key;
+}
+
+/* warren's own headers are rewritten on every copy; the rest is kept. */
+static bool is_warren_header(amqp_bytes_t key)
+{
+	return key.len > 9 && memcmp(key.bytes, "x-warren-", 9) == 0;
+}
+
+static amqp_table_entry_t *add(amqp_table_t *t, const char *key)
+{
+	amqp_table_entry_t *e = &t->entries[t->num_entries++];
+	e->key = amqp_cstring_bytes(key);
+	return e;
+}
+
+static void add_str(amqp_table_t *t, const char *key, amqp_bytes_t val)
+{
+	amqp_table_entry_t *e = add(t, key);
+	e->value.kind = AMQP_FIELD_KIND_UTF8;
+	e->value.value.bytes = val;
+}
+
+static void add_i64(amqp_table_t *t, const char *key, int64_t val)
+{
+	amqp_table_entry_t *e = add(t, key);
+	e->value.kind = AMQP_FIELD_KIND_I64;
+	e->value.value.i64 = val;
+}
+
+int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
+                      const struct wd_failure *f,
+                      struct wd_header_scratch *scratch, amqp_table_t *out)
+{
+	const amqp_basic_properties_t *p = &env->message.properties;
+	const amqp_table_t *in =
+	    (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
+	int nin = in ? in->num_entries : 0;
+	int64_t first =
+	    field_count(wd_envelope_header(env, WD_H_FIRST_FAILURE));
+
+	out->num_entries = 0;
+	out->entries = calloc((size_t)nin + 11, sizeof(*out->entries));
+	if (!out->entries)
+		return -1;
+	for (int i = 0; i < nin; i++)
+		if (!is_warren_header(in->entries[i].key))
+			out->entries[out->num_entries++] = in->entries[i];
+	snprintf(scratch->queue, sizeof(scratch->queue), "%s", queue);
+	add_i64(out, WD_H_ATTEMPTS, f->attempts);
+	add_str(out, WD_H_REASON, amqp_cstring_bytes(f->reason));
+	add_str(out, WD_H_REASON_TEXT,
+	        amqp_cstring_bytes(f->text ? f->text : ""));
+	if (f->plugin)
+		add_str(out, WD_H_PLUGIN, amqp_cstring_bytes(f->plugin));
+	if (f->handler)
+		add_str(out, WD_H_HANDLER, amqp_cstring_bytes(f->handler));
+	/* field_count() caps at INT32_MAX for U64 only; ms times are I64. */
+	add_i64(out, WD_H_FIRST_FAILURE, first > 0 ? first : f->now_ms);
+	add_i64(out, WD_H_LAST_FAILURE, f->now_ms);
+	add_str(out, WD_H_QUEUE, amqp_cstring_bytes(scratch->queue));
+	add_str(out, WD_H_ORIG_EXCHANGE, wd_policy_original_exchange(env));
+	add_str(out, WD_H_ORIG_ROUTING_KEY,
+	        wd_policy_original_routing_key(env));
+	return 0;
+}

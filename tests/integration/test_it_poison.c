@@ -1,0 +1,314 @@
+/* The poison guard: a message whose handler kills warrend must not crash-
+ * loop it forever. On a quorum queue with `delivery_limit` (x-delivery-
+ * limit) the broker counts every delivery, including those whose consumer
+ * died before acking, and past the limit dead-letters the message with
+ * x-death reason "delivery_limit". The test plays systemd: it restarts
+ * warrend each time it dies (bounded), and checks that the poison ends in
+ * the dead-letter queue unchanged, that every good message was handled,
+ * that the restarts stopped after a bounded number, and that the last
+ * warrend still serves and stops cleanly.
+ *
+ * Classic queues have no delivery limit: the broker requeues the poison
+ * message each time the consumer dies (redelivered=1, no count), so every
+ * restart receives it again and crashes again, forever. There only the
+ * supervisor's restart limit (systemd StartLimitBurst) stops the loop, and
+ * it stops the daemon, not the message: use a quorum queue with
+ * delivery_limit for anything a handler might crash on.
+ *
+ * One connection and prefetch 1, on purpose: when the process dies, the
+ * broker returns every unacked delivery with its count raised, not only the
+ * poison. With a wider window, good messages prefetched next to the poison
+ * share its fate (dead-lettered after delivery_limit crashes if their
+ * handlers never got to ack them), and this test would be a race. With
+ * prefetch 1 the poison is the only unacked message when the process dies.
+ *
+ * No Criterion .timeout (see test_it_cli.c); every wait here is bounded. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define DELIVERY_LIMIT 2
+#define NMSG 21       /* ids 1..21 */
+#define POISON_ID 11  /* in the middle; the other 20 are good */
+#define STR_(v) #v
+#define STR(v) STR_(v)
+#define POISON_CRASH_LINE "crashing on id=" STR(POISON_ID) " "
+#define POISON_HANDLED_LINE "handled id=" STR(POISON_ID) " "
+#define LATE_ID 100   /* published after the poison is dead-lettered */
+#define MAX_RESTARTS 10
+#define TOTAL_MS 120000  /* the whole supervised crash loop */
+#define RESTART_DELAY_MS 200 /* systemd's RestartSec, roughly */
+#define WAIT_MS 20000
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* acc (malloc'd or NULL) with s appended: a new malloc'd string. */
+static char *append(char *acc, const char *s)
+{
+	size_t a = acc ? strlen(acc) : 0, n = strlen(s);
+	char *p = realloc(acc, a + n + 1);
+	cr_assert(p);
+	memcpy(p + a, s, n + 1);
+	return p;
+}
+
+static int count_str(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* The logs of the runs that ended plus the current run's log, malloc'd. */
+static char *all_logs(const char *ended, const struct it_daemon *d)
+{
+	char *cur = it_log_read(d);
+	char *all = append(NULL, ended ? ended : "");
+	all = append(all, cur);
+	free(cur);
+	return all;
+}
+
+static bool all_good_handled(const char *logs)
+{
+	char needle[64];
+	for (int id = 1; id <= NMSG; id++) {
+		if (id == POISON_ID)
+			continue;
+		snprintf(needle, sizeof(needle), "handled id=%d ", id);
+		if (!strstr(logs, needle))
+			return false;
+	}
+	return true;
+}
+
+/* A string-ish AMQP field value (rabbitmq-c decodes longstr as UTF8). */
+static bool field_str(const amqp_field_value_t *v, char *out, size_t len)
+{
+	if (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES)
+		return false;
+	snprintf(out, len, "%.*s", (int)v->value.bytes.len,
+	         (const char *)v->value.bytes.bytes);
+	return true;
+}
+
+static const amqp_field_value_t *table_get(const amqp_table_t *t,
+                                           const char *key)
+{
+	size_t klen = strlen(key);
+	for (int i = 0; i < t->num_entries; i++) {
+		const amqp_table_entry_t *e = &t->entries[i];
+		if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0)
+			return &e->value;
+	}
+	return NULL;
+}
+
+struct dead_letter {
+	char *body; /* malloc'd, NUL-terminated */
+	size_t len;
+	char reason[64]; /* of the newest x-death entry; "" if none */
+	char queue[256];
+	int64_t count;
+};
+
+/* basic.get (acked) one message and the newest entry of its x-death
+ * header; false if the queue is empty. The harness's it_get only gives the
+ * body. */
+static bool get_dead_letter(const char *queue, struct dead_letter *dl)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(queue), 1);
+	amqp_message_t m;
+	const amqp_field_value_t *xd, *v;
+
+	memset(dl, 0, sizeof(*dl));
+	cr_assert(r.reply_type == AMQP_RESPONSE_NORMAL, "basic.get %s failed",
+	          queue);
+	if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) {
+		it_close(c);
+		return false;
+	}
+	cr_assert(amqp_read_message(c, 1, &m, 0).reply_type ==
+	          AMQP_RESPONSE_NORMAL);
+	dl->body = malloc(m.body.len + 1);
+	cr_assert(dl->body);
+	if (m.body.len)
+		memcpy(dl->body, m.body.bytes, m.body.len);
+	dl->body[m.body.len] = '\0';
+	dl->len = m.body.len;
+	if ((m.properties._flags & AMQP_BASIC_HEADERS_FLAG) &&
+	    (xd = table_get(&m.properties.headers, "x-death")) != NULL &&
+	    xd->kind == AMQP_FIELD_KIND_ARRAY && xd->value.array.num_entries > 0 &&
+	    xd->value.array.entries[0].kind == AMQP_FIELD_KIND_TABLE) {
+		const amqp_table_t *t = &xd->value.array.entries[0].value.table;
+		if ((v = table_get(t, "reason")) != NULL)
+			field_str(v, dl->reason, sizeof(dl->reason));
+		if ((v = table_get(t, "queue")) != NULL)
+			field_str(v, dl->queue, sizeof(dl->queue));
+		if ((v = table_get(t, "count")) != NULL &&
+		    v->kind == AMQP_FIELD_KIND_I64)
+			dl->count = v->value.i64;
+	}
+	amqp_destroy_message(&m);
+	it_close(c);
+	return true;
+}
+
+/* Stop the daemon (if it runs) and fail with every run's log. */
+#define FAIL_WITH_LOGS(d, ended, ...)                                          \
+	do {                                                                   \
+		char *logs_ = all_logs((ended), (d));                          \
+		it_daemon_stop(d);                                             \
+		cr_log_error("%s", logs_);                                     \
+		cr_assert_fail(__VA_ARGS__);                                   \
+	} while (0)
+
+Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
+{
+	char x[128], q[128], dlq[160], path[512], body[128], extra[128];
+	char *conf, *ended = NULL, *logs;
+	struct it_daemon d;
+	struct dead_letter dl;
+	struct rlimit nocore = {0, 0};
+	int restarts = 0;
+	int64_t end;
+
+	/* Crashes on purpose: no core files (like LimitCORE=0). */
+	setrlimit(RLIMIT_CORE, &nocore);
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/fx_crash.so",
+	         it_build_dir());
+	it_unique(x, sizeof(x), "po.x");
+	it_unique(q, sizeof(q), "po.q");
+	snprintf(dlq, sizeof(dlq), "%s.dlq", q);
+	snprintf(extra, sizeof(extra),
+	         "  type = \"quorum\"\n  delivery_limit = %d",
+	         DELIVERY_LIMIT);
+	conf = it_conf(x, q, path, "t=handle", NULL, NULL, extra,
+	               NULL);
+
+	/* The first run declares the topology, then gets the messages. */
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	for (int id = 1; id <= NMSG; id++) {
+		snprintf(body, sizeof(body), "{\"type\":\"t\",\"id\":%d%s}", id,
+		         id == POISON_ID ? ",\"crash\":true" : "");
+		it_publish_str(c, x, "k", body);
+	}
+	it_close(c);
+
+	/* The supervisor: restart warrend whenever it dies, until the poison
+	 * is dead-lettered and every good message was handled. */
+	end = it_now_ms() + TOTAL_MS;
+	for (int polls = 0;; polls++) {
+		int st;
+
+		if (waitpid(d.pid, &st, WNOHANG) == d.pid) {
+			char *log = it_log_read(&d);
+
+			d.exited = true;
+			d.status = st;
+			ended = append(ended, log);
+			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				FAIL_WITH_LOGS(&d, ended, "warrend exited 0 "
+				               "on its own");
+			if (!strstr(log, POISON_CRASH_LINE))
+				FAIL_WITH_LOGS(&d, ended, "warrend died, but not "
+				               "in the poison handler");
+			free(log);
+			/* Each run has its own conf and log file. */
+			unlink(d.log);
+			unlink(d.conf);
+			if (restarts >= MAX_RESTARTS || it_now_ms() > end)
+				FAIL_WITH_LOGS(&d, ended, "still crashing after "
+				               "%d restarts", restarts);
+			nap_ms(RESTART_DELAY_MS);
+			it_daemon_start(&d, conf, false);
+			restarts++;
+			continue;
+		}
+		if (polls % 4 == 0 && it_queue_ready(dlq) == 1) {
+			logs = all_logs(ended, &d);
+			bool done = all_good_handled(logs);
+			free(logs);
+			if (done)
+				break;
+		}
+		if (it_now_ms() > end)
+			FAIL_WITH_LOGS(&d, ended, "poison not dead-lettered, or "
+			               "good messages not handled, within %d s "
+			               "(%d restarts)", TOTAL_MS / 1000, restarts);
+		nap_ms(50);
+	}
+	cr_log_info("poison: %d restart(s) before the poison was "
+	            "dead-lettered (delivery_limit %d)", restarts,
+	            DELIVERY_LIMIT);
+	cr_assert(restarts >= 1, "warrend never crashed on the poison");
+	cr_assert(restarts <= DELIVERY_LIMIT + 2,
+	          "%d restarts for delivery_limit %d", restarts,
+	          DELIVERY_LIMIT);
+
+	/* The last run still serves, then stops cleanly. */
+	c = it_connect();
+	snprintf(body, sizeof(body), "{\"type\":\"t\",\"id\":%d}", LATE_ID);
+	it_publish_str(c, x, "k", body);
+	it_close(c);
+	snprintf(body, sizeof(body), "handled id=%d ", LATE_ID);
+	if (it_log_wait(&d, body, 1, WAIT_MS) != 1)
+		FAIL_WITH_LOGS(&d, ended, "the last warrend did not handle a "
+		               "new message");
+	it_daemon_signal(&d, SIGTERM);
+	if (it_daemon_wait(&d, 30000) != 0)
+		FAIL_WITH_LOGS(&d, ended, "the last warrend did not exit 0");
+
+	/* Every good message handled exactly once: with prefetch 1 none was
+	 * in flight when a run crashed, so none was redelivered. The poison
+	 * was delivered once per crash. */
+	logs = all_logs(ended, &d);
+	for (int id = 1; id <= NMSG; id++) {
+		char needle[64];
+		if (id == POISON_ID)
+			continue;
+		snprintf(needle, sizeof(needle), "handled id=%d ", id);
+		cr_expect_eq(count_str(logs, needle), 1, "id %d handled %d "
+		             "times", id, count_str(logs, needle));
+	}
+	cr_expect_eq(count_str(logs, POISON_HANDLED_LINE), 0);
+	cr_expect_eq(count_str(logs, POISON_CRASH_LINE), restarts);
+	free(logs);
+
+	/* The poison is in the dead-letter queue, unchanged, and says why. */
+	cr_assert_eq(it_queue_ready(q), 0, "messages left in %s", q);
+	cr_assert(get_dead_letter(dlq, &dl), "nothing in %s", dlq);
+	snprintf(body, sizeof(body), "{\"type\":\"t\",\"id\":%d,\"crash\":true}",
+	         POISON_ID);
+	cr_expect_eq(dl.len, strlen(body));
+	cr_expect_str_eq(dl.body, body);
+	cr_expect_str_eq(dl.reason, "delivery_limit");
+	cr_expect_str_eq(dl.queue, q);
+	cr_expect_eq(dl.count, 1);
+	cr_expect_eq(it_queue_ready(dlq), 0, "more than the poison in %s", dlq);
+
+	free(dl.body);
+	unlink(d.log);
+	unlink(d.conf);
+	it_delete_queue(q);
+	it_delete_queue(dlq);
+	free(ended);
+	free(conf);
+}
