@@ -143,6 +143,7 @@ static int validate_bad_input(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 #define MAX_DELAY_MS 86400000L /* one day */
+#define MAX_RETRY_QUEUES 32     /* distinct retry delays per queue */
 
 static const struct int_range {
 	const char *path;
@@ -628,8 +629,9 @@ static int load_queues(struct wd_conf *c, cfg_t *cfg)
 		q->on_too_large = bad_input(s, policy, "on_too_large");
 		if (!q->name || !q->type_field)
 			return -1;
-		if (!*q->name) {
-			set_err(c->file, s->line, "queue: a name is required");
+		if (!*q->name || strlen(q->name) > 255) {
+			set_err(c->file, s->line, "queue: a name of 1 to 255 "
+			        "bytes is required");
 			return -1;
 		}
 		if (q->delivery_limit && !q->quorum) {
@@ -892,6 +894,13 @@ static int check_consumed_queues(struct wd_conf *c)
 			        q->name);
 			return -1;
 		}
+		if (!*q->dead_letter_exchange) {
+			set_err(c->file, q->line,
+			        "queue \"%s\": dead_letter_exchange must name "
+			        "an exchange (the default exchange \"\" cannot "
+			        "be one)", q->name);
+			return -1;
+		}
 		if (q->nretry_delays && strlen(q->name) > 255 - 20) {
 			set_err(c->file, q->line,
 			        "queue \"%s\": the name is too long for its "
@@ -899,6 +908,30 @@ static int check_consumed_queues(struct wd_conf *c)
 			        "235 bytes",
 			        q->name, q->name);
 			return -1;
+		}
+		if (q->nretry_delays > MAX_RETRY_QUEUES) {
+			set_err(c->file, q->line,
+			        "queue \"%s\": its routes' retry policies need "
+			        "%zu distinct delays (one retry queue each); at "
+			        "most %d: lower max_attempts or raise "
+			        "retry_multiplier", q->name, q->nretry_delays,
+			        MAX_RETRY_QUEUES);
+			return -1;
+		}
+		/* A declared queue must not be one of the generated ones. */
+		for (size_t j = 0; j < q->nretry_delays; j++) {
+			char name[300];
+			long other;
+			snprintf(name, sizeof(name), "%s.retry.%ld", q->name,
+			         q->retry_delays[j]);
+			other = wd_conf_queue_index(c, name);
+			if (other >= 0) {
+				set_err(c->file, c->queues[other].line,
+				        "queue \"%s\": the name is taken by a "
+				        "retry queue of queue \"%s\"", name,
+				        q->name);
+				return -1;
+			}
 		}
 	}
 	return 0;
