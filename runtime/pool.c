@@ -18,6 +18,16 @@ int64_t wd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Acks coalesced per frame: ack_batch, but at most half the prefetch
+ * window, so the broker always has credit to send the next deliveries
+ * while the first half's acks are on their way (waiting for a full
+ * window would stall the consumer until the time bound). */
+static int ack_batch(const struct wd_conf *conf, const struct wd_conf_queue *q)
+{
+	int half = q->prefetch / 2 > 0 ? q->prefetch / 2 : 1;
+	return conf->broker.ack_batch < half ? conf->broker.ack_batch : half;
+}
+
 /* Queue q is consumed on `consumers` slots, starting at slot q so that
  * queues with fewer consumers than slots land on different slots. The
  * first channels of a slot are for publishing (connection.h). */
@@ -41,7 +51,7 @@ static int assign_consumers(struct wd_pool *p)
 			cs[c->nconsumers].channel = (amqp_channel_t)(
 			    c->nconsumers + WD_CHANNEL_FIRST_CONSUMER);
 			wd_acks_init(&cs[c->nconsumers].acks,
-			             conf->broker.ack_batch,
+			             ack_batch(conf, &conf->queues[q]),
 			             conf->broker.ack_delay_ms);
 			c->nconsumers++;
 		}

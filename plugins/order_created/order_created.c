@@ -2,18 +2,25 @@
  * order_created.c - the tutorial's order:created processor.
  *
  * Handler `created`: checks the order (order_validate.c), rejects a bad
- * one to the dead-letter exchange with the reason, logs a good one.
+ * one to the dead-letter exchange with the reason. For a good one it
+ * publishes, as the tutorial's processor does, a "payment.process" and an
+ * "inventory.update" message to the exchange named by the param
+ * `followup_exchange` (no follow-ups if unset). warrend confirms both
+ * before it acks the order; if either cannot be delivered, the order is
+ * retried instead, so a payment is never silently lost.
  */
 #include <warren.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../common/json_id.h"
 #include "order_validate.h"
 
 struct order_state {
 	const warren_api *api;
+	const char *followup_exchange; /* NULL: no follow-ups */
 };
 
 static int
@@ -22,7 +29,6 @@ order_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 {
 	struct order_state *st;
 
-	(void)ctx;
 	(void)params;
 	(void)nparams;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
@@ -30,6 +36,14 @@ order_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 		return -1;
 	}
 	st->api = api;
+	/* Params stay valid until fini. */
+	st->followup_exchange = api->param(ctx, "followup_exchange");
+	if (st->followup_exchange && api->abi_minor < 1) {
+		snprintf(err, errlen, "followup_exchange needs a warrend with "
+		         "SDK ABI 1.1 (publish)");
+		free(st);
+		return -1;
+	}
 	*state = st;
 	return 0;
 }
@@ -41,9 +55,42 @@ order_fini(void *state, warren_ctx *ctx)
 	free(state);
 }
 
+/* Queue one follow-up: `fields` of the order, copied into a new object. */
+static int
+follow_up(const struct order_state *st, warren_ctx *ctx, const json_t *order,
+          const char *rk, const char *const *fields)
+{
+	json_t *out = json_object();
+	char *body;
+	int rc = -1;
+
+	if (out == NULL)
+		return -1;
+	for (; *fields != NULL; fields++)
+		json_object_set(out, *fields, json_object_get(order, *fields));
+	body = json_dumps(out, JSON_COMPACT);
+	if (body != NULL) {
+		warren_publish p = {
+			.size = sizeof(p),
+			.exchange = st->followup_exchange,
+			.routing_key = rk,
+			.body = { body, strlen(body) },
+			.content_type = "application/json",
+			.type = rk,
+		};
+		rc = st->api->publish(ctx, &p);
+		free(body);
+	}
+	json_decref(out);
+	return rc;
+}
+
 static warren_outcome
 order_created(void *state, const warren_message *msg, warren_ctx *ctx)
 {
+	static const char *const payment[] = { "orderId", "userId",
+		                               "totalAmount", NULL };
+	static const char *const inventory[] = { "orderId", "items", NULL };
 	const struct order_state *st = state;
 	char why[256], id[JSON_ID_BUFSZ];
 
@@ -53,6 +100,12 @@ order_created(void *state, const warren_message *msg, warren_ctx *ctx)
 		return WARREN_REJECT;
 	}
 	json_id_format(json_object_get(msg->json, "orderId"), id, sizeof(id));
+	if (st->followup_exchange != NULL &&
+	    (follow_up(st, ctx, msg->json, "payment.process", payment) != 0 ||
+	     follow_up(st, ctx, msg->json, "inventory.update", inventory) != 0)) {
+		st->api->reason(ctx, "cannot queue the follow-ups");
+		return WARREN_RETRY;
+	}
 	st->api->log(ctx, WARREN_LOG_INFO, "handled order:created orderId=%s",
 	             id);
 	return WARREN_ACK;
@@ -69,7 +122,7 @@ warren_plugin_entry(void)
 	static const warren_plugin p = {
 		WARREN_PLUGIN_ABI,
 		.name = "order_created",
-		.version = "1.0.0",
+		.version = "1.1.0",
 		.init = order_init,
 		.fini = order_fini,
 		.handlers = order_handlers,

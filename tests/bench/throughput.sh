@@ -3,20 +3,22 @@
 # consumer, measured in one run on one broker.
 #
 # usage: tests/bench/throughput.sh [--messages N] [--runs R] [--prefetch P]
-#                                  [--baseline-ack each|multi]
-#   defaults: 200000 messages, 3 runs, prefetch 100, baseline acks each
+#   defaults: 200000 messages, 3 runs, prefetch 100
 #
 # Builds nothing: takes the build from $BUILD_DIR (default: build/ at the
 # repository root) and needs warrend, tests/bench/wr-fill,
 # tests/bench/wr-baseline and tests/fixtures/fx_count.so in it. Starts a
 # private broker with tests/harness/broker.sh unless WARREN_TEST_AMQP_URL is
-# set. Each run fills a fresh queue and drains it with wr-baseline, then fills
-# another and drains it with warrend (1 connection, 1 worker -- a no-op
-# handler gains nothing from more, BENCH_WORKERS=N changes it -- the fx_count
-# fixture plugin, which logs "bench: N messages in S s (R msg/s)" once it has
-# handled N messages). Prints each run, the medians, and last:
+# set. Each run fills a fresh queue and drains it three times over: with
+# wr-baseline acking each message, with wr-baseline sending one multiple-ack
+# per 100 messages, and with warrend in its default ack settings (coalesced
+# acks: at most 100 messages or 10 ms; 1 connection, 1 worker -- a no-op
+# handler gains nothing from more, BENCH_WORKERS=N changes it -- the
+# fx_count fixture plugin, which logs "bench: N messages in S s (R msg/s)"
+# once it has handled N messages). Prints each run, the medians, and last:
 #
-#     ratio warrend/baseline: X.XX
+#     ratio warrend/baseline-each: X.XX
+#     ratio warrend/baseline-multi: X.XX
 #
 # Timing assertions do not belong here: this prints numbers, it does not judge
 # them. On a broker given by WARREN_TEST_AMQP_URL the drained (empty)
@@ -27,7 +29,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=200000 RUNS=3 PREFETCH=100 BASE_ACK=each
+MESSAGES=200000 RUNS=3 PREFETCH=100
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
 
@@ -40,7 +42,6 @@ while (($#)); do
         --messages) MESSAGES=${2:-}; shift 2 || usage ;;
         --runs) RUNS=${2:-}; shift 2 || usage ;;
         --prefetch) PREFETCH=${2:-}; shift 2 || usage ;;
-        --baseline-ack) BASE_ACK=${2:-}; shift 2 || usage ;;
         -h | --help) usage ;;
         *) echo "throughput.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -48,7 +49,6 @@ done
 is_uint "$MESSAGES" 100000000 || { echo "bad --messages" >&2; usage; }
 is_uint "$RUNS" 100 || { echo "bad --runs (1..100)" >&2; usage; }
 is_uint "$PREFETCH" 65535 || { echo "bad --prefetch (1..65535)" >&2; usage; }
-[[ $BASE_ACK == each || $BASE_ACK == multi ]] || { echo "bad --baseline-ack" >&2; usage; }
 
 if [[ -n ${BUILD_DIR:-} ]]; then
     BUILD_DIR=$(cd "$BUILD_DIR" && pwd) || { echo "no build dir $BUILD_DIR" >&2; exit 1; }
@@ -121,8 +121,8 @@ else
     URL=$("$ROOT/tests/harness/broker.sh" start "$BROKER_DIR") || fail "could not start a broker"
 fi
 
-fill() { # QUEUE
-    timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$1" "$MESSAGES" >"$WORK/fill.out" 2>&1 ||
+fill() { # QUEUE [DLX]
+    WR_FILL_DLX=${2:-} timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$1" "$MESSAGES" >"$WORK/fill.out" 2>&1 ||
         { cat "$WORK/fill.out" >&2; fail "wr-fill $1"; }
 }
 
@@ -145,11 +145,11 @@ rate_of() { # extract R from "... N messages in S s (R msg/s)"
 # run_baseline and run_warrend set RATE (msg/s). They run in the main shell,
 # not in $(...), so that fail() and WARREND_PID reach the EXIT trap.
 RATE=
-run_baseline() { # RUN
-    local q="bench-$$-$1-baseline" out rate
+run_baseline() { # RUN each|multi
+    local q="bench-$$-$1-baseline-$2" out rate
     fill "$q"
     out=$(timeout $((WAIT_TIMEOUT + 30)) "$BASELINE" "$URL" "$q" "$MESSAGES" "$PREFETCH" \
-        "$BASE_ACK" 2>"$WORK/baseline.err") ||
+        "$2" 2>"$WORK/baseline.err") ||
         { cat "$WORK/baseline.err" >&2; fail "wr-baseline run $1"; }
     [[ $out =~ ^baseline:\  ]] || fail "wr-baseline printed '$out'"
     rate=$(rate_of <<<"$out")
@@ -169,6 +169,11 @@ broker {
     url = "$URL"
     pool_size = 1
     prefetch = $PREFETCH
+    # ack_batch and ack_delay_ms: the defaults (100 messages, 10 ms)
+}
+
+exchange "$1.dlx" {
+    type = "fanout"
 }
 
 queue "$1" {
@@ -176,6 +181,7 @@ queue "$1" {
     type = "classic"
     type_from = "json"
     type_field = "type"
+    dead_letter_exchange = "$1.dlx"
 }
 
 plugin "fx_count" {
@@ -196,7 +202,7 @@ EOF
 run_warrend() { # RUN
     local q="bench-$$-$1-warrend" conf="$WORK/warrend-$1.conf" line rate deadline rc
     WLOG=$WORK/warrend-$1.log
-    fill "$q"
+    fill "$q" "$q.dlx"
     write_conf "$q" "$conf"
     # The URL is in the config: keep the caller's environment from overriding it.
     env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
@@ -224,6 +230,13 @@ run_warrend() { # RUN
     WARREND_PID=
     ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
     check_empty_and_delete "$q"
+    if [[ -n $BROKER_DIR ]]; then
+        # The retry queues declared from the default policy.
+        for r in 5000 10000 20000; do
+            "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$q.retry.$r" \
+                >/dev/null || fail "delete_queue $q.retry.$r"
+        done
+    fi
     WLOG=
     RATE=$rate
 }
@@ -233,18 +246,24 @@ median() { # values... -> median
         END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH, baseline acks $BASE_ACK"
-BASE_RATES=() WARREN_RATES=()
+log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH"
+EACH_RATES=() MULTI_RATES=() WARREN_RATES=()
 for ((run = 1; run <= RUNS; run++)); do
-    run_baseline "$run"; b=$RATE
+    run_baseline "$run" each; e=$RATE
+    run_baseline "$run" multi; m=$RATE
     run_warrend "$run"; w=$RATE
-    BASE_RATES+=("$b") WARREN_RATES+=("$w")
-    printf 'run %d/%d: baseline %s msg/s, warrend %s msg/s\n' "$run" "$RUNS" "$b" "$w"
+    EACH_RATES+=("$e") MULTI_RATES+=("$m") WARREN_RATES+=("$w")
+    printf 'run %d/%d: baseline-each %s msg/s, baseline-multi %s msg/s, warrend %s msg/s\n' \
+        "$run" "$RUNS" "$e" "$m" "$w"
 done
 
-BM=$(median "${BASE_RATES[@]}")
+EM=$(median "${EACH_RATES[@]}")
+MM=$(median "${MULTI_RATES[@]}")
 WM=$(median "${WARREN_RATES[@]}")
-printf 'baseline median: %s msg/s\n' "$BM"
+printf 'baseline-each median: %s msg/s\n' "$EM"
+printf 'baseline-multi median: %s msg/s\n' "$MM"
 printf 'warrend median: %s msg/s\n' "$WM"
-awk -v w="$WM" -v b="$BM" 'BEGIN { if (b <= 0) exit 1; printf "ratio warrend/baseline: %.2f\n", w / b }' ||
-    fail "baseline rate is zero"
+awk -v w="$WM" -v e="$EM" -v m="$MM" 'BEGIN { if (e <= 0 || m <= 0) exit 1
+    printf "ratio warrend/baseline-each: %.2f\n", w / e
+    printf "ratio warrend/baseline-multi: %.2f\n", w / m }' ||
+    fail "a baseline rate is zero"

@@ -7,7 +7,8 @@
  *     {"type":"bench:noop","id":N,"pad":"xxxx..."}
  *
  * The queue is used as it is if it exists (passive declare), otherwise
- * declared as a durable classic queue. Messages are transient (speed) but
+ * declared as a durable classic queue (with x-dead-letter-exchange set to
+ * $WR_FILL_DLX if that is set). Messages are transient (speed) but
  * published with confirms: the broker has taken every message when wr-fill
  * exits 0. Confirms are waited for in windows so that at most two windows are
  * in flight.
@@ -100,7 +101,17 @@ static unsigned long ensure_queue(amqp_connection_state_t c, const char *queue)
 			"channel.close-ok");
 	amqp_channel_open(c, 1);
 	wr_check_reply(c, "channel.open");
-	ok = amqp_queue_declare(c, 1, q, 0, 1, 0, 0, amqp_empty_table);
+	/* WR_FILL_DLX: declare it as warrend will (a consumed queue has a
+	 * dead-letter exchange), so warrend's declare is equivalent. */
+	const char *dlx = getenv("WR_FILL_DLX");
+	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-dead-letter-exchange")};
+	amqp_table_t args = amqp_empty_table;
+	if (dlx && *dlx) {
+		e.value.kind = AMQP_FIELD_KIND_UTF8;
+		e.value.value.bytes = amqp_cstring_bytes(dlx);
+		args = (amqp_table_t){.num_entries = 1, .entries = &e};
+	}
+	ok = amqp_queue_declare(c, 1, q, 0, 1, 0, 0, args);
 	wr_check_reply(c, "queue.declare");
 	return ok != NULL ? ok->message_count : 0;
 }

@@ -124,14 +124,19 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_eq(c->broker.pool_size, 2);
 	cr_expect_eq(c->broker.prefetch, 10);
 	cr_expect(c->broker.verify_peer);
+	cr_expect_eq(c->broker.ack_batch, 100);
+	cr_expect_eq(c->broker.ack_delay_ms, 10);
+	cr_expect_eq(c->broker.publish_timeout, 30);
 
-	cr_assert_eq(c->nexchanges, 2);
+	cr_assert_eq(c->nexchanges, 3);
 	cr_expect_str_eq(c->exchanges[0].name, "events");
 	cr_expect_str_eq(c->exchanges[0].type, "topic");
 	cr_expect_str_eq(c->exchanges[1].name, "events.dlx");
 	cr_expect_str_eq(c->exchanges[1].type, "fanout");
+	cr_expect_str_eq(c->exchanges[2].name, "orders");
+	cr_expect_str_eq(c->exchanges[2].type, "direct");
 
-	cr_assert_eq(c->nqueues, 2);
+	cr_assert_eq(c->nqueues, 4);
 	q = wd_conf_queue_index(c, "events");
 	dlq = wd_conf_queue_index(c, "events.dlq");
 	cr_assert_eq(q, 0);
@@ -148,14 +153,30 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_eq(c->queues[q].nargs, 0);
 	cr_expect(c->queues[q].consumed);
 	cr_expect_not(c->queues[dlq].consumed);
+	cr_expect_eq(c->queues[q].max_body_size, 1048576);
+	cr_expect_eq(c->queues[q].on_unknown_type, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(c->queues[q].on_unparseable, WD_BAD_DEAD_LETTER);
+	cr_expect_eq(c->queues[q].on_too_large, WD_BAD_DEAD_LETTER);
+	cr_assert_eq(c->queues[q].nretry_delays, 3);
+	cr_expect_eq(c->queues[q].retry_delays[0], 5000);
+	cr_expect_eq(c->queues[q].retry_delays[1], 10000);
+	cr_expect_eq(c->queues[q].retry_delays[2], 20000);
+	cr_expect_eq(c->routes[0].policy.max_attempts, 4);
+	cr_expect_eq(c->routes[0].policy.retry_delay_ms, 5000);
+	cr_expect_eq(c->routes[0].policy.retry_max_delay_ms, 60000);
+	cr_expect_eq(c->routes[0].policy.batch_size, 1);
 
-	cr_assert_eq(c->nbindings, 2);
+	cr_assert_eq(c->nbindings, 4);
 	cr_expect_str_eq(c->bindings[0].exchange, "events");
 	cr_expect_str_eq(c->bindings[0].queue, "events");
 	cr_expect_str_eq(c->bindings[0].key, "#");
-	cr_expect_str_eq(c->bindings[1].exchange, "events.dlx");
-	cr_expect_str_eq(c->bindings[1].queue, "events.dlq");
-	cr_expect_str_eq(c->bindings[1].key, "");
+	cr_expect_str_eq(c->bindings[1].exchange, "orders");
+	cr_expect_str_eq(c->bindings[1].queue, "payment.process");
+	cr_expect_str_eq(c->bindings[1].key, "payment.process");
+	cr_expect_str_eq(c->bindings[2].queue, "inventory.update");
+	cr_expect_str_eq(c->bindings[3].exchange, "events.dlx");
+	cr_expect_str_eq(c->bindings[3].queue, "events.dlq");
+	cr_expect_str_eq(c->bindings[3].key, "");
 
 	cr_assert_eq(c->nplugins, 3);
 	cr_assert_eq(c->nroutes, 3);
@@ -202,6 +223,11 @@ Test(conf, shipped_conf_plugins_and_params)
 	cr_expect_str_eq(c->plugins[e].path, want);
 
 	cr_expect_eq(c->plugins[u].nparams, 0);
+	long o = wd_conf_plugin_index(c, "order_created");
+	cr_assert_geq(o, 0);
+	cr_assert_eq(c->plugins[o].nparams, 1);
+	cr_expect_str_eq(c->plugins[o].params[0].key, "followup_exchange");
+	cr_expect_str_eq(c->plugins[o].params[0].value, "orders");
 	cr_assert_eq(c->plugins[e].nparams, 1);
 	cr_expect_str_eq(c->plugins[e].params[0].key, "from");
 	cr_expect_str_eq(c->plugins[e].params[0].value, "noreply@example.com");
