@@ -167,13 +167,13 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_eq(c->routes[0].policy.batch_size, 1);
 
 	cr_assert_eq(c->nbindings, 4);
-	cr_expect_str_eq(c->bindings[0].exchange, "events");
-	cr_expect_str_eq(c->bindings[0].queue, "events");
-	cr_expect_str_eq(c->bindings[0].key, "#");
-	cr_expect_str_eq(c->bindings[1].exchange, "orders");
-	cr_expect_str_eq(c->bindings[1].queue, "payment.process");
-	cr_expect_str_eq(c->bindings[1].key, "payment.process");
-	cr_expect_str_eq(c->bindings[2].queue, "inventory.update");
+	cr_expect_str_eq(c->bindings[0].exchange, "orders");
+	cr_expect_str_eq(c->bindings[0].queue, "payment.process");
+	cr_expect_str_eq(c->bindings[0].key, "payment.process");
+	cr_expect_str_eq(c->bindings[1].queue, "inventory.update");
+	cr_expect_str_eq(c->bindings[2].exchange, "events");
+	cr_expect_str_eq(c->bindings[2].queue, "events");
+	cr_expect_str_eq(c->bindings[2].key, "#");
 	cr_expect_str_eq(c->bindings[3].exchange, "events.dlx");
 	cr_expect_str_eq(c->bindings[3].queue, "events.dlq");
 	cr_expect_str_eq(c->bindings[3].key, "");
