@@ -361,7 +361,7 @@ static int settle(struct wd_conn *c, struct wd_delivery *d)
 		}
 		wd_metric_inc(followups_failed);
 		wd_log_warnx(AREA, "%s/%s: type \"%s\" tag %ju: follow-up "
-		             "publish failed: %s: the input is retried",
+		             "publish failed: %s: the input goes the retry way",
 		             d->verdict.route->plugin->conf->name,
 		             d->verdict.route->handler_name,
 		             d->verdict.route->type,

@@ -49,6 +49,8 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 	/* Checked before the parse: a huge body costs nothing more here. */
 	if (amqp->message.body.len > (size_t)q->max_body_size) {
 		memset(env, 0, sizeof(*env));
+		/* Its dead-letter copy still says how often it was tried. */
+		wd_policy_attempts(amqp, q->name, &env->attempts);
 		wd_metric_inc(too_large);
 		snprintf(text, sizeof(text), "body of %zu bytes is over "
 		         "max_body_size (%ld)", amqp->message.body.len,
