@@ -47,7 +47,6 @@ static void run_batch(struct wd_task *t)
 		/* Skip deliveries whose connection is gone (the broker
 		 * redelivers them) and any that did not fit in memory. */
 		if (!envs || !vs || !wd_delivery_live(d)) {
-			wd_envelope_clear(&d->parsed);
 			d->verdict.action = WD_ACTION_RETRY;
 			d->verdict.reason = WD_R_HANDLER_RETRY;
 			continue;
@@ -106,7 +105,6 @@ void wd_batchers_add(struct wd_batchers *bs, struct wd_delivery *d)
 		if (!b->items) {
 			pthread_mutex_unlock(&bs->lock);
 			/* Not handled: it goes the retry way, never lost. */
-			wd_envelope_clear(&d->parsed);
 			d->verdict.action = WD_ACTION_RETRY;
 			d->verdict.reason = WD_R_HANDLER_RETRY;
 			snprintf(d->verdict.text, sizeof(d->verdict.text),

@@ -9,6 +9,7 @@
 #include "connection.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +61,6 @@ static void run_delivery(struct wd_task *t)
 	 * run its handler now, the redelivery will. */
 	if (wd_delivery_live(d))
 		wd_dispatch_run(&d->parsed, &d->verdict);
-	else
-		wd_envelope_clear(&d->parsed);
 }
 
 static void finish_delivery(struct wd_task *t)
@@ -88,7 +87,7 @@ static void finish_delivery(struct wd_task *t)
 
 static void free_delivery(struct wd_delivery *d)
 {
-	wd_envelope_clear(&d->parsed); /* no-op once a worker ran it */
+	wd_envelope_clear(&d->parsed);
 	wd_verdict_clear(&d->verdict);
 	amqp_destroy_envelope(&d->env);
 	free(d);
@@ -173,7 +172,9 @@ static int flush_acks(struct wd_conn *c, struct wd_consumer *k)
 	return wd_acks_flush(&k->acks, ack_frame, &t) < 0 ? -1 : 0;
 }
 
-/* Done: ack (coalesced) and free. */
+/* Done: ack (coalesced) and free. A full ack batch is flushed once the
+ * pass over finished deliveries is over (flush_full_acks), so that what
+ * one pass settles -- a whole handler batch, say -- goes out together. */
 static int ack(struct wd_conn *c, struct wd_delivery *d)
 {
 	struct wd_consumer *k = consumer_of(c, d->env.channel);
@@ -181,8 +182,26 @@ static int ack(struct wd_conn *c, struct wd_delivery *d)
 
 	free_delivery(d);
 	c->inflight--;
-	if (k && wd_acks_queue(&k->acks, tag, wd_now_ms()))
-		return flush_acks(c, k);
+	if (k && wd_acks_queue(&k->acks, tag, wd_now_ms())) {
+		if (k->acks.batch == 1)
+			return flush_acks(c, k); /* ack_batch = 1: at once */
+		c->acks_full = true;
+	}
+	return 0;
+}
+
+static int flush_full_acks(struct wd_conn *c)
+{
+	if (!c->acks_full)
+		return 0;
+	c->acks_full = false;
+	for (size_t i = 0; i < c->nconsumers; i++) {
+		struct wd_consumer *k = &c->consumers[i];
+		int64_t ignore = -1;
+		if (wd_acks_due(&k->acks, wd_now_ms(), &ignore) &&
+		    flush_acks(c, k) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -662,12 +681,19 @@ static int handle_frame(struct wd_conn *c)
 static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 {
 	struct timeval zero = {0, 0};
-	struct wd_delivery *d = calloc(1, sizeof(*d));
+	struct wd_delivery *d = malloc(sizeof(*d));
 	struct wd_consumer *k;
 	amqp_rpc_reply_t r;
 
 	if (!d)
 		return -1;
+	/* Not calloc: the envelope, its parse and the verdict (over 1 KiB
+	 * for the reason text) are filled by whoever writes them. */
+	memset(d, 0, offsetof(struct wd_delivery, env));
+	memset(&d->stage, 0,
+	       sizeof(*d) - offsetof(struct wd_delivery, stage));
+	d->parsed.json = NULL;
+	wd_verdict_init(&d->verdict);
 	amqp_maybe_release_buffers(c->amqp);
 	r = amqp_consume_message(c->amqp, &d->env, &zero, 0);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -792,6 +818,7 @@ static int serve(struct wd_conn *c)
 		int r;
 
 		if (settle_done(c) < 0 || settle_confirmed(c) < 0 ||
+		    flush_full_acks(c) < 0 ||
 		    requeue_due(c, now, &next_due) < 0 ||
 		    flush_due_acks(c, now, &next_due) < 0)
 			return -1;

@@ -94,6 +94,7 @@ struct wd_conn {
 	size_t nheld, capheld;
 	struct wd_consumer *consumers;
 	size_t nconsumers;
+	bool acks_full; /* some consumer's ack batch is full: flush */
 	bool cancelled;
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;

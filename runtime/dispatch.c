@@ -2,6 +2,7 @@
  * judge the outcome. */
 #include "dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,7 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 	const struct wd_conf_queue *q = &routes->conf->queues[queue];
 	char text[WD_REASON_MAX];
 
-	memset(v, 0, offsetof(struct wd_verdict, text));
-	v->text[0] = '\0';
-	memset(&v->outbox, 0, sizeof(v->outbox));
+	wd_verdict_init(v);
 	wd_metric_inc(received);
 	/* Checked before the parse: a huge body costs nothing more here. */
 	if (amqp->message.body.len > (size_t)q->max_body_size) {
@@ -146,7 +145,6 @@ void wd_dispatch_run(struct wd_envelope *env, struct wd_verdict *v)
 	const struct wd_route *r = v->route;
 
 	judge(v, env, r->handle(r->plugin->state, &env->msg, &ctx));
-	wd_envelope_clear(env);
 }
 
 void wd_dispatch_run_batch(const struct wd_route *route,
@@ -179,12 +177,17 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 	for (size_t i = 0; i < n; i++)
 		judge(vs[i], envs[i], outs[i]);
 out:
-	for (size_t i = 0; i < n; i++)
-		wd_envelope_clear(envs[i]);
 	free(msgs);
 	free(ctx);
 	free(ctxs);
 	free(outs);
+}
+
+void wd_verdict_init(struct wd_verdict *v)
+{
+	memset(v, 0, offsetof(struct wd_verdict, text));
+	v->text[0] = '\0';
+	memset(&v->outbox, 0, sizeof(v->outbox));
 }
 
 void wd_verdict_clear(struct wd_verdict *v)

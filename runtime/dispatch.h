@@ -42,13 +42,18 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
                       struct wd_verdict *v);
 
 /* Call v->route's handler on env and fill *v from its outcome. Logs each
- * outcome that is not an ack, with the reason. Clears env. */
+ * outcome that is not an ack, with the reason. env is left for the
+ * connection thread to clear: memory is freed on the thread that
+ * allocated it, which keeps malloc's arenas uncontended. */
 void wd_dispatch_run(struct wd_envelope *env, struct wd_verdict *v);
 
 /* The same for n deliveries of one batch route, in one handler call. */
 void wd_dispatch_run_batch(const struct wd_route *route,
                            struct wd_envelope *const *envs,
                            struct wd_verdict *const *vs, size_t n);
+
+/* An empty verdict (cheaper than zeroing its reason buffer). */
+void wd_verdict_init(struct wd_verdict *v);
 
 /* Free what a verdict owns (its follow-ups). */
 void wd_verdict_clear(struct wd_verdict *v);
