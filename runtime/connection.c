@@ -75,6 +75,7 @@ static void finish_delivery(struct wd_task *t)
 	else
 		c->done_head = d;
 	c->done_tail = d;
+	atomic_store_explicit(&c->has_done, true, memory_order_release);
 	pthread_mutex_unlock(&c->lock);
 	/* A busy connection thread finds the list on its next turn; a
 	 * sleeping one needs one wake-up (the exchange makes it one). Pairs
@@ -182,7 +183,7 @@ static int ack(struct wd_conn *c, struct wd_delivery *d)
 
 	free_delivery(d);
 	c->inflight--;
-	if (k && wd_acks_queue(&k->acks, tag, wd_now_ms())) {
+	if (k && wd_acks_queue(&k->acks, tag, c->now_ms)) {
 		if (k->acks.batch == 1)
 			return flush_acks(c, k); /* ack_batch = 1: at once */
 		c->acks_full = true;
@@ -198,7 +199,7 @@ static int flush_full_acks(struct wd_conn *c)
 	for (size_t i = 0; i < c->nconsumers; i++) {
 		struct wd_consumer *k = &c->consumers[i];
 		int64_t ignore = -1;
-		if (wd_acks_due(&k->acks, wd_now_ms(), &ignore) &&
+		if (wd_acks_due(&k->acks, c->now_ms, &ignore) &&
 		    flush_acks(c, k) < 0)
 			return -1;
 	}
@@ -425,9 +426,12 @@ static int settle_done(struct wd_conn *c)
 	struct wd_delivery *d, *next;
 	int rc = 0;
 
+	if (!atomic_load_explicit(&c->has_done, memory_order_acquire))
+		return 0;
 	pthread_mutex_lock(&c->lock);
 	d = c->done_head;
 	c->done_head = c->done_tail = NULL;
+	atomic_store_explicit(&c->has_done, false, memory_order_relaxed);
 	pthread_mutex_unlock(&c->lock);
 	for (; d; d = next) {
 		next = (struct wd_delivery *)d->task.next;
@@ -817,6 +821,7 @@ static int serve(struct wd_conn *c)
 		struct pollfd fds[2];
 		int r;
 
+		c->now_ms = now;
 		if (settle_done(c) < 0 || settle_confirmed(c) < 0 ||
 		    flush_full_acks(c) < 0 ||
 		    requeue_due(c, now, &next_due) < 0 ||

@@ -74,6 +74,7 @@ struct wd_conn {
 	/* Finished deliveries, filled by workers. */
 	pthread_mutex_t lock;
 	struct wd_delivery *done_head, *done_tail;
+	atomic_bool has_done; /* done_head != NULL, readable without the lock */
 	/* Set while the thread is (about to be) in poll(): only then does a
 	 * finished delivery cost a write to wakefd. */
 	atomic_bool sleeping;
@@ -98,6 +99,7 @@ struct wd_conn {
 	bool cancelled;
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
+	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
 	unsigned rnd; /* for retry jitter */
 };
 
