@@ -101,6 +101,8 @@ struct wd_conn {
 	int64_t last_rx_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
 	unsigned rnd; /* for retry jitter */
+	struct wd_task *spare; /* freed deliveries, for reuse */
+	size_t nspare;
 };
 
 /* Connect, declare the topology, open the consumers. Called from the main
