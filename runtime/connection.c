@@ -75,7 +75,7 @@ static void finish_delivery(struct wd_task *t)
 	else
 		c->done_head = d;
 	c->done_tail = d;
-	atomic_store_explicit(&c->has_done, true, memory_order_release);
+	atomic_store(&c->has_done, true); /* seq_cst: pairs with serve() */
 	pthread_mutex_unlock(&c->lock);
 	/* A busy connection thread finds the list on its next turn; a
 	 * sleeping one needs one wake-up (the exchange makes it one). Pairs
@@ -92,20 +92,24 @@ static void finish_delivery(struct wd_task *t)
  * profiles. */
 #define SPARE_MAX 256
 
-static void free_delivery(struct wd_delivery *d)
+/* Back to the spares (or the heap): d holds nothing any more. */
+static void release(struct wd_conn *c, struct wd_delivery *d)
 {
-	struct wd_conn *c = d->conn;
-
-	wd_envelope_clear(&d->parsed);
-	wd_verdict_clear(&d->verdict);
-	amqp_destroy_envelope(&d->env);
-	if (c && c->nspare < SPARE_MAX) {
+	if (c->nspare < SPARE_MAX) {
 		d->task.next = c->spare;
 		c->spare = &d->task;
 		c->nspare++;
 		return;
 	}
 	free(d);
+}
+
+static void free_delivery(struct wd_delivery *d)
+{
+	wd_envelope_clear(&d->parsed);
+	wd_verdict_clear(&d->verdict);
+	amqp_destroy_envelope(&d->env);
+	release(d->conn, d);
 }
 
 static struct wd_delivery *new_delivery(struct wd_conn *c)
@@ -756,9 +760,7 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 		*out = d;
 		return 1;
 	}
-	d->task.next = c->spare; /* unused: back to the spares */
-	c->spare = &d->task;
-	c->nspare++;
+	release(c, d); /* nothing was read into it */
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
 		if (r.library_error == AMQP_STATUS_TIMEOUT)
 			return 0;
@@ -899,10 +901,7 @@ static int serve(struct wd_conn *c)
 			 * that finished in between either saw the flag (and
 			 * wakes us) or is seen here. */
 			atomic_store(&c->sleeping, true);
-			pthread_mutex_lock(&c->lock);
-			bool pending = c->done_head != NULL;
-			pthread_mutex_unlock(&c->lock);
-			if (pending || c->ready) {
+			if (atomic_load(&c->has_done) || c->ready) {
 				atomic_store(&c->sleeping, false);
 				continue;
 			}

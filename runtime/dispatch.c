@@ -58,13 +58,10 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 	}
 	if (wd_envelope_parse(env, amqp, q->name, q->type_from,
 	                      q->type_field) < 0) {
-		/* The envelope says which: the body, or its type. */
-		bool bad_type = strncmp(env->reason, "no type", 7) == 0 ||
-		                strncmp(env->reason, "bad type", 8) == 0;
 		wd_metric_inc(unparseable);
 		return refuse(v, q->on_unparseable,
-		              bad_type ? WD_R_BAD_TYPE : WD_R_UNPARSEABLE, q,
-		              amqp, env->reason);
+		              env->bad_type ? WD_R_BAD_TYPE : WD_R_UNPARSEABLE,
+		              q, amqp, env->reason);
 	}
 	if (env->attempts.header_bad)
 		wd_log_warnx(AREA, "queue \"%s\" tag %ju: header " WD_H_ATTEMPTS

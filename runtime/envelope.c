@@ -16,32 +16,49 @@ static warren_bytes prop(const amqp_basic_properties_t *p, amqp_flags_t flag,
 	return (p->_flags & flag) ? view(b) : (warren_bytes){"", 0};
 }
 
-const amqp_field_value_t *wd_envelope_header(const amqp_envelope_t *amqp,
-                                             const char *name)
+const amqp_field_value_t *wd_table_get(const amqp_table_t *t,
+                                       const char *name)
 {
-	const amqp_basic_properties_t *p = &amqp->message.properties;
 	size_t len = strlen(name);
 
-	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
-		return NULL;
-	for (int i = 0; i < p->headers.num_entries; i++) {
-		const amqp_table_entry_t *e = &p->headers.entries[i];
+	for (int i = 0; i < t->num_entries; i++) {
+		const amqp_table_entry_t *e = &t->entries[i];
 		if (e->key.len == len && memcmp(e->key.bytes, name, len) == 0)
 			return &e->value;
 	}
 	return NULL;
 }
 
-static uint32_t delivery_count(const amqp_envelope_t *amqp)
+const amqp_field_value_t *wd_envelope_header(const amqp_envelope_t *amqp,
+                                             const char *name)
 {
-	const amqp_field_value_t *v = wd_envelope_header(amqp, "x-delivery-count");
+	const amqp_basic_properties_t *p = &amqp->message.properties;
 
-	/* Quorum queues count deliveries; the header is absent on the first. */
-	if (v && v->kind == AMQP_FIELD_KIND_I64 && v->value.i64 >= 0)
-		return (uint32_t)v->value.i64;
-	if (v && v->kind == AMQP_FIELD_KIND_I32 && v->value.i32 >= 0)
-		return (uint32_t)v->value.i32;
-	return amqp->redelivered ? 1 : 0;
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return NULL;
+	return wd_table_get(&p->headers, name);
+}
+
+int wd_field_int(const amqp_field_value_t *v, int64_t *out)
+{
+	if (!v)
+		return -1;
+	switch (v->kind) {
+	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
+	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
+	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
+	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
+	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
+	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
+	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return 0;
+	case AMQP_FIELD_KIND_U64:
+		if (v->value.u64 > INT64_MAX)
+			return -1;
+		*out = (int64_t)v->value.u64;
+		return 0;
+	default:
+		return -1;
+	}
 }
 
 static int fail(struct wd_envelope *e, const char *fmt, const char *arg)
@@ -54,12 +71,19 @@ static int fail(struct wd_envelope *e, const char *fmt, const char *arg)
 	return -1;
 }
 
+/* The body is fine but has no usable type. */
+static int fail_type(struct wd_envelope *e, const char *fmt, const char *arg)
+{
+	e->bad_type = true;
+	return fail(e, fmt, arg);
+}
+
 static int check_type(struct wd_envelope *e, const char *what, size_t len)
 {
 	if (len == 0)
-		return fail(e, "%s is empty", what);
+		return fail_type(e, "%s is empty", what);
 	if (len > WD_TYPE_MAX)
-		return fail(e, "%s is longer than 255 bytes", what);
+		return fail_type(e, "%s is longer than 255 bytes", what);
 	return 0;
 }
 
@@ -85,9 +109,13 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	e->msg.timestamp =
 	    (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? p->timestamp : 0;
 	e->msg.redelivered = amqp->redelivered ? 1 : 0;
-	e->msg.delivery_count = delivery_count(amqp);
 	wd_policy_attempts(amqp, queue, &e->attempts);
 	e->msg.attempt = (uint32_t)e->attempts.attempt;
+	/* Quorum queues count deliveries; the header is absent on the
+	 * first. */
+	e->msg.delivery_count = e->attempts.delivery_count >= 0
+	                            ? (uint32_t)e->attempts.delivery_count
+	                        : amqp->redelivered ? 1 : 0;
 
 	if (body.len == 0)
 		return fail(e, "%s", "unparseable: empty body");
@@ -110,10 +138,10 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	case WD_TYPE_FROM_JSON:
 		t = json_object_get(e->json, type_field);
 		if (!t)
-			return fail(e, "no type: field \"%s\" is missing",
+			return fail_type(e, "no type: field \"%s\" is missing",
 			            type_field);
 		if (!json_is_string(t))
-			return fail(e, "bad type: field \"%s\" is not a string",
+			return fail_type(e, "bad type: field \"%s\" is not a string",
 			            type_field);
 		e->msg.type = (warren_bytes){json_string_value(t),
 		                             json_string_length(t)};
@@ -121,7 +149,7 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 		                  e->msg.type.len);
 	case WD_TYPE_FROM_PROPERTY:
 		if (!(p->_flags & AMQP_BASIC_TYPE_FLAG))
-			return fail(e, "%s", "no type: the AMQP type property "
+			return fail_type(e, "%s", "no type: the AMQP type property "
 			                     "is not set");
 		e->msg.type = view(p->type);
 		return check_type(e, "bad type: the AMQP type property",
@@ -131,7 +159,7 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 		return check_type(e, "bad type: the routing key",
 		                  e->msg.type.len);
 	}
-	return fail(e, "%s", "no type");
+	return fail_type(e, "%s", "no type");
 }
 
 void wd_envelope_clear(struct wd_envelope *e)

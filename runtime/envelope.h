@@ -5,6 +5,7 @@
 #define WD_ENVELOPE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "amqp_compat.h"
 #include "conf.h"
@@ -19,6 +20,7 @@ struct wd_envelope {
 	json_t *json;       /* owned: the one parse of the body */
 	const amqp_envelope_t *amqp; /* borrowed delivery */
 	char reason[256];   /* why it could not be made ready */
+	bool bad_type;      /* ... because of its type, not its body */
 	struct wd_attempts attempts;
 };
 
@@ -35,6 +37,14 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
                       const char *queue, enum wd_type_source from,
                       const char *type_field);
 void wd_envelope_clear(struct wd_envelope *e);
+
+/* Look up `name` in an AMQP table, or NULL. */
+const amqp_field_value_t *wd_table_get(const amqp_table_t *t,
+                                       const char *name);
+
+/* An integer field of any width (signed or unsigned, 8 to 64 bits) into
+ * *out: 0, or -1 if absent, not an integer or over INT64_MAX. */
+int wd_field_int(const amqp_field_value_t *v, int64_t *out);
 
 /* Look up header `name` in a delivery's headers table, or NULL. */
 const amqp_field_value_t *wd_envelope_header(const amqp_envelope_t *amqp,

@@ -7,41 +7,18 @@
 
 #include "envelope.h"
 
-/* An integer field of any width, or -1 if it is not a count. */
+/* A non-negative integer field up to INT32_MAX, or -1. */
 static int64_t field_count(const amqp_field_value_t *v)
 {
-	if (!v)
-		return -1;
-	switch (v->kind) {
-	case AMQP_FIELD_KIND_I8: return v->value.i8;
-	case AMQP_FIELD_KIND_U8: return v->value.u8;
-	case AMQP_FIELD_KIND_I16: return v->value.i16;
-	case AMQP_FIELD_KIND_U16: return v->value.u16;
-	case AMQP_FIELD_KIND_I32: return v->value.i32;
-	case AMQP_FIELD_KIND_U32: return v->value.u32;
-	case AMQP_FIELD_KIND_I64: return v->value.i64;
-	case AMQP_FIELD_KIND_U64:
-		return v->value.u64 > INT32_MAX ? -1 : (int64_t)v->value.u64;
-	default: return -1;
-	}
+	int64_t n;
+
+	return wd_field_int(v, &n) == 0 && n >= 0 && n <= INT32_MAX ? n : -1;
 }
 
 static bool is_string(const amqp_field_value_t *v)
 {
 	return v && (v->kind == AMQP_FIELD_KIND_UTF8 ||
 	             v->kind == AMQP_FIELD_KIND_BYTES);
-}
-
-static const amqp_field_value_t *table_get(const amqp_table_t *t,
-                                           const char *key)
-{
-	size_t len = strlen(key);
-
-	for (int i = 0; i < t->num_entries; i++)
-		if (t->entries[i].key.len == len &&
-		    memcmp(t->entries[i].key.bytes, key, len) == 0)
-			return &t->entries[i].value;
-	return NULL;
 }
 
 static bool bytes_eq(amqp_bytes_t b, const char *s)
@@ -65,9 +42,9 @@ static int xdeath_retries(const amqp_envelope_t *env, const char *queue)
 
 		if (e->kind != AMQP_FIELD_KIND_TABLE)
 			continue;
-		q = table_get(&e->value.table, "queue");
-		r = table_get(&e->value.table, "reason");
-		c = field_count(table_get(&e->value.table, "count"));
+		q = wd_table_get(&e->value.table, "queue");
+		r = wd_table_get(&e->value.table, "reason");
+		c = field_count(wd_table_get(&e->value.table, "count"));
 		if (!is_string(q) || !is_string(r) || c <= 0 ||
 		    !bytes_eq(r->value.bytes, "expired"))
 			continue;
@@ -91,6 +68,7 @@ void wd_policy_attempts(const amqp_envelope_t *env, const char *queue,
 	out->header_bad = h && (v < 0 || v > 1000000);
 	out->from_header = h && !out->header_bad ? (int)v : -1;
 	out->from_xdeath = xdeath_retries(env, queue);
+	out->delivery_count = dc;
 	out->redeliveries = dc > 0 && dc <= 1000000 ? (int)dc : 0;
 	prior = out->from_header > out->from_xdeath ? out->from_header
 	                                            : out->from_xdeath;
@@ -160,8 +138,11 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 	const amqp_table_t *in =
 	    (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
 	int nin = in ? in->num_entries : 0;
-	int64_t first =
-	    field_count(wd_envelope_header(env, WD_H_FIRST_FAILURE));
+	int64_t first = 0;
+
+	if (wd_field_int(wd_envelope_header(env, WD_H_FIRST_FAILURE),
+	                 &first) < 0)
+		first = 0;
 
 	out->num_entries = 0;
 	out->entries = calloc((size_t)nin + 11, sizeof(*out->entries));
@@ -179,7 +160,6 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 		add_str(out, WD_H_PLUGIN, amqp_cstring_bytes(f->plugin));
 	if (f->handler)
 		add_str(out, WD_H_HANDLER, amqp_cstring_bytes(f->handler));
-	/* field_count() caps at INT32_MAX for U64 only; ms times are I64. */
 	add_i64(out, WD_H_FIRST_FAILURE, first > 0 ? first : f->now_ms);
 	add_i64(out, WD_H_LAST_FAILURE, f->now_ms);
 	add_str(out, WD_H_QUEUE, amqp_cstring_bytes(scratch->queue));

@@ -40,7 +40,8 @@
 struct wd_attempts {
 	int from_header;  /* x-warren-attempts, -1 if absent or unusable */
 	int from_xdeath;  /* expiries from this queue's retry queues */
-	int redeliveries; /* x-delivery-count (quorum queues), else 0 */
+	int64_t delivery_count; /* x-delivery-count (quorum queues), or -1 */
+	int redeliveries; /* the same as an attempt count, else 0 */
 	bool header_bad;  /* x-warren-attempts present but not a count */
 	int attempt;      /* this delivery's attempt, 1-based */
 };

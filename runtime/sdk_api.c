@@ -65,26 +65,7 @@ static int api_header_string(const warren_message *msg, const char *name,
 static int api_header_int(const warren_message *msg, const char *name,
                           int64_t *out)
 {
-	const amqp_field_value_t *v = header(msg, name);
-
-	if (!v)
-		return -1;
-	switch (v->kind) {
-	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
-	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
-	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
-	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
-	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
-	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
-	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return 0;
-	case AMQP_FIELD_KIND_U64:
-		if (v->value.u64 > INT64_MAX)
-			return -1;
-		*out = (int64_t)v->value.u64;
-		return 0;
-	default:
-		return -1;
-	}
+	return wd_field_int(header(msg, name), out);
 }
 
 static const char *api_param(warren_ctx *ctx, const char *key)
