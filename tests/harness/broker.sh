@@ -25,7 +25,8 @@
 #
 # Every wait is bounded. Tunables (environment): BROKER_START_TIMEOUT (s,
 # default 90), BROKER_STOP_TIMEOUT (s, default 30), BROKER_CTL_TIMEOUT (s,
-# default 60).
+# default 60), BROKER_ERL_ARGS (extra Erlang VM flags for `start`, e.g. the
+# benchmark's "+sbwt none ...").
 #
 # Measured on the 2-core Debian 12 dev box (RabbitMQ 3.10.8): start ~8 s
 # (port open ~6 s, await_startup ~2 s), stop ~3 s.
@@ -174,7 +175,7 @@ cmd_start() {
         export RABBITMQ_CONFIG_FILE="$BROKER_DIR/no-such-rabbitmq.conf"
         export RABBITMQ_ADVANCED_CONFIG_FILE="$BROKER_DIR/no-such-advanced.config"
         # Distribution listens on loopback only, like AMQP and epmd.
-        export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}${BROKER_ERL_ARGS:+ $BROKER_ERL_ARGS}"
         # A crash dump goes to DIR, never to the caller's directory.
         export ERL_CRASH_DUMP="$BROKER_DIR/erl_crash.dump"
         cd "$BROKER_DIR"
