@@ -25,6 +25,11 @@ void wd_acks_free(struct wd_acks *a)
 	a->cap = a->cappending = a->npending = 0;
 }
 
+bool wd_acks_idle(const struct wd_acks *a)
+{
+	return a->base == a->next && a->npending == 0;
+}
+
 void wd_acks_reset(struct wd_acks *a)
 {
 	a->base = a->next = 1;

@@ -42,6 +42,8 @@ int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms);
 /* Whether a flush is due at now_ms; else lowers *next_due_ms (if >= 0, or
  * sets it) to when one will be. */
 bool wd_acks_due(const struct wd_acks *a, int64_t now_ms, int64_t *next_due_ms);
+/* Whether every delivery seen is settled and every ack sent. */
+bool wd_acks_idle(const struct wd_acks *a);
 /* Send every waiting ack: one multiple-ack for the settled run from the
  * lowest tag, single acks for the rest. Returns the number of ack frames
  * sent, or -1 if send failed. */

@@ -31,13 +31,16 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 	memset(b, 0, sizeof(*b));
 	b->heartbeat = conf->heartbeat;
 	b->connect_timeout = conf->connect_timeout;
-	b->ca_cert = conf->ca_cert;
-	b->client_cert = conf->client_cert;
-	b->client_key = conf->client_key;
 	b->verify_peer = conf->verify_peer;
+	/* Copies: the pool outlives the conf it started with (reload). */
 	b->url_buf = strdup(conf->url);
-	if (!b->url_buf)
+	if (!b->url_buf || (conf->ca_cert && !(b->ca_cert = strdup(conf->ca_cert))) ||
+	    (conf->client_cert && !(b->client_cert = strdup(conf->client_cert))) ||
+	    (conf->client_key && !(b->client_key = strdup(conf->client_key)))) {
+		snprintf(err, errlen, "out of memory");
+		wd_broker_free(b);
 		return -1;
+	}
 	amqp_default_connection_info(&b->info);
 	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
 		/* The URL may hold a password: name the problem, not the URL. */
@@ -67,6 +70,9 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 void wd_broker_free(struct wd_broker *b)
 {
 	free(b->url_buf);
+	free(b->ca_cert);
+	free(b->client_cert);
+	free(b->client_key);
 	if (b->password) {
 		/* Keep the secret's lifetime short in memory dumps. */
 		memset(b->password, 0, strlen(b->password));

@@ -16,7 +16,7 @@ struct wd_broker {
 	char redacted[512]; /* "amqp://user@host:port[/vhost]": safe to log */
 	int heartbeat;
 	int connect_timeout;
-	const char *ca_cert, *client_cert, *client_key; /* borrowed from conf */
+	char *ca_cert, *client_cert, *client_key; /* copies, or NULL */
 	bool verify_peer;
 };
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "consumers.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -109,6 +110,8 @@ static void free_delivery(struct wd_delivery *d)
 	wd_envelope_clear(&d->parsed);
 	wd_verdict_clear(&d->verdict);
 	amqp_destroy_envelope(&d->env);
+	if (d->gen)
+		wd_gen_unref(d->gen); /* after the JSON: a plugin may own it */
 	release(d->conn, d);
 }
 
@@ -133,17 +136,9 @@ static struct wd_delivery *new_delivery(struct wd_conn *c)
 	return d;
 }
 
-static struct wd_consumer *consumer_of(struct wd_conn *c, amqp_channel_t ch)
-{
-	for (size_t i = 0; i < c->nconsumers; i++)
-		if (c->consumers[i].channel == ch)
-			return &c->consumers[i];
-	return NULL;
-}
-
 static const struct wd_conf_queue *queue_of(const struct wd_delivery *d)
 {
-	return &d->conn->pool->routes->conf->queues[d->queue];
+	return &d->gen->routes->conf->queues[d->queue];
 }
 
 /* ---- publishes and their confirms -------------------------------------- */
@@ -217,7 +212,7 @@ static int flush_acks(struct wd_conn *c, struct wd_consumer *k)
  * one pass settles -- a whole handler batch, say -- goes out together. */
 static int ack(struct wd_conn *c, struct wd_delivery *d)
 {
-	struct wd_consumer *k = consumer_of(c, d->env.channel);
+	struct wd_consumer *k = wd_consumer_of(c, d->env.channel);
 	uint64_t tag = d->env.delivery_tag;
 
 	free_delivery(d);
@@ -263,7 +258,7 @@ static int hold(struct wd_conn *c, struct wd_delivery *d)
 /* Give it back to the broker unacked (requeue) and free it. */
 static int requeue(struct wd_conn *c, struct wd_delivery *d)
 {
-	struct wd_consumer *k = consumer_of(c, d->env.channel);
+	struct wd_consumer *k = wd_consumer_of(c, d->env.channel);
 	int rc = amqp_basic_nack(c->amqp, d->env.channel, d->env.delivery_tag,
 	                         0, 1);
 
@@ -533,60 +528,44 @@ static int flush_due_acks(struct wd_conn *c, int64_t now, int64_t *next_due)
 
 /* ---- opening and dropping ------------------------------------------------ */
 
+/* The exchanges of c->gen's conf are declared: no probe needed. */
+static void know_exchanges(struct wd_conn *c)
+{
+	const struct wd_conf *conf = c->gen->routes->conf;
+
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		wd_pub_known(&c->pub, conf->exchanges[i].name);
+}
+
 int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 {
-	const struct wd_conf *conf = c->pool->routes->conf;
-	char name[64], why[512];
-	amqp_rpc_reply_t r;
+	struct wd_gen *g = wd_pool_gen(c->pool);
+	char name[64];
 
+	if (c->gen)
+		wd_gen_unref(c->gen);
+	c->gen = g;
 	snprintf(name, sizeof(name), "warrend pid %d slot %d", (int)getpid(),
 	         c->id);
 	c->amqp = wd_broker_connect(&c->pool->broker, name, err, errlen);
 	if (!c->amqp)
 		return -1;
 	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) < 0 ||
-	    wd_topology_declare(c->amqp, WD_CHANNEL_PUBLISH, conf, err,
-	                        errlen) < 0 ||
+	    wd_topology_declare(c->amqp, WD_CHANNEL_PUBLISH, g->routes->conf,
+	                        err, errlen) < 0 ||
 	    wd_pub_open(&c->pub, c->amqp, WD_CHANNEL_PUBLISH, WD_CHANNEL_PROBE,
-	                on_confirm, conf->broker.publish_timeout * 1000, err,
+	                on_confirm, c->pool->publish_timeout * 1000, err,
 	                errlen) < 0)
 		goto fail;
-	for (size_t i = 0; i < conf->nexchanges; i++)
-		wd_pub_known(&c->pub, conf->exchanges[i].name);
-	for (size_t i = 0; i < c->nconsumers; i++) {
-		struct wd_consumer *k = &c->consumers[i];
-		const struct wd_conf_queue *q = &conf->queues[k->queue];
-
-		wd_acks_reset(&k->acks);
-		if (wd_broker_channel_open(c->amqp, k->channel, err, errlen) < 0)
-			goto fail;
-		amqp_basic_qos(c->amqp, k->channel, 0, (uint16_t)q->prefetch, 0);
-		r = amqp_get_rpc_reply(c->amqp);
-		if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-			amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-			    c->amqp, k->channel, amqp_cstring_bytes(q->name),
-			    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-			r = amqp_get_rpc_reply(c->amqp);
-			if (ok)
-				snprintf(k->tag, sizeof(k->tag), "%.*s",
-				         (int)ok->consumer_tag.len,
-				         (const char *)ok->consumer_tag.bytes);
-		}
-		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			snprintf(err, errlen, "%s:%d: cannot consume queue "
-			         "\"%s\": %s", conf->file, q->line, q->name,
-			         wd_broker_reply_str(r, why, sizeof(why)));
-			goto fail;
-		}
-		wd_log_info(AREA, "slot %d: consuming queue \"%s\" (prefetch "
-		            "%d, channel %u)", c->id, q->name, q->prefetch,
-		            k->channel);
-	}
+	know_exchanges(c);
+	if (wd_consumers_open(c, err, errlen) < 0)
+		goto fail;
 	c->cancelled = false;
 	c->last_rx_ms = wd_now_ms();
 	wd_metric_inc(connections_opened);
 	return 0;
 fail:
+	wd_consumers_clear(c);
 	wd_pub_reset(&c->pub);
 	amqp_destroy_connection(c->amqp);
 	c->amqp = NULL;
@@ -638,8 +617,10 @@ void wd_conn_free(struct wd_conn *c)
 		free(t);
 	}
 	c->nspare = 0;
-	for (size_t i = 0; i < c->nconsumers; i++)
-		wd_acks_free(&c->consumers[i].acks);
+	wd_consumers_clear(c);
+	if (c->gen)
+		wd_gen_unref(c->gen);
+	c->gen = NULL;
 	free(c->waiting);
 	free(c->held);
 	if (c->amqp)
@@ -743,7 +724,7 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 		d->task.finish = finish_delivery;
 		d->conn = c;
 		d->epoch = atomic_load(&c->epoch);
-		k = consumer_of(c, d->env.channel);
+		k = wd_consumer_of(c, d->env.channel);
 		if (!k || wd_acks_seen(&k->acks, d->env.delivery_tag) < 0) {
 			wd_log_error(AREA, "slot %d: delivery on unknown channel "
 			             "%u (or out of memory)", c->id,
@@ -752,9 +733,11 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
 			return -1;
 		}
 		d->queue = k->queue;
+		d->gen = k->gen;
+		wd_gen_ref(d->gen);
 		/* The one parse of the body, here: bounded work, and it
 		 * keeps this thread busy rather than waking per message. */
-		if (wd_dispatch_parse(c->pool->routes, d->queue, &d->env,
+		if (wd_dispatch_parse(d->gen->routes, d->queue, &d->env,
 		                      &d->parsed, &d->verdict) < 0)
 			d->task.run = NULL; /* no handler: settle here */
 		*out = d;
@@ -779,22 +762,19 @@ static int read_delivery(struct wd_conn *c, struct wd_delivery **out)
  * are read and handled like any other. */
 static int cancel_consumers(struct wd_conn *c)
 {
-	char why[256];
-
-	for (size_t i = 0; i < c->nconsumers; i++) {
-		amqp_basic_cancel(c->amqp, c->consumers[i].channel,
-		                  amqp_cstring_bytes(c->consumers[i].tag));
-		amqp_rpc_reply_t r = amqp_get_rpc_reply(c->amqp);
-		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			wd_log_warnx(AREA, "slot %d: cannot cancel consumer on "
-			             "channel %u: %s", c->id,
-			             c->consumers[i].channel,
-			             wd_broker_reply_str(r, why, sizeof(why)));
-			return -1;
-		}
-	}
+	if (wd_consumers_cancel(c) < 0)
+		return -1;
 	wd_log_info(AREA, "slot %d: stopped consuming; %zu deliveries in "
 	            "flight", c->id, c->inflight);
+	return 0;
+}
+
+/* A reload swapped in a new generation: consume what it says from now on. */
+static int take_up_generation(struct wd_conn *c)
+{
+	if (wd_consumers_update(c, wd_pool_gen(c->pool)) < 0)
+		return -1;
+	know_exchanges(c);
 	return 0;
 }
 
@@ -817,7 +797,7 @@ static int take(struct wd_conn *c, struct wd_delivery *d)
 	if (!d->task.run)
 		return settle(c, d);
 	if (d->verdict.route->handle_batch) {
-		wd_batchers_add(c->pool->batchers, d);
+		wd_batchers_add(d->gen->batchers, d);
 		return 0;
 	}
 	if (c->batch_last)
@@ -840,8 +820,8 @@ static int poll_timeout_ms(const struct wd_conn *c, int64_t now,
 		t = hb * 250;
 	if (next_due >= 0 && next_due - now < t)
 		t = next_due - now;
-	if (c->cancelled && t > 100)
-		t = 100;
+	if ((c->cancelled || c->ndraining > 0) && t > 100)
+		t = 100; /* look again soon: is everything settled? */
 	return t < 0 ? 0 : (int)t;
 }
 
@@ -869,9 +849,15 @@ static int serve(struct wd_conn *c)
 			wd_log_error(AREA, "slot %d: no publisher confirm within "
 			             "%d s: reconnecting (unconfirmed deliveries "
 			             "are redelivered)", c->id,
-			             p->routes->conf->broker.publish_timeout);
+			             p->publish_timeout);
 			return -1;
 		}
+		if (!c->cancelled &&
+		    atomic_load_explicit(&p->gen, memory_order_relaxed) != c->gen &&
+		    take_up_generation(c) < 0)
+			return -1;
+		if (wd_consumers_close_drained(c) < 0)
+			return -1;
 		if (atomic_load(&p->stopping) && !c->cancelled) {
 			c->cancelled = true;
 			if (cancel_consumers(c) < 0)

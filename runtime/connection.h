@@ -18,6 +18,7 @@
 #include "amqp_compat.h"
 #include "dispatch.h"
 #include "envelope.h"
+#include "generation.h"
 #include "publisher.h"
 #include "workers.h"
 
@@ -30,8 +31,11 @@ struct wd_pool;
 #define WD_CHANNEL_FIRST_CONSUMER 3
 
 struct wd_consumer {
-	size_t queue; /* index into the conf's queues */
+	struct wd_gen *gen; /* a reference: the generation queue indexes */
+	size_t queue;       /* index into gen's conf queues */
+	int nth;            /* which of the queue's consumers it is */
 	amqp_channel_t channel;
+	bool draining; /* cancelled by a reload; closed once all settled */
 	char tag[256]; /* the broker's consumer tag, for basic.cancel */
 	struct wd_acks acks;
 };
@@ -47,8 +51,11 @@ enum wd_stage {
 struct wd_delivery {
 	struct wd_task task; /* first: workers see only this */
 	struct wd_conn *conn;
+	/* A reference to the generation it is parsed and handled under:
+	 * its code stays loaded until the delivery is settled. */
+	struct wd_gen *gen;
 	uint64_t epoch; /* the connection's epoch at delivery */
-	size_t queue;
+	size_t queue;   /* index into gen's conf queues */
 	amqp_envelope_t env;
 	struct wd_envelope parsed; /* points into env */
 	struct wd_verdict verdict;
@@ -84,6 +91,7 @@ struct wd_conn {
 	_Atomic uint64_t epoch;
 
 	/* Owned by the connection thread. */
+	struct wd_gen *gen; /* a reference: the generation it consumes for */
 	size_t inflight;           /* read, not settled yet */
 	struct wd_delivery *batch_first, *batch_last; /* read, not handed over */
 	size_t nbatch;
@@ -93,8 +101,9 @@ struct wd_conn {
 	struct wd_delivery *ready; /* all confirms in: to settle */
 	struct wd_delivery **held; /* to requeue at their due time */
 	size_t nheld, capheld;
-	struct wd_consumer *consumers;
+	struct wd_consumer *consumers; /* consumers.c */
 	size_t nconsumers;
+	size_t ndraining; /* consumers cancelled by a reload, still open */
 	bool acks_full; /* some consumer's ack batch is full: flush */
 	bool cancelled;
 	size_t abandoned; /* left in handlers when the stop deadline passed */
@@ -105,9 +114,10 @@ struct wd_conn {
 	size_t nspare;
 };
 
-/* Connect, declare the topology, open the consumers. Called from the main
- * thread at start (errors are fatal there) and by the thread to reconnect.
- * Returns 0, or -1 with err set. */
+/* Connect, declare the topology, open the consumers, all for the pool's
+ * current generation. Called from the main thread at start (errors are
+ * fatal there) and by the thread to reconnect. Returns 0, or -1 with err
+ * set. */
 int wd_conn_open(struct wd_conn *c, char *err, size_t errlen);
 
 /* The thread's body: serve, reconnect with backoff, until the pool stops

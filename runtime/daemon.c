@@ -1,41 +1,25 @@
-/* daemon.c - start, the signal loop, and a bounded graceful stop.
+/* daemon.c - start, the signal loop, reloads, and a bounded graceful stop.
  *
  * Signals are blocked in every thread and taken synchronously by the main
- * thread with sigtimedwait(), so no work ever happens in a signal handler. */
+ * thread with sigtimedwait(), so no work ever happens in a signal handler.
+ * A reload runs on this thread too: SIGHUPs that arrive meanwhile stay
+ * pending as one, and start one more reload after it. */
 #include "daemon.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
-#include "routes.h"
-
-static struct wd_routes *load(const char *conf_path)
-{
-	char err[2048];
-	struct wd_conf *conf = wd_conf_load(conf_path, err, sizeof(err));
-	struct wd_routes *routes;
-
-	if (!conf) {
-		wd_log_error("conf", "%s", err);
-		return NULL;
-	}
-	wd_log_set_level((enum wd_log_level)conf->log_level);
-	routes = wd_routes_build(conf, err, sizeof(err));
-	if (!routes)
-		wd_log_error("conf", "%s", err);
-	return routes;
-}
+#include "reload.h"
 
 int wd_daemon_check(const char *conf_path)
 {
-	struct wd_routes *routes = load(conf_path);
+	struct wd_gen *g = wd_reload_load(conf_path, 1);
 
-	if (!routes) {
+	if (!g) {
 		fprintf(stderr, "warrend: configuration %s test failed\n",
 		        conf_path);
 		return 1;
@@ -43,20 +27,18 @@ int wd_daemon_check(const char *conf_path)
 	fprintf(stderr,
 	        "warrend: configuration %s is ok: %zu plugin(s), %zu "
 	        "route(s), %zu queue(s)\n",
-	        conf_path, routes->nplugins, routes->nroutes,
-	        routes->conf->nqueues);
-	wd_routes_free(routes);
+	        conf_path, g->routes->nplugins, g->routes->nroutes,
+	        g->routes->conf->nqueues);
+	wd_gen_unref(g);
+	wd_gen_free(g);
 	return 0;
 }
 
 int wd_daemon_run(const char *conf_path)
 {
-	struct wd_routes *routes;
-	struct wd_pool *pool;
+	struct wd_reloader r;
 	sigset_t set;
 	siginfo_t info;
-	struct timespec tick = {.tv_sec = 1};
-	char err[2048];
 	int sig, timeout;
 
 	/* Block before any thread exists, so all threads inherit the mask. */
@@ -67,36 +49,33 @@ int wd_daemon_run(const char *conf_path)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	routes = load(conf_path);
-	if (!routes)
+	if (wd_reload_start(&r, conf_path) < 0)
 		return 1;
-	timeout = routes->conf->shutdown_timeout;
-	pool = wd_pool_start(routes, err, sizeof(err));
-	if (!pool) {
-		wd_log_error("pool", "%s", err);
-		wd_routes_free(routes);
-		return 1;
-	}
 	wd_log_info("daemon", "warrend %s started (pid %d): %zu route(s), "
 	            "%zu plugin(s)", WARREN_VERSION, (int)getpid(),
-	            routes->nroutes, routes->nplugins);
+	            r.current->routes->nroutes, r.current->routes->nplugins);
 
 	for (;;) {
+		/* Retired generations are freed soon after their last
+		 * message settles: look often while there are some. */
+		struct timespec tick = {.tv_sec = r.nretired ? 0 : 1,
+		                        .tv_nsec = r.nretired ? 20000000 : 0};
 		sig = sigtimedwait(&set, &info, &tick);
+		wd_reload_collect(&r);
 		if (sig < 0)
 			continue; /* EAGAIN: the tick; EINTR */
 		if (sig == SIGHUP) {
-			wd_log_warnx("daemon", "SIGHUP: reload is not supported "
-			             "by this version; ignored");
+			wd_reload(&r);
 			continue;
 		}
 		break;
 	}
+	timeout = r.current->routes->conf->shutdown_timeout;
 	wd_log_info("daemon", "%s: stopping (waiting up to %d s for "
 	            "handlers)", sig == SIGINT ? "SIGINT" : "SIGTERM",
 	            timeout);
-	wd_pool_stop(pool, timeout);
-	if (wd_pool_join(pool) < 0) {
+	wd_pool_stop(r.pool, timeout);
+	if (wd_pool_join(r.pool) < 0) {
 		wd_metrics_log("at exit");
 		wd_log_error("daemon", "stopped with handlers still running "
 		             "after %d s; their messages will be redelivered",
@@ -105,9 +84,10 @@ int wd_daemon_run(const char *conf_path)
 		 * or unloaded under it. */
 		_exit(1);
 	}
-	wd_pool_free(pool);
+	wd_pool_free(r.pool);
+	r.pool = NULL;
+	wd_reload_finish(&r);
 	wd_metrics_log("at exit");
-	wd_routes_free(routes);
 	wd_log_info("daemon", "stopped");
 	return 0;
 }

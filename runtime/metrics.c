@@ -15,11 +15,13 @@ void wd_metrics_log(const char *when)
 	            "invalid_outcome=%ju too_large=%ju max_attempts=%ju) "
 	            "dropped=%ju retry_published=%ju followups=%ju "
 	            "followups_failed=%ju republish_failed=%ju ack_frames=%ju "
-	            "batches=%ju connections_opened=%ju connections_lost=%ju",
+	            "batches=%ju connections_opened=%ju connections_lost=%ju "
+	            "reloads=%ju reload_failures=%ju generation=%ju",
 	            when, M(received), M(acked), M(retried), M(dead_lettered),
 	            M(unparseable), M(unknown_type), M(rejected),
 	            M(invalid_outcome), M(too_large), M(max_attempts),
 	            M(dropped), M(retry_published), M(followups),
 	            M(followups_failed), M(republish_failed), M(ack_frames),
-	            M(batches), M(connections_opened), M(connections_lost));
+	            M(batches), M(connections_opened), M(connections_lost),
+	            M(reloads), M(reload_failures), M(generation));
 }

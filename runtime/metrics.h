@@ -26,6 +26,9 @@ struct wd_metrics {
 	atomic_uint_fast64_t batches;
 	atomic_uint_fast64_t connections_opened;
 	atomic_uint_fast64_t connections_lost;
+	atomic_uint_fast64_t reloads;         /* generations swapped in */
+	atomic_uint_fast64_t reload_failures; /* reloads refused */
+	atomic_uint_fast64_t generation;      /* the serving generation */
 };
 
 extern struct wd_metrics wd_metrics;

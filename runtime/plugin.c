@@ -1,29 +1,103 @@
 /* plugin.c - dlopen a plugin and check it before anything of it runs. */
+#define _GNU_SOURCE /* memfd_create() */
 #include "plugin.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
+
+/*
+ * Copy the file at `path` into an anonymous memory file; returns its fd, or
+ * -1 with errno set. Plugins are loaded from such a private copy because
+ * glibc's dlopen() hands back the library already loaded when the path, or
+ * the file's device and inode, match one: a plugin rebuilt at the same path
+ * would keep running the old code after a reload. The copy also keeps a
+ * file overwritten in place (cp over a loaded .so) from pulling the code
+ * out from under a running handler.
+ */
+static int private_copy(const char *path, const char *name)
+{
+	char buf[65536];
+	int in = open(path, O_RDONLY | O_CLOEXEC), out = -1, saved;
+	ssize_t n;
+
+	if (in < 0)
+		return -1;
+	out = memfd_create(name, MFD_CLOEXEC);
+	if (out < 0)
+		goto fail;
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				goto fail;
+			}
+			off += w;
+		}
+	}
+	close(in);
+	return out;
+fail:
+	saved = errno;
+	close(in);
+	if (out >= 0)
+		close(out);
+	errno = saved;
+	return -1;
+}
+
+/* dlerror() names the copy ("/proc/self/fd/N: ..."); the user knows the
+ * plugin by its path, which the message gives already. */
+static const char *without_copy_name(const char *why, const char *copy)
+{
+	size_t n = strlen(copy);
+
+	if (why && strncmp(why, copy, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+		return why + n + 2;
+	return why ? why : "unknown error";
+}
 
 int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
                    char *err, size_t errlen)
 {
 	warren_plugin_entry_fn entry;
 	const warren_plugin *d;
-	const char *why;
+	char copy[64];
 
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
 	p->ctx.plugin = p;
-	/* RTLD_NOW: an unresolved symbol fails here, not mid-message.
-	 * RTLD_LOCAL: plugins cannot see (or clash with) each other. */
-	p->dl = dlopen(conf->path, RTLD_NOW | RTLD_LOCAL);
-	if (!p->dl) {
-		why = dlerror();
+	p->fd = private_copy(conf->path, conf->name);
+	if (p->fd < 0) {
 		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
-		         conf->name, conf->path, why ? why : "unknown error");
+		         conf->name, conf->path, strerror(errno));
+		return -1;
+	}
+	/* The fd stays open while the library is loaded: its number, and so
+	 * the name glibc knows the library by, stays unique. RTLD_NOW: an
+	 * unresolved symbol fails here, not mid-message. RTLD_LOCAL:
+	 * plugins cannot see (or clash with) each other. */
+	snprintf(copy, sizeof(copy), "/proc/self/fd/%d", p->fd);
+	p->dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
+		         conf->name, conf->path,
+		         without_copy_name(dlerror(), copy));
+		close(p->fd);
+		p->fd = -1;
 		return -1;
 	}
 	dlerror();
@@ -70,6 +144,8 @@ int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
 fail:
 	dlclose(p->dl);
 	p->dl = NULL;
+	close(p->fd);
+	p->fd = -1;
 	return -1;
 }
 
@@ -122,4 +198,7 @@ void wd_plugin_unload(struct wd_plugin *p)
 		dlclose(p->dl);
 	p->dl = NULL;
 	p->desc = NULL;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
 }

@@ -13,6 +13,7 @@
 struct wd_plugin {
 	const struct wd_conf_plugin *conf; /* name, path, params (borrowed) */
 	void *dl;
+	int fd; /* the private copy dl was loaded from (plugin.c), or -1 */
 	const warren_plugin *desc;
 	void *state; /* what init stored */
 	bool inited;
@@ -20,7 +21,7 @@ struct wd_plugin {
 };
 
 /*
- * dlopen conf->path and check its descriptor: entry symbol, ABI major,
+ * dlopen a private copy of conf->path and check its descriptor: entry symbol, ABI major,
  * ABI minor not newer than ours, a name and a handler table. On failure
  * returns -1 with err naming the plugin, its path and what to do.
  */

@@ -1,4 +1,5 @@
-/* pool.c - start the slots, spread the consumers over them, stop them. */
+/* pool.c - start the slots, hand them generations, stop them. Which queues
+ * a slot consumes is consumers.c's. */
 #include "pool.h"
 
 #include <errno.h>
@@ -18,62 +19,91 @@ int64_t wd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Acks coalesced per frame: ack_batch, but at most half the prefetch
- * window, so the broker always has credit to send the next deliveries
- * while the first half's acks are on their way (waiting for a full
- * window would stall the consumer until the time bound). */
-static int ack_batch(const struct wd_conf *conf, const struct wd_conf_queue *q)
+static bool same_str(const char *a, const char *b)
 {
-	int half = q->prefetch / 2 > 0 ? q->prefetch / 2 : 1;
-	return conf->broker.ack_batch < half ? conf->broker.ack_batch : half;
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Queue q is consumed on `consumers` slots, starting at slot q so that
- * queues with fewer consumers than slots land on different slots. The
- * first channels of a slot are for publishing (connection.h). */
-static int assign_consumers(struct wd_pool *p)
+bool wd_pool_fits(const struct wd_pool *p, const struct wd_conf *conf)
 {
-	const struct wd_conf *conf = p->routes->conf;
+	const struct wd_conf_broker *b = &conf->broker, *o = &p->conf_broker;
 
-	for (size_t q = 0; q < conf->nqueues; q++) {
-		if (!conf->queues[q].consumed)
-			continue;
-		for (int k = 0; k < conf->queues[q].consumers; k++) {
-			struct wd_conn *c = &p->conns[(q + (size_t)k) %
-			                              (size_t)p->nconns];
-			struct wd_consumer *cs = realloc(
-			    c->consumers, (c->nconsumers + 1) * sizeof(*cs));
-			if (!cs)
-				return -1;
-			c->consumers = cs;
-			memset(&cs[c->nconsumers], 0, sizeof(*cs));
-			cs[c->nconsumers].queue = q;
-			cs[c->nconsumers].channel = (amqp_channel_t)(
-			    c->nconsumers + WD_CHANNEL_FIRST_CONSUMER);
-			wd_acks_init(&cs[c->nconsumers].acks,
-			             ack_batch(conf, &conf->queues[q]),
-			             conf->broker.ack_delay_ms);
-			c->nconsumers++;
-		}
-	}
-	return 0;
+	/* prefetch and the ack keys are per consumer (consumers.c), not the
+	 * pool's: a change there replaces consumers, not connections. */
+	return same_str(b->url, o->url) &&
+	       same_str(b->password_file, o->password_file) &&
+	       b->heartbeat == o->heartbeat &&
+	       b->connect_timeout == o->connect_timeout &&
+	       b->pool_size == o->pool_size && same_str(b->ca_cert, o->ca_cert) &&
+	       same_str(b->client_cert, o->client_cert) &&
+	       same_str(b->client_key, o->client_key) &&
+	       b->verify_peer == o->verify_peer &&
+	       b->publish_timeout == o->publish_timeout &&
+	       conf->workers == p->nworkers;
 }
 
-struct wd_pool *wd_pool_start(const struct wd_routes *routes, char *err,
-                              size_t errlen)
+struct wd_gen *wd_pool_gen(struct wd_pool *p)
 {
-	const struct wd_conf *conf = routes->conf;
+	struct wd_gen *g;
+
+	pthread_mutex_lock(&p->gen_lock);
+	g = atomic_load(&p->gen);
+	wd_gen_ref(g);
+	pthread_mutex_unlock(&p->gen_lock);
+	return g;
+}
+
+struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g)
+{
+	struct wd_gen *old;
+
+	if (wd_gen_start_batchers(g, p->workers) < 0)
+		return NULL;
+	pthread_mutex_lock(&p->gen_lock);
+	old = atomic_load(&p->gen);
+	atomic_store(&p->gen, g);
+	pthread_mutex_unlock(&p->gen_lock);
+	for (int i = 0; i < p->nconns; i++)
+		wd_conn_wake(&p->conns[i]);
+	/* Its batches go to the workers now, and anything added to them
+	 * later (a connection that has not switched yet) at once. */
+	if (old->batchers)
+		wd_batchers_drain(old->batchers);
+	return old;
+}
+
+struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
+{
+	const struct wd_conf *conf = g->routes->conf;
 	struct wd_pool *p = calloc(1, sizeof(*p));
 	int rc;
 
 	if (!p)
 		goto oom;
-	p->routes = routes;
 	p->nconns = conf->broker.pool_size;
+	p->nworkers = conf->workers;
+	p->publish_timeout = conf->broker.publish_timeout;
+	pthread_mutex_init(&p->gen_lock, NULL);
 	if (wd_broker_init(&p->broker, &conf->broker, err, errlen) < 0) {
+		pthread_mutex_destroy(&p->gen_lock);
 		free(p);
 		return NULL;
 	}
+	p->conf_broker = conf->broker;
+	p->conf_broker.url = strdup(conf->broker.url);
+	p->conf_broker.password_file = NULL;
+	p->conf_broker.ca_cert = p->conf_broker.client_cert =
+	    p->conf_broker.client_key = NULL;
+	if (!p->conf_broker.url ||
+	    (conf->broker.password_file &&
+	     !(p->conf_broker.password_file = strdup(conf->broker.password_file))) ||
+	    (conf->broker.ca_cert &&
+	     !(p->conf_broker.ca_cert = strdup(conf->broker.ca_cert))) ||
+	    (conf->broker.client_cert &&
+	     !(p->conf_broker.client_cert = strdup(conf->broker.client_cert))) ||
+	    (conf->broker.client_key &&
+	     !(p->conf_broker.client_key = strdup(conf->broker.client_key))))
+		goto oom;
 	p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
 	if (!p->conns)
 		goto oom;
@@ -90,23 +120,21 @@ struct wd_pool *wd_pool_start(const struct wd_routes *routes, char *err,
 			goto fail;
 		}
 	}
-	if (assign_consumers(p) < 0)
-		goto oom;
 	p->workers = wd_workers_start(conf->workers);
 	if (!p->workers) {
 		snprintf(err, errlen, "cannot start %d workers", conf->workers);
 		goto fail;
 	}
-	p->batchers = wd_batchers_start(routes, p->workers);
-	if (!p->batchers) {
+	if (wd_gen_start_batchers(g, p->workers) < 0) {
 		snprintf(err, errlen, "cannot start the batch thread");
 		goto fail;
 	}
+	atomic_store(&p->gen, g);
 	/* Connect every slot before any thread runs, so that a wrong URL,
 	 * password or topology stops the start with one clear error. */
 	for (int i = 0; i < p->nconns; i++)
 		if (wd_conn_open(&p->conns[i], err, errlen) < 0)
-			goto fail;
+			goto fail_started;
 	wd_log_info("pool", "%d connection(s) to %s, %d worker(s)", p->nconns,
 	            p->broker.redacted, conf->workers);
 	for (int i = 0; i < p->nconns; i++) {
@@ -117,14 +145,17 @@ struct wd_pool *wd_pool_start(const struct wd_routes *routes, char *err,
 			         "thread: %s", strerror(rc));
 			wd_pool_stop(p, 1);
 			wd_pool_join(p);
-			wd_pool_free(p);
-			return NULL;
+			goto fail_started;
 		}
 		p->conns[i].started = true;
 	}
 	return p;
 oom:
 	snprintf(err, errlen, "out of memory");
+	goto fail;
+fail_started:
+	/* g stays the caller's: take back the reference given to the pool. */
+	wd_gen_ref(g);
 fail:
 	wd_pool_free(p);
 	return NULL;
@@ -132,17 +163,20 @@ fail:
 
 void wd_pool_stop(struct wd_pool *p, int timeout_s)
 {
+	struct wd_gen *g = atomic_load(&p->gen);
+
 	atomic_store(&p->stop_deadline_ms, wd_now_ms() + timeout_s * 1000LL);
 	atomic_store(&p->stopping, true);
 	/* Pending batches go to the workers now, not at their timeout. */
-	if (p->batchers)
-		wd_batchers_drain(p->batchers);
+	if (g && g->batchers)
+		wd_batchers_drain(g->batchers);
 	for (int i = 0; i < p->nconns; i++)
 		wd_conn_wake(&p->conns[i]);
 }
 
 int wd_pool_join(struct wd_pool *p)
 {
+	struct wd_gen *g = atomic_load(&p->gen);
 	size_t left = 0;
 
 	for (int i = 0; i < p->nconns; i++) {
@@ -153,8 +187,12 @@ int wd_pool_join(struct wd_pool *p)
 	}
 	if (left > 0)
 		return -1; /* handlers still run: do not pull workers down */
-	wd_batchers_stop(p->batchers);
-	p->batchers = NULL;
+	/* Batch threads submit to the workers: they go first. Those of
+	 * retired generations are empty by now (everything is settled). */
+	if (g) {
+		wd_batchers_stop(g->batchers);
+		g->batchers = NULL;
+	}
 	wd_workers_stop(p->workers);
 	p->workers = NULL;
 	return 0;
@@ -162,9 +200,15 @@ int wd_pool_join(struct wd_pool *p)
 
 void wd_pool_free(struct wd_pool *p)
 {
+	struct wd_gen *g;
+
 	if (!p)
 		return;
-	wd_batchers_stop(p->batchers);
+	g = atomic_load(&p->gen);
+	if (g && p->workers) {
+		wd_batchers_stop(g->batchers);
+		g->batchers = NULL;
+	}
 	if (p->workers)
 		wd_workers_stop(p->workers);
 	for (int i = 0; p->conns && i < p->nconns; i++) {
@@ -173,9 +217,16 @@ void wd_pool_free(struct wd_pool *p)
 		if (c->wakefd >= 0)
 			close(c->wakefd);
 		pthread_mutex_destroy(&c->lock);
-		free(c->consumers);
 	}
 	free(p->conns);
+	if (g)
+		wd_gen_unref(g);
+	free(p->conf_broker.url);
+	free(p->conf_broker.password_file);
+	free(p->conf_broker.ca_cert);
+	free(p->conf_broker.client_cert);
+	free(p->conf_broker.client_key);
 	wd_broker_free(&p->broker);
+	pthread_mutex_destroy(&p->gen_lock);
 	free(p);
 }
