@@ -353,7 +353,7 @@ queue_ready() {
 HANDLED=0 LOG_OFF=0
 count_handled() {
     local size n
-    size=$(stat -c %s "$WLOG")
+    size=$(stat -c %s "$WLOG" 2>/dev/null) || size=0
     ((size > LOG_OFF)) || return 0
     n=$(tail -c +$((LOG_OFF + 1)) "$WLOG" | head -c $((size - LOG_OFF)) |
         grep -c -E ' version=v[12] handled id=' || true)
@@ -422,6 +422,8 @@ run_drain() {
         >"$dir/fill.out" 2>&1 || { cat "$dir/fill.out" >&2; fail "wr-fill $q"; }
     install_plugin "$FX_V1"
     write_conf "$q" "$conf"
+    # Created here: count_handled may look at it before warrend's stderr opens it.
+    : >"$WLOG"
     # The URL is in the config: keep the caller's environment from overriding it.
     env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
         "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &

@@ -610,3 +610,87 @@ Test(reload, memory_flat_over_200_reloads, .timeout = 300)
 	free(conf);
 	slot_free(&s);
 }
+
+Test(reload, pending_batch_of_old_generation_is_flushed, .timeout = 120)
+{
+	char x[128], q[128], flow[512], route[512];
+	struct it_daemon d;
+
+	it_unique(x, sizeof(x), "rb.x");
+	it_unique(q, sizeof(q), "rb.q");
+	snprintf(flow, sizeof(flow), "%s/tests/fixtures/fx_flow.so",
+	         it_build_dir());
+	/* A batch that would wait a minute to fill. */
+	snprintf(route, sizeof(route),
+	         "route \"batch\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"batch\" batch_size = 10 batch_timeout_ms = 60000 }", q);
+	char *conf = conf_text(x, q, flow, "workers = 2", NULL, route);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	for (int i = 0; i < 3; i++) {
+		char body[64];
+		snprintf(body, sizeof(body),
+		         "{\"type\":\"batch\",\"id\":%d,\"outcome\":\"ack\"}", i);
+		it_publish_str(c, x, "q1.a", body);
+	}
+	it_close(c);
+	/* All three are with warrend (unacked), in the pending batch. */
+	cr_assert_eq(it_wait_queue(q, 0, WAIT_MS), 0);
+	cr_assert_eq(it_log_count(&d, "batch n="), 0);
+
+	int64_t t0 = it_now_ms();
+	reload_ok(&d, 2);
+	cr_assert_eq(it_log_wait(&d, "batch n=3", 1, WAIT_MS), 1);
+	cr_expect_lt(it_now_ms() - t0, 30000,
+	             "the old batch waited for its timeout instead");
+	cr_assert_eq(it_log_wait(&d, "generation 1 retired", 1, WAIT_MS), 1);
+	char *log = it_log_read(&d);
+	cr_expect(strstr(log, "batch n=3") < strstr(log, "generation 1 retired"),
+	          "the batch must run before its generation is unloaded");
+	free(log);
+	it_daemon_stop(&d);
+	cr_expect(exit_line_has(&d, "acked=3 "));
+	cr_expect_eq(it_queue_ready(q), 0);
+	free(conf);
+}
+
+Test(reload, broker_settings_change_takes_new_connections, .timeout = 120)
+{
+	char x[128], q[128], route[256];
+	struct plugin_slot s;
+	struct it_daemon d;
+
+	it_unique(x, sizeof(x), "rc.x");
+	it_unique(q, sizeof(q), "rc.q");
+	slot_init(&s);
+	install(&s, "fx_version_v1");
+	char *conf = one_route(x, q, s.path, "version");
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	publish_id(c, x, "q1.a", "t:v", "one", 0);
+	expect_handled(&d, "v1", "one");
+
+	/* A slow message in flight on the old connections while the
+	 * workers count (a pool setting) changes. */
+	publish_id(c, x, "q1.a", "t:v", "slow", 1000);
+	cr_assert_eq(it_log_wait(&d, "version=v1 start id=slow", 1, WAIT_MS), 1);
+	install(&s, "fx_version_v2");
+	snprintf(route, sizeof(route),
+	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }",
+	         q);
+	char *more = conf_text(x, q, s.path, "workers = 3", NULL, route);
+	rewrite_conf(&d, more);
+	reload_ok(&d, 2);
+	cr_expect_eq(it_log_count(&d, "new connections (broker settings changed)"), 1);
+	expect_handled(&d, "v1", "slow");
+	publish_id(c, x, "q1.a", "t:v", "two", 0);
+	expect_handled(&d, "v2", "two");
+	it_close(c);
+	it_daemon_stop(&d);
+	cr_expect_eq(it_log_count(&d, "handled id=slow"), 1);
+	cr_expect(exit_line_has(&d, "acked=3 "));
+	cr_expect_eq(it_queue_ready(q), 0);
+	free(conf);
+	free(more);
+	slot_free(&s);
+}
