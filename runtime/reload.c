@@ -188,6 +188,8 @@ int wd_reload(struct wd_reloader *r)
 	int64_t t0 = wd_now_ms();
 	uint64_t number = ++r->last_number;
 	struct wd_gen *g, *old = r->current;
+	struct wd_conf *c;
+	struct wd_routes *routes;
 	const struct wd_conf *conf;
 	bool keep_pool;
 	struct diff d;
@@ -195,23 +197,22 @@ int wd_reload(struct wd_reloader *r)
 
 	wd_log_info(AREA, "SIGHUP: reloading %s as generation %ju",
 	            r->conf_path, (uintmax_t)number);
-	conf = NULL;
-	{
-		struct wd_conf *c = wd_conf_load(r->conf_path, err, sizeof(err));
-		struct wd_routes *routes;
-		if (!c)
-			return failed(r, number, t0, err);
-		routes = wd_routes_build(c, err, sizeof(err));
-		if (!routes)
-			return failed(r, number, t0, err);
-		g = wd_gen_new(routes, number);
-		if (!g)
-			return failed(r, number, t0, "out of memory");
-		conf = routes->conf;
-	}
+	c = wd_conf_load(r->conf_path, err, sizeof(err));
+	if (!c)
+		return failed(r, number, t0, err);
+	routes = wd_routes_build(c, err, sizeof(err)); /* takes c */
+	if (!routes)
+		return failed(r, number, t0, err);
+	g = wd_gen_new(routes, number);
+	if (!g)
+		return failed(r, number, t0, "out of memory");
+	conf = routes->conf;
 	keep_pool = wd_pool_fits(r->pool, conf);
 	if (keep_pool) {
-		if (declare(r->pool, g, err, sizeof(err)) < 0) {
+		/* Most reloads bring new code, not a new topology: then the
+		 * broker has nothing to do, and is not asked. */
+		if (!wd_topology_same(r->current->routes->conf, conf) &&
+		    declare(r->pool, g, err, sizeof(err)) < 0) {
 			wd_gen_free(g);
 			return failed(r, number, t0, err);
 		}
