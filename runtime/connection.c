@@ -111,7 +111,7 @@ static void free_delivery(struct wd_delivery *d)
 	wd_verdict_clear(&d->verdict);
 	amqp_destroy_envelope(&d->env);
 	if (d->gen)
-		wd_gen_unref(d->gen); /* after the JSON: a plugin may own it */
+		wd_gen_unref(d->gen); /* last: the verdict points into it */
 	release(d->conn, d);
 }
 

@@ -31,14 +31,17 @@
 #    that spans t counts, however long). Reloads are ~150 ms apart: windows
 #    of neighbouring reloads overlap, one long pause can show in up to
 #    three of them.
+#  - reload swap gap: the gap between the last message handled before the
+#    "ready" line (the swap) and the first one after it: the pause the
+#    swap itself causes, without the drain's own stalls nearby.
 #  - baseline gap: the same statistic around the control run's ticks (as
 #    many as reloads were counted): same drain, same work by this script,
 #    no reload. (Moments between reloads would all lie within 200 ms of a
 #    reload, and a quiet stretch before or after the reloads is a different
 #    phase of the drain: the broker's stalls change along it.)
 #
-# Prints the counts, "reload pause p50/p99/max: X ms", "baseline gap
-# p50/p99/max: X ms" (nearest rank), the messages handled by v1 and by v2,
+# Prints the counts, "reload pause p50/p99/max: X ms", "reload swap gap
+# p50/p99/max", and the same two for the baseline (nearest rank), the messages handled by v1 and by v2,
 # and the ids handled more than once (at-least-once: a reload should not
 # make that grow). If the reload run logged no ready line (a warrend without
 # reload ignores SIGHUP), prints "no reloads seen" and exits 1.
@@ -145,7 +148,7 @@ count_of() { awk -v k="$2" '$1 == k { print $2 }' "$1/counts"; }
 # (O outside the drain)" and, if K > 0, "LABEL p50/p99/max: X ms".
 # Returns 1 if K is 0.
 window_stats() {
-    awk -v label="$1" -v moments="$3" -v limit="$4" -v w="$WINDOW_MS" '
+    awk -v label="$1" -v moments="$3" -v limit="$4" -v w="${5:-$WINDOW_MS}" '
         function gap_at(t,   lo, hi, mid, j, g, best) {
             lo = 1; hi = n
             while (lo < hi) { mid = int((lo + hi) / 2); if (h[mid] >= t - w) hi = mid; else lo = mid + 1 }
@@ -209,6 +212,8 @@ analyze() {
             rc=1
         fi
         cat "$tmp/reload/stats"
+        window_stats "reload swap gap" "$tmp/reload/handled.sorted" "$tmp/reload/ready" \
+            "$nready" 0 | tail -n +2 || true
     fi
     [[ -n $clog ]] || return "$rc"
     [[ -r $cticks ]] || { log "cannot read $cticks"; return 2; }
@@ -218,6 +223,8 @@ analyze() {
     # As many moments as reloads were counted; all ticks if none was.
     ((k > 0)) || k=$(wc -l <"$cticks")
     window_stats "baseline gap" "$tmp/control/handled.sorted" "$cticks" "$k" || true
+    window_stats "baseline swap gap" "$tmp/control/handled.sorted" "$cticks" "$k" 0 |
+        tail -n +2 || true
     return "$rc"
 }
 
