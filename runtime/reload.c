@@ -116,6 +116,18 @@ static bool consumes(const struct wd_conf *conf, const char *queue)
 	return false;
 }
 
+/* Field by field: a struct's padding is not part of its value. */
+static bool same_policy(const struct wd_policy *a, const struct wd_policy *b)
+{
+	return a->max_attempts == b->max_attempts &&
+	       a->retry_delay_ms == b->retry_delay_ms &&
+	       a->retry_multiplier == b->retry_multiplier &&
+	       a->retry_max_delay_ms == b->retry_max_delay_ms &&
+	       a->retry_jitter == b->retry_jitter &&
+	       a->batch_size == b->batch_size &&
+	       a->batch_timeout_ms == b->batch_timeout_ms;
+}
+
 static void compare(const struct wd_conf *old, const struct wd_conf *new,
                     struct diff *d)
 {
@@ -128,7 +140,7 @@ static void compare(const struct wd_conf *old, const struct wd_conf *new,
 		else if (strcmp(o->handler, n->handler) != 0 ||
 		         strcmp(old->plugins[o->plugin].name,
 		                new->plugins[n->plugin].name) != 0 ||
-		         memcmp(&o->policy, &n->policy, sizeof(o->policy)) != 0)
+		         !same_policy(&o->policy, &n->policy))
 			d->routes_changed++;
 	}
 	for (size_t i = 0; i < old->nroutes; i++)
