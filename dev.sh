@@ -201,6 +201,7 @@ run_suite() { # SANITIZE
     export WARREN_BUILD_DIR=$dir
     if ((sanitize)); then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     fi
 
