@@ -1039,3 +1039,25 @@ void wd_conf_free(struct wd_conf *c)
 	free(c->routes);
 	free(c);
 }
+
+bool wd_conf_str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b)
+{
+	const struct wd_conf_broker *x = &a->broker, *y = &b->broker;
+
+	return wd_conf_str_eq(x->url, y->url) &&
+	       wd_conf_str_eq(x->password_file, y->password_file) &&
+	       x->heartbeat == y->heartbeat &&
+	       x->connect_timeout == y->connect_timeout &&
+	       x->pool_size == y->pool_size &&
+	       wd_conf_str_eq(x->ca_cert, y->ca_cert) &&
+	       wd_conf_str_eq(x->client_cert, y->client_cert) &&
+	       wd_conf_str_eq(x->client_key, y->client_key) &&
+	       x->verify_peer == y->verify_peer &&
+	       x->publish_timeout == y->publish_timeout &&
+	       a->workers == b->workers;
+}

@@ -141,6 +141,16 @@ struct wd_conf {
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);
 void wd_conf_free(struct wd_conf *conf);
 
+/* Both NULL, or both strings and equal. */
+bool wd_conf_str_eq(const char *a, const char *b);
+
+/* Whether a and b give a pool the same connections and workers: the
+ * broker keys that reach the broker (url, password_file, heartbeat,
+ * connect_timeout, pool_size, TLS keys, publish_timeout) and `workers`.
+ * prefetch and the ack keys are per consumer (consumers.c): changing them
+ * replaces consumers, not connections. */
+bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b);
+
 /* The delay before retry number `attempt` (1 = after the first failed
  * attempt), before jitter: retry_delay_ms * multiplier^(attempt-1),
  * capped at retry_max_delay_ms. */

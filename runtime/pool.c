@@ -19,29 +19,6 @@ int64_t wd_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-bool wd_pool_fits(const struct wd_pool *p, const struct wd_conf *conf)
-{
-	const struct wd_conf_broker *b = &conf->broker, *o = &p->conf_broker;
-
-	/* prefetch and the ack keys are per consumer (consumers.c), not the
-	 * pool's: a change there replaces consumers, not connections. */
-	return same_str(b->url, o->url) &&
-	       same_str(b->password_file, o->password_file) &&
-	       b->heartbeat == o->heartbeat &&
-	       b->connect_timeout == o->connect_timeout &&
-	       b->pool_size == o->pool_size && same_str(b->ca_cert, o->ca_cert) &&
-	       same_str(b->client_cert, o->client_cert) &&
-	       same_str(b->client_key, o->client_key) &&
-	       b->verify_peer == o->verify_peer &&
-	       b->publish_timeout == o->publish_timeout &&
-	       conf->workers == p->nworkers;
-}
-
 struct wd_gen *wd_pool_gen(struct wd_pool *p)
 {
 	struct wd_gen *g;
@@ -81,7 +58,6 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 	if (!p)
 		goto oom;
 	p->nconns = conf->broker.pool_size;
-	p->nworkers = conf->workers;
 	p->publish_timeout = conf->broker.publish_timeout;
 	pthread_mutex_init(&p->gen_lock, NULL);
 	if (wd_broker_init(&p->broker, &conf->broker, err, errlen) < 0) {
@@ -89,21 +65,6 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 		free(p);
 		return NULL;
 	}
-	p->conf_broker = conf->broker;
-	p->conf_broker.url = strdup(conf->broker.url);
-	p->conf_broker.password_file = NULL;
-	p->conf_broker.ca_cert = p->conf_broker.client_cert =
-	    p->conf_broker.client_key = NULL;
-	if (!p->conf_broker.url ||
-	    (conf->broker.password_file &&
-	     !(p->conf_broker.password_file = strdup(conf->broker.password_file))) ||
-	    (conf->broker.ca_cert &&
-	     !(p->conf_broker.ca_cert = strdup(conf->broker.ca_cert))) ||
-	    (conf->broker.client_cert &&
-	     !(p->conf_broker.client_cert = strdup(conf->broker.client_cert))) ||
-	    (conf->broker.client_key &&
-	     !(p->conf_broker.client_key = strdup(conf->broker.client_key))))
-		goto oom;
 	p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
 	if (!p->conns)
 		goto oom;
@@ -221,11 +182,6 @@ void wd_pool_free(struct wd_pool *p)
 	free(p->conns);
 	if (g)
 		wd_gen_unref(g);
-	free(p->conf_broker.url);
-	free(p->conf_broker.password_file);
-	free(p->conf_broker.ca_cert);
-	free(p->conf_broker.client_cert);
-	free(p->conf_broker.client_key);
 	wd_broker_free(&p->broker);
 	pthread_mutex_destroy(&p->gen_lock);
 	free(p);

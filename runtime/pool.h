@@ -22,11 +22,7 @@
 
 struct wd_pool {
 	struct wd_broker broker;
-	/* The broker section it was started with (strings copied): what a
-	 * reload compares to keep or replace the pool (wd_pool_fits). */
-	struct wd_conf_broker conf_broker;
 	int publish_timeout; /* s; a pool setting like the broker's */
-	int nworkers;
 	struct wd_workers *workers;
 	/* The current generation; the pool holds one reference to it.
 	 * Compared without the lock; a reference is taken under it, so the
@@ -54,9 +50,6 @@ struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g);
 /* A new reference to the current generation (for connection threads). */
 struct wd_gen *wd_pool_gen(struct wd_pool *p);
 
-/* Whether the pool was started with the same broker settings and workers
- * as conf has: if so a reload keeps the pool and its connections. */
-bool wd_pool_fits(const struct wd_pool *p, const struct wd_conf *conf);
 
 /* Ask every connection to stop consuming and finish what it holds within
  * timeout_s. Async-signal-safe is not needed: called from the main loop. */

@@ -13,22 +13,34 @@
 
 static const char AREA[] = "reload";
 
+/* Conf, plugins (private copies), routes, init: generation `number`, or
+ * NULL with err set. */
+static struct wd_gen *build(const char *conf_path, uint64_t number, char *err,
+                            size_t errlen)
+{
+	struct wd_conf *conf = wd_conf_load(conf_path, err, errlen);
+	struct wd_routes *routes;
+	struct wd_gen *g;
+
+	if (!conf)
+		return NULL;
+	routes = wd_routes_build(conf, err, errlen); /* takes conf */
+	if (!routes)
+		return NULL;
+	g = wd_gen_new(routes, number);
+	if (!g)
+		snprintf(err, errlen, "out of memory");
+	return g;
+}
+
 struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number)
 {
 	char err[2048];
-	struct wd_conf *conf = wd_conf_load(conf_path, err, sizeof(err));
-	struct wd_routes *routes;
+	struct wd_gen *g = build(conf_path, number, err, sizeof(err));
 
-	if (!conf) {
+	if (!g)
 		wd_log_error("conf", "%s", err);
-		return NULL;
-	}
-	routes = wd_routes_build(conf, err, sizeof(err));
-	if (!routes) {
-		wd_log_error("conf", "%s", err);
-		return NULL;
-	}
-	return wd_gen_new(routes, number);
+	return g;
 }
 
 int wd_reload_start(struct wd_reloader *r, const char *conf_path)
@@ -200,8 +212,6 @@ int wd_reload(struct wd_reloader *r)
 	int64_t t0 = wd_now_ms();
 	uint64_t number = ++r->last_number;
 	struct wd_gen *g, *old = r->current;
-	struct wd_conf *c;
-	struct wd_routes *routes;
 	const struct wd_conf *conf;
 	bool keep_pool;
 	struct diff d;
@@ -209,17 +219,13 @@ int wd_reload(struct wd_reloader *r)
 
 	wd_log_info(AREA, "SIGHUP: reloading %s as generation %ju",
 	            r->conf_path, (uintmax_t)number);
-	c = wd_conf_load(r->conf_path, err, sizeof(err));
-	if (!c)
-		return failed(r, number, t0, err);
-	routes = wd_routes_build(c, err, sizeof(err)); /* takes c */
-	if (!routes)
-		return failed(r, number, t0, err);
-	g = wd_gen_new(routes, number);
+	g = build(r->conf_path, number, err, sizeof(err));
 	if (!g)
-		return failed(r, number, t0, "out of memory");
-	conf = routes->conf;
-	keep_pool = wd_pool_fits(r->pool, conf);
+		return failed(r, number, t0, err);
+	conf = g->routes->conf;
+	/* The current generation has the pool's settings: it was started
+	 * with them, or swapped in because it had the same. */
+	keep_pool = wd_conf_same_pool(r->current->routes->conf, conf);
 	if (keep_pool) {
 		/* Most reloads bring new code, not a new topology: then the
 		 * broker has nothing to do, and is not asked. */

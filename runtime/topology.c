@@ -173,27 +173,22 @@ int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
 	return 0;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 static bool same_queue(const struct wd_conf_queue *a,
                        const struct wd_conf_queue *b)
 {
-	if (!same_str(a->name, b->name) || a->durable != b->durable ||
+	if (!wd_conf_str_eq(a->name, b->name) || a->durable != b->durable ||
 	    a->quorum != b->quorum ||
-	    !same_str(a->dead_letter_exchange, b->dead_letter_exchange) ||
-	    !same_str(a->dead_letter_routing_key, b->dead_letter_routing_key) ||
+	    !wd_conf_str_eq(a->dead_letter_exchange, b->dead_letter_exchange) ||
+	    !wd_conf_str_eq(a->dead_letter_routing_key, b->dead_letter_routing_key) ||
 	    a->message_ttl != b->message_ttl || a->max_length != b->max_length ||
 	    a->delivery_limit != b->delivery_limit || a->nargs != b->nargs ||
 	    a->consumed != b->consumed || a->nretry_delays != b->nretry_delays)
 		return false;
 	for (size_t i = 0; i < a->nargs; i++)
-		if (!same_str(a->args[i].key, b->args[i].key) ||
+		if (!wd_conf_str_eq(a->args[i].key, b->args[i].key) ||
 		    a->args[i].is_int != b->args[i].is_int ||
 		    a->args[i].ival != b->args[i].ival ||
-		    !same_str(a->args[i].sval, b->args[i].sval))
+		    !wd_conf_str_eq(a->args[i].sval, b->args[i].sval))
 			return false;
 	for (size_t i = 0; i < a->nretry_delays; i++)
 		if (a->retry_delays[i] != b->retry_delays[i])
@@ -207,17 +202,17 @@ bool wd_topology_same(const struct wd_conf *a, const struct wd_conf *b)
 	    a->nbindings != b->nbindings)
 		return false;
 	for (size_t i = 0; i < a->nexchanges; i++)
-		if (!same_str(a->exchanges[i].name, b->exchanges[i].name) ||
-		    !same_str(a->exchanges[i].type, b->exchanges[i].type) ||
+		if (!wd_conf_str_eq(a->exchanges[i].name, b->exchanges[i].name) ||
+		    !wd_conf_str_eq(a->exchanges[i].type, b->exchanges[i].type) ||
 		    a->exchanges[i].durable != b->exchanges[i].durable)
 			return false;
 	for (size_t i = 0; i < a->nqueues; i++)
 		if (!same_queue(&a->queues[i], &b->queues[i]))
 			return false;
 	for (size_t i = 0; i < a->nbindings; i++)
-		if (!same_str(a->bindings[i].exchange, b->bindings[i].exchange) ||
-		    !same_str(a->bindings[i].queue, b->bindings[i].queue) ||
-		    !same_str(a->bindings[i].key, b->bindings[i].key))
+		if (!wd_conf_str_eq(a->bindings[i].exchange, b->bindings[i].exchange) ||
+		    !wd_conf_str_eq(a->bindings[i].queue, b->bindings[i].queue) ||
+		    !wd_conf_str_eq(a->bindings[i].key, b->bindings[i].key))
 			return false;
 	return true;
 }
