@@ -249,65 +249,7 @@ for f in "$WARREND" "$FILL" "$FX_V1" "$FX_V2"; do
     [[ -e $f ]] || { echo "reload_pause.sh: missing $f (build first: ./dev.sh build)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
-BROKER_DIR=
-WARREND_PID=
-WLOG=
-FAILED=0
-
-fail() {
-    log "FAILED: $*"
-    if [[ -n $WLOG && -s $WLOG ]]; then
-        printf -- '--- last lines of %s ---\n' "$WLOG" >&2
-        tail -n 30 "$WLOG" >&2
-    fi
-    FAILED=1
-    exit 1
-}
-
-stop_warrend() {
-    local pid=$WARREND_PID deadline
-    [[ -n $pid ]] || return 0
-    WARREND_PID=
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_warrend
-    if [[ -n $BROKER_DIR ]]; then
-        "$ROOT/tests/harness/broker.sh" stop "$BROKER_DIR" || true
-    fi
-    if ((FAILED || rc != 0)); then
-        log "logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-if [[ -n ${WARREN_TEST_AMQP_URL:-} ]]; then
-    URL=$WARREN_TEST_AMQP_URL
-    log "using broker $URL"
-else
-    BROKER_DIR=$WORK/broker
-    if [[ ${BENCH_BROKER_BUSY_WAIT:-0} != 1 ]]; then
-        export BROKER_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
-        log "broker without scheduler busy-waiting ($BROKER_ERL_ARGS)"
-    fi
-    URL=$("$ROOT/tests/harness/broker.sh" start "$BROKER_DIR") || fail "could not start a broker"
-fi
+. "$ROOT/tests/bench/bench_common.sh"
 
 # now_ms: set NOW to the time in ms since the epoch (no fork with bash 5).
 NOW=0
