@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,6 +795,8 @@ static void flush_batch(struct wd_conn *c)
 static int take(struct wd_conn *c, struct wd_delivery *d)
 {
 	c->inflight++;
+	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)",
+	             c->id, (uintmax_t)d->env.delivery_tag, c->inflight);
 	if (!d->task.run)
 		return settle(c, d);
 	if (d->verdict.route->handle_batch) {
@@ -864,7 +867,11 @@ static int serve(struct wd_conn *c)
 				return -1;
 		}
 		if (c->cancelled) {
-			if (c->inflight == 0)
+			/* The cancel waited for its cancel-ok: whatever was
+			 * delivered before it is buffered here, and is read
+			 * and handled before the connection is done. */
+			if (c->inflight == 0 && !amqp_frames_enqueued(c->amqp) &&
+			    !amqp_data_in_buffer(c->amqp))
 				return flush_due_acks(c, now, &next_due);
 			if (now > atomic_load(&p->stop_deadline_ms)) {
 				c->abandoned = c->inflight;

@@ -175,6 +175,7 @@ bool it_get_msg(const char *queue, struct it_msg *out)
 	          queue);
 	if (r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
 		amqp_basic_get_ok_t *ok = r.reply.decoded;
+		out->redelivered = ok->redelivered;
 		snprintf(out->exchange, sizeof(out->exchange), "%.*s",
 		         (int)ok->exchange.len, (const char *)ok->exchange.bytes);
 		snprintf(out->routing_key, sizeof(out->routing_key), "%.*s",

@@ -41,6 +41,7 @@ void it_delete_queue(const char *queue);
 /* One message taken with basic.get (acked), with its properties. */
 struct it_msg {
 	bool got;
+	bool redelivered; /* the broker delivered it before */
 	char exchange[256], routing_key[256]; /* as delivered */
 	const char *body; /* points into m; not NUL-terminated */
 	size_t len;
