@@ -101,7 +101,7 @@ int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms)
 		a->cappending = cap;
 	}
 	ST(a, tag) = TAG_ACK;
-	if (a->npending == 0)
+	if (a->npending == 0 || now_ms < a->oldest_ms)
 		a->oldest_ms = now_ms;
 	a->pending[a->npending++] = tag;
 	return a->npending >= (size_t)a->batch || a->delay_ms == 0;

@@ -65,11 +65,21 @@ static void run_delivery(struct wd_task *t)
 		wd_dispatch_run(&d->parsed, &d->verdict);
 }
 
+/* Whether the connection thread has nothing to do for d but queue its
+ * ack: then it need not be woken for d alone. */
+static bool plain_ack(const struct wd_delivery *d)
+{
+	return d->task.run && d->verdict.action == WD_ACTION_ACK &&
+	       d->verdict.outbox.n == 0;
+}
+
 static void finish_delivery(struct wd_task *t)
 {
 	struct wd_delivery *d = (struct wd_delivery *)t;
 	struct wd_conn *c = d->conn;
+	bool wake;
 
+	d->done_ms = wd_now_ms();
 	pthread_mutex_lock(&c->lock);
 	d->task.next = NULL;
 	if (c->done_tail)
@@ -77,12 +87,20 @@ static void finish_delivery(struct wd_task *t)
 	else
 		c->done_head = d;
 	c->done_tail = d;
-	atomic_store(&c->has_done, true); /* seq_cst: pairs with serve() */
+	c->ndone++;
+	wake = !plain_ack(d) ||
+	       c->ndone >= (size_t)atomic_load_explicit(&c->wake_at,
+	                                                memory_order_relaxed);
+	atomic_store(&c->has_done, true);
+	if (wake)
+		atomic_store(&c->wake_due, true); /* seq_cst: pairs with serve() */
 	pthread_mutex_unlock(&c->lock);
 	/* A busy connection thread finds the list on its next turn; a
-	 * sleeping one needs one wake-up (the exchange makes it one). Pairs
-	 * with the store-then-check in serve(). */
-	if (atomic_exchange(&c->sleeping, false))
+	 * sleeping one needs one wake-up (the exchange makes it one), and
+	 * only once the list is worth it: until then its timer comes back
+	 * for plain acks within ack_delay_ms. Pairs with the
+	 * store-then-check in serve(). */
+	if (wake && atomic_exchange(&c->sleeping, false))
 		wd_conn_wake(c);
 }
 
@@ -215,10 +233,13 @@ static int ack(struct wd_conn *c, struct wd_delivery *d)
 {
 	struct wd_consumer *k = wd_consumer_of(c, d->env.channel);
 	uint64_t tag = d->env.delivery_tag;
+	/* Its wait for the ack batch began when its handler returned,
+	 * which may be a little before this thread came round to it. */
+	int64_t since = d->done_ms ? d->done_ms : c->now_ms;
 
 	free_delivery(d);
 	c->inflight--;
-	if (k && wd_acks_queue(&k->acks, tag, c->now_ms)) {
+	if (k && wd_acks_queue(&k->acks, tag, since)) {
 		if (k->acks.batch == 1)
 			return flush_acks(c, k); /* ack_batch = 1: at once */
 		c->acks_full = true;
@@ -466,7 +487,9 @@ static int settle_done(struct wd_conn *c)
 	pthread_mutex_lock(&c->lock);
 	d = c->done_head;
 	c->done_head = c->done_tail = NULL;
+	c->ndone = 0;
 	atomic_store_explicit(&c->has_done, false, memory_order_relaxed);
+	atomic_store_explicit(&c->wake_due, false, memory_order_relaxed);
 	pthread_mutex_unlock(&c->lock);
 	for (; d; d = next) {
 		next = (struct wd_delivery *)d->task.next;
@@ -813,14 +836,52 @@ static int take(struct wd_conn *c, struct wd_delivery *d)
 	return 0;
 }
 
+/* How many finished plain acks make it worth waking this thread (see
+ * wake_at), and so how long it may sleep while handlers hold deliveries:
+ * *delay_ms. 1 (wake for each) while stopping or draining, and where acks
+ * go out at once. */
+static int wake_threshold(const struct wd_conn *c, int *delay_ms)
+{
+	int at = 0;
+
+	*delay_ms = 1000;
+	if (c->cancelled || c->ndraining > 0)
+		return 1;
+	for (size_t i = 0; i < c->nconsumers; i++) {
+		const struct wd_acks *a = &c->consumers[i].acks;
+		int left = a->batch - (int)a->npending;
+		if (a->delay_ms == 0 || left <= 1)
+			return 1;
+		if (at == 0 || left < at)
+			at = left;
+		if (a->delay_ms < *delay_ms)
+			*delay_ms = a->delay_ms;
+	}
+	return at > 0 ? at : 1;
+}
+
+/* Whether at least `at` finished deliveries wait: judged here because
+ * the workers judged them against the threshold before this one. */
+static bool done_reached(struct wd_conn *c, int at)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->ndone >= (size_t)at;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 static int poll_timeout_ms(const struct wd_conn *c, int64_t now,
-                           int64_t next_due)
+                           int64_t next_due, int lazy_ms)
 {
 	int64_t t = 1000;
 	int hb = c->pool->broker.heartbeat;
 
 	if (hb > 0 && hb * 250 < t)
 		t = hb * 250;
+	if (c->inflight > 0 && lazy_ms < t)
+		t = lazy_ms; /* come back for acks no worker woke us for */
 	if (next_due >= 0 && next_due - now < t)
 		t = next_due - now;
 	if ((c->cancelled || c->ndraining > 0) && t > 100)
@@ -835,7 +896,7 @@ static int serve(struct wd_conn *c)
 	struct wd_pool *p = c->pool;
 	struct wd_delivery *d;
 	int64_t last_read = 0;
-	int hb_ms = p->broker.heartbeat * 1000;
+	int hb_ms = p->broker.heartbeat * 1000, lazy_ms = 1000;
 
 	for (;;) {
 		int64_t now = wd_now_ms(), next_due = -1;
@@ -890,18 +951,22 @@ static int serve(struct wd_conn *c)
 			/* Nothing buffered: hand over what was read, then
 			 * sleep until the socket, a worker or a timer. */
 			flush_batch(c);
+			int at = wake_threshold(c, &lazy_ms);
+			atomic_store_explicit(&c->wake_at, at,
+			                      memory_order_relaxed);
 			/* Announce the sleep, then look once more: a worker
 			 * that finished in between either saw the flag (and
 			 * wakes us) or is seen here. */
 			atomic_store(&c->sleeping, true);
-			if (atomic_load(&c->has_done) || c->ready) {
+			if (atomic_load(&c->wake_due) || c->ready ||
+			    (atomic_load(&c->has_done) && done_reached(c, at))) {
 				atomic_store(&c->sleeping, false);
 				continue;
 			}
 			fds[0] = (struct pollfd){.fd = amqp_get_sockfd(c->amqp),
 			                         .events = POLLIN};
 			fds[1] = (struct pollfd){.fd = c->wakefd, .events = POLLIN};
-			r = poll(fds, 2, poll_timeout_ms(c, now, next_due));
+			r = poll(fds, 2, poll_timeout_ms(c, now, next_due, lazy_ms));
 			atomic_store(&c->sleeping, false);
 			if (r < 0 && errno != EINTR)
 				return -1;

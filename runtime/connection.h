@@ -68,6 +68,7 @@ struct wd_delivery {
 	struct wd_delivery *next_ready;
 	size_t waiting_at;   /* index in wd_conn.waiting */
 	int64_t due_ms;      /* for a held requeue: when */
+	int64_t done_ms;     /* when its handler returned (0: not yet) */
 };
 
 struct wd_conn {
@@ -81,10 +82,18 @@ struct wd_conn {
 	/* Finished deliveries, filled by workers. */
 	pthread_mutex_t lock;
 	struct wd_delivery *done_head, *done_tail;
+	size_t ndone; /* in the list; under lock */
 	atomic_bool has_done; /* done_head != NULL, readable without the lock */
 	/* Set while the thread is (about to be) in poll(): only then does a
 	 * finished delivery cost a write to wakefd. */
 	atomic_bool sleeping;
+	/* Plain acks wait for the thread's own timer (it never sleeps past
+	 * ack_delay_ms while handlers hold deliveries) until this many are
+	 * done: a wake-up per finished message was most of warrend's context
+	 * switches. Set by the thread before it sleeps. */
+	atomic_int wake_at;
+	/* Set by a worker when the list is worth waking the thread for. */
+	atomic_bool wake_due;
 
 	/* A delivery whose epoch is older than this belongs to a connection
 	 * that is gone: its tag means nothing any more. */

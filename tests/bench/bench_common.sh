@@ -3,12 +3,14 @@
 # cleans up (logs kept on failure), and the broker: WARREN_TEST_AMQP_URL, or
 # a private node without scheduler busy-waiting (BENCH_BROKER_BUSY_WAIT=1:
 # the Erlang default). The caller defines log() and sets ROOT and
-# STOP_TIMEOUT first; sets URL, WORK, BROKER_DIR, WARREND_PID, WLOG, FAILED.
+# STOP_TIMEOUT first; sets URL, WORK, BROKER_DIR, WARREND_PID, BG_PIDS, WLOG,
+# FAILED.
 # shellcheck shell=bash
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
 BROKER_DIR=
 WARREND_PID=
+BG_PIDS=() # further background processes (a publisher), killed on exit
 WLOG=
 FAILED=0
 
@@ -39,6 +41,8 @@ stop_warrend() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    local pid
+    for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     stop_warrend
     if [[ -n $BROKER_DIR ]]; then
         "$ROOT/tests/harness/broker.sh" stop "$BROKER_DIR" || true

@@ -2,16 +2,22 @@
 # reload_pause.sh - how long a reload (SIGHUP) pauses message handling under
 # load, against the gaps of the same drain when nothing is reloaded.
 #
-# usage: tests/bench/reload_pause.sh [--messages N] [--reloads R]
+# usage: tests/bench/reload_pause.sh [--messages N] [--reloads R] [--rate M]
 #        tests/bench/reload_pause.sh --analyze LOG [CONTROL_LOG CONTROL_TICKS]
-#   defaults: 100000 messages, 30 reloads
+#   defaults: 40000 messages, 30 reloads, rate 4000 msg/s (0: deep drain)
 #
 # Builds nothing: takes the build from $BUILD_DIR (default: build/ at the
 # repository root) and needs warrend, tests/bench/wr-fill and
 # tests/fixtures/fx_version_v1.so and fx_version_v2.so in it. Starts a
 # private broker with tests/harness/broker.sh unless WARREN_TEST_AMQP_URL is
-# set. Makes two runs, each on a fresh queue filled with N bench:noop
-# messages (wr-fill; each has an integer "id"), with fx_version_v1.so
+# set. Makes two runs, each on a fresh queue that gets N bench:noop messages
+# (wr-fill; each has an integer "id"): by default as a steady stream of M
+# messages a second published while warrend consumes (load as in service:
+# the queue stays short, so the gaps between completions are the
+# consumer's, not a deep queue's stalls); with --rate 0 all of them before
+# warrend starts, which it then drains as fast as it can (the broker's own
+# pauses along a deep drain reach some 30-40 ms here, reload or not). With
+# fx_version_v1.so
 # installed as WORK/RUN/plugins/fx_version.so (by rename, as users must) and
 # warrend (log_level "info", 1 connection, prefetch 100, 1 worker --
 # BENCH_WORKERS=N changes it) routing bench:noop to its handler "version",
@@ -59,7 +65,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=100000 RELOADS=30 PREFETCH=100
+MESSAGES=40000 RELOADS=30 PREFETCH=100 RATE=4000
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
 LEAD_MS=${BENCH_LEAD_MS:-500}
@@ -75,6 +81,7 @@ while (($#)); do
     case $1 in
         --messages) MESSAGES=${2:-}; shift 2 || usage ;;
         --reloads) RELOADS=${2:-}; shift 2 || usage ;;
+        --rate) RATE=${2:-}; shift 2 || usage ;;
         --analyze)
             ANALYZE_LOG=${2:-}; shift 2 || usage
             if (($# >= 2)) && [[ $1 != -* ]]; then
@@ -87,6 +94,7 @@ while (($#)); do
 done
 is_uint "$MESSAGES" 100000000 || { echo "bad --messages" >&2; usage; }
 is_uint "$RELOADS" 1000 || { echo "bad --reloads (1..1000)" >&2; usage; }
+[[ $RATE == 0 ]] || is_uint "$RATE" 1000000 || { echo "bad --rate (0..1000000)" >&2; usage; }
 [[ $LEAD_MS =~ ^[0-9]{1,6}$ ]] || { echo "bad BENCH_LEAD_MS" >&2; usage; }
 
 log() { printf 'reload_pause.sh: %s\n' "$*" >&2; }
@@ -366,9 +374,15 @@ run_drain() {
     : >"$dir/ticks.ms"
     HANDLED=0 LOG_OFF=0 TICK_AT=0 SENT=0
 
-    log "$run run: filling $q with $MESSAGES messages"
-    WR_FILL_DLX="$q.dlx" timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$q" "$MESSAGES" \
-        >"$dir/fill.out" 2>&1 || { cat "$dir/fill.out" >&2; fail "wr-fill $q"; }
+    if ((RATE == 0)); then
+        log "$run run: filling $q with $MESSAGES messages"
+        WR_FILL_DLX="$q.dlx" timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$q" "$MESSAGES" \
+            >"$dir/fill.out" 2>&1 || { cat "$dir/fill.out" >&2; fail "wr-fill $q"; }
+    else
+        # Declared (empty) as warrend declares it; the stream starts
+        # once warrend consumes.
+        WR_FILL_DLX="$q.dlx" queue_ready "$q"
+    fi
     install_plugin "$FX_V1"
     write_conf "$q" "$conf"
     # Created here: count_handled may look at it before warrend's stderr opens it.
@@ -377,6 +391,12 @@ run_drain() {
     env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
         "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &
     WARREND_PID=$!
+    if ((RATE > 0)); then
+        log "$run run: streaming $MESSAGES messages at $RATE msg/s to $q"
+        WR_FILL_DLX="$q.dlx" WR_FILL_RATE=$RATE timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$q" \
+            "$MESSAGES" >"$dir/fill.out" 2>&1 &
+        BG_PIDS+=($!)
+    fi
 
     deadline=$((SECONDS + WAIT_TIMEOUT))
     while count_handled; ((HANDLED == 0)); do
@@ -392,7 +412,7 @@ run_drain() {
         kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited during the ticks"
         count_handled
         if ((HANDLED >= MESSAGES)); then
-            log "$run run: the queue drained after $SENT of $RELOADS ticks (raise --messages for more)"
+            log "$run run: all handled after $SENT of $RELOADS ticks (raise --messages for more)"
             break
         fi
         if ((i % 2)); then install_plugin "$FX_V2"; else install_plugin "$FX_V1"; fi
@@ -404,6 +424,12 @@ run_drain() {
         SENT=$i
     done
 
+    if ((RATE > 0)); then
+        rc=0
+        wait "${BG_PIDS[-1]}" || rc=$?
+        unset 'BG_PIDS[-1]'
+        ((rc == 0)) || { cat "$dir/fill.out" >&2; fail "wr-fill $q (status $rc)"; }
+    fi
     deadline=$((SECONDS + WAIT_TIMEOUT))
     while :; do
         kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited before the queue drained"
@@ -445,6 +471,11 @@ run_drain() {
 run_drain control
 CONTROL_TICKS=$SENT
 run_drain reload
+if ((RATE > 0)); then
+    printf 'load: a stream of %d messages at %d msg/s per run\n' "$MESSAGES" "$RATE"
+else
+    printf 'load: a drain of %d messages from a full queue per run\n' "$MESSAGES"
+fi
 printf 'messages: %d per run; ticks asked: %d; control ticks: %d; SIGHUPs sent: %d\n' \
     "$MESSAGES" "$RELOADS" "$CONTROL_TICKS" "$SENT"
 arc=0

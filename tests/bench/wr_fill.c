@@ -13,6 +13,10 @@
  * exits 0. Confirms are waited for in windows so that at most two windows are
  * in flight.
  *
+ * WR_FILL_RATE=R (messages per second) paces the publishes, a few per
+ * millisecond, for a steady stream to a running consumer instead of a
+ * burst (reload_pause.sh); unset or 0: as fast as confirms allow.
+ *
  * COUNT 0 publishes nothing and prints "wr-fill: QUEUE holds M messages"
  * (ready messages, from queue.declare-ok): throughput.sh uses it to check
  * that a queue was drained, also on a broker it has no rabbitmqctl for.
@@ -116,6 +120,18 @@ static unsigned long ensure_queue(amqp_connection_state_t c, const char *queue)
 	return ok != NULL ? ok->message_count : 0;
 }
 
+/* Sleep until `at` (wr_now() time) if that is more than a millisecond
+ * away: sleeps of a millisecond or more, so a fast rate goes out in small
+ * bursts rather than a syscall per message. */
+static void pace(double at)
+{
+	double d = at - wr_now();
+	if (d < 0.001)
+		return;
+	struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	wr_prog = "wr-fill";
@@ -148,6 +164,10 @@ int main(int argc, char **argv)
 		.delivery_mode = 1, /* transient */
 	};
 	amqp_bytes_t rk = amqp_cstring_bytes(queue);
+	const char *rate_env = getenv("WR_FILL_RATE");
+	unsigned long rate = rate_env && *rate_env
+	                         ? wr_arg_ulong(rate_env, "WR_FILL_RATE", 0, 10000000UL)
+	                         : 0;
 
 	double t0 = wr_now();
 	for (unsigned long i = 1; i <= count; i++) {
@@ -163,6 +183,8 @@ int main(int argc, char **argv)
 		wr_check_status(st, "basic.publish");
 		if (i % WINDOW == 0)
 			wait_confirms(c, &cf, i - WINDOW);
+		if (rate > 0)
+			pace(t0 + (double)i / (double)rate);
 	}
 	wait_confirms(c, &cf, count);
 	double dt = wr_now() - t0;
