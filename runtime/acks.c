@@ -88,6 +88,16 @@ void wd_acks_settled(struct wd_acks *a, uint64_t tag)
 	advance(a);
 }
 
+/* A full batch waits, and a multiple-ack can go out for it: the lowest
+ * unsettled tag is acked. While it is still in its handler, the acks
+ * behind it wait for it (or for their time), not to go out one by one:
+ * with several workers, handlers finish out of order all the time. */
+static bool full(const struct wd_acks *a)
+{
+	return a->npending >= (size_t)a->batch && a->base < a->next &&
+	       ST(a, a->base) == TAG_ACK;
+}
+
 int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms)
 {
 	if (tag < a->base || tag >= a->next || ST(a, tag) != TAG_OPEN)
@@ -104,7 +114,7 @@ int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms)
 	if (a->npending == 0 || now_ms < a->oldest_ms)
 		a->oldest_ms = now_ms;
 	a->pending[a->npending++] = tag;
-	return a->npending >= (size_t)a->batch || a->delay_ms == 0;
+	return a->batch == 1 || a->delay_ms == 0 || full(a);
 }
 
 bool wd_acks_due(const struct wd_acks *a, int64_t now_ms, int64_t *next_due_ms)
@@ -114,17 +124,18 @@ bool wd_acks_due(const struct wd_acks *a, int64_t now_ms, int64_t *next_due_ms)
 	if (a->npending == 0)
 		return false;
 	due = a->oldest_ms + a->delay_ms;
-	if (a->npending >= (size_t)a->batch || due <= now_ms)
+	if (full(a) || due <= now_ms)
 		return true;
 	if (*next_due_ms < 0 || due < *next_due_ms)
 		*next_due_ms = due;
 	return false;
 }
 
-int wd_acks_flush(struct wd_acks *a, wd_acks_send_fn send, void *arg)
+int wd_acks_flush(struct wd_acks *a, int64_t now_ms, bool all,
+                  wd_acks_send_fn send, void *arg)
 {
 	uint64_t last = 0;
-	size_t run = 0;
+	size_t run = 0, keep = 0;
 	int frames = 0;
 
 	if (a->npending == 0)
@@ -143,17 +154,24 @@ int wd_acks_flush(struct wd_acks *a, wd_acks_send_fn send, void *arg)
 			return -1;
 		frames++;
 	}
-	/* Behind a delivery still in a handler: one by one. */
+	/* Behind a delivery still in a handler: one by one once their wait
+	 * is over (oldest_ms stands for all of them: none waited longer),
+	 * else they keep waiting for it to finish. */
+	all = all || now_ms >= a->oldest_ms + a->delay_ms;
 	for (size_t i = 0; i < a->npending; i++) {
 		uint64_t t = a->pending[i];
 		if (t < a->base || ST(a, t) != TAG_ACK)
 			continue;
+		if (!all) {
+			a->pending[keep++] = t;
+			continue;
+		}
 		if (send(arg, t, false) < 0)
 			return -1;
 		ST(a, t) = TAG_DONE;
 		frames++;
 	}
-	a->npending = 0;
+	a->npending = keep;
 	advance(a);
 	return frames;
 }

@@ -5,7 +5,8 @@
  * multiple-ack. A multiple-ack of tag T acknowledges every unacked delivery
  * up to T, so it is only sent for a run of tags that are all acked (or
  * already settled otherwise); an ack behind a delivery still in a handler
- * goes out on its own when its wait is over. Nothing is ever acked before
+ * waits for that one to finish, and goes out on its own only when its wait
+ * is over. Nothing is ever acked before
  * wd_acks_queue() was called for it. Owned by the connection thread. */
 #ifndef WD_ACKS_H
 #define WD_ACKS_H
@@ -37,16 +38,20 @@ void wd_acks_reset(struct wd_acks *a);
 int wd_acks_seen(struct wd_acks *a, uint64_t tag);
 /* The delivery was settled some other way (nack). */
 void wd_acks_settled(struct wd_acks *a, uint64_t tag);
-/* The delivery may be acked. Returns 1 if a flush is due now. */
+/* The delivery may be acked. Returns 1 if a flush is due now: a full
+ * batch that a multiple-ack can start from the lowest tag, or any ack
+ * when batch is 1 or delay_ms 0. */
 int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms);
 /* Whether a flush is due at now_ms; else lowers *next_due_ms (if >= 0, or
  * sets it) to when one will be. */
 bool wd_acks_due(const struct wd_acks *a, int64_t now_ms, int64_t *next_due_ms);
 /* Whether every delivery seen is settled and every ack sent. */
 bool wd_acks_idle(const struct wd_acks *a);
-/* Send every waiting ack: one multiple-ack for the settled run from the
- * lowest tag, single acks for the rest. Returns the number of ack frames
- * sent, or -1 if send failed. */
-int wd_acks_flush(struct wd_acks *a, wd_acks_send_fn send, void *arg);
+/* Send the waiting acks: one multiple-ack for the settled run from the
+ * lowest tag; acks behind a delivery still in a handler go out as single
+ * acks if `all` or once the oldest has waited delay_ms, else they keep
+ * waiting. Returns the number of ack frames sent, or -1 if send failed. */
+int wd_acks_flush(struct wd_acks *a, int64_t now_ms, bool all,
+                  wd_acks_send_fn send, void *arg);
 
 #endif

@@ -217,13 +217,20 @@ static int ack_frame(void *arg, uint64_t tag, bool multiple)
 	if (amqp_basic_ack(t->c->amqp, t->ch, tag, multiple) != AMQP_STATUS_OK)
 		return -1;
 	wd_metric_inc(ack_frames);
+	wd_log_debug(AREA, "slot %d: ack sent: tag %ju%s on channel %u",
+	             t->c->id, (uintmax_t)tag, multiple ? " and below" : "",
+	             t->ch);
 	return 0;
 }
 
-static int flush_acks(struct wd_conn *c, struct wd_consumer *k)
+/* all: also the acks behind a delivery still in a handler, whether or
+ * not their wait is over. */
+static int flush_acks(struct wd_conn *c, struct wd_consumer *k, bool all)
 {
 	struct ack_target t = {c, k->channel};
-	return wd_acks_flush(&k->acks, ack_frame, &t) < 0 ? -1 : 0;
+	return wd_acks_flush(&k->acks, c->now_ms, all, ack_frame, &t) < 0
+	           ? -1
+	           : 0;
 }
 
 /* Done: ack (coalesced) and free. A full ack batch is flushed once the
@@ -241,7 +248,7 @@ static int ack(struct wd_conn *c, struct wd_delivery *d)
 	c->inflight--;
 	if (k && wd_acks_queue(&k->acks, tag, since)) {
 		if (k->acks.batch == 1)
-			return flush_acks(c, k); /* ack_batch = 1: at once */
+			return flush_acks(c, k, true); /* ack_batch = 1: at once */
 		c->acks_full = true;
 	}
 	return 0;
@@ -256,7 +263,7 @@ static int flush_full_acks(struct wd_conn *c)
 		struct wd_consumer *k = &c->consumers[i];
 		int64_t ignore = -1;
 		if (wd_acks_due(&k->acks, c->now_ms, &ignore) &&
-		    flush_acks(c, k) < 0)
+		    flush_acks(c, k, false) < 0)
 			return -1;
 	}
 	return 0;
@@ -544,7 +551,7 @@ static int flush_due_acks(struct wd_conn *c, int64_t now, int64_t *next_due)
 	for (size_t i = 0; i < c->nconsumers; i++) {
 		struct wd_consumer *k = &c->consumers[i];
 		if ((c->cancelled || wd_acks_due(&k->acks, now, next_due)) &&
-		    flush_acks(c, k) < 0)
+		    flush_acks(c, k, c->cancelled) < 0)
 			return -1;
 	}
 	return 0;

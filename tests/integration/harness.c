@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *it_url_override;
@@ -414,6 +415,51 @@ int it_log_wait(const struct it_daemon *d, const char *needle, int n,
 	while ((seen = it_log_count(d, needle)) < n && it_now_ms() < end)
 		nap_ms(20);
 	return seen;
+}
+
+bool it_log_line(const char *log, const char *needle, char *buf, size_t len)
+{
+	const char *p = strstr(log, needle), *s, *e;
+
+	if (!p)
+		return false;
+	for (s = p; s > log && s[-1] != '\n'; s--)
+		;
+	e = strchr(p, '\n');
+	if (!e)
+		e = p + strlen(p);
+	snprintf(buf, len, "%.*s", (int)(e - s), s);
+	return true;
+}
+
+int64_t it_line_ms(const char *line)
+{
+	struct tm tm = {0};
+	int ms;
+
+	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	           &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+long it_exit_metric(const char *log, const char *key)
+{
+	const char *line = strstr(log, "[metrics] at exit: ");
+	size_t klen = strlen(key);
+
+	if (!line)
+		return -1;
+	const char *eol = strchr(line, '\n');
+	for (const char *p = strstr(line, key); p && (!eol || p < eol);
+	     p = strstr(p + 1, key)) {
+		if ((p[-1] == ' ' || p[-1] == '(') && p[klen] == '=')
+			return strtol(p + klen + 1, NULL, 10);
+	}
+	return -1;
 }
 
 char *it_conf(const char *x, const char *q, const char *plugin_path,

@@ -94,6 +94,15 @@ int it_log_wait(const struct it_daemon *d, const char *needle, int n,
                 int timeout_ms);
 /* The whole log, malloc'd (for assertions and failure messages). */
 char *it_log_read(const struct it_daemon *d);
+/* The first line of `log` holding `needle`, copied into buf; false if
+ * there is none. */
+bool it_log_line(const char *log, const char *needle, char *buf, size_t len);
+/* The time of a log line ("2024-05-01T10:00:00.123Z ..."), ms since the
+ * epoch, or -1. */
+int64_t it_line_ms(const char *line);
+/* A counter of the "[metrics] at exit:" line (key=N, also inside its
+ * parentheses), or -1 if the line or the key is not there. */
+long it_exit_metric(const char *log, const char *key);
 
 /* A conf with one topic exchange X, one queue Q bound with "#", dead-
  * lettering through a fanout X.dlx to Q.dlq, one plugin and routes.

@@ -23,27 +23,10 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* A counter of the "[metrics] at exit:" line, or -1 if it is not there. */
-static long exit_metric(const char *log, const char *key)
-{
-	const char *line = strstr(log, "at exit: ");
-	size_t klen = strlen(key);
-
-	if (!line)
-		return -1;
-	const char *eol = strchr(line, '\n');
-	for (const char *p = strstr(line, key); p && (!eol || p < eol);
-	     p = strstr(p + 1, key)) {
-		if ((p[-1] == ' ' || p[-1] == '(') && p[klen] == '=')
-			return strtol(p + klen + 1, NULL, 10);
-	}
-	return -1;
-}
-
 #define assert_metric(log, key, want)                                        \
-	cr_assert_eq(exit_metric(log, key), (long)(want),                    \
+	cr_assert_eq(it_exit_metric(log, key), (long)(want),                    \
 	             "exit metric %s: want %ld, got %ld\n%s", key,           \
-	             (long)(want), exit_metric(log, key), log)
+	             (long)(want), it_exit_metric(log, key), log)
 
 static char *body_dup(const char *s)
 {

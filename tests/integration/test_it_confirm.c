@@ -87,22 +87,6 @@ static void cleanup(const struct names *n, const char *retry_queue)
 	delete_exchange(dlx);
 }
 
-/* A counter of the "[metrics] at exit:" line, or -1 if absent. */
-static long exit_metric(const char *log, const char *name)
-{
-	const char *line = strstr(log, "[metrics] at exit:");
-	char key[64];
-	const char *p;
-
-	if (!line)
-		return -1;
-	snprintf(key, sizeof(key), " %s=", name);
-	p = strstr(line, key);
-	if (!p)
-		return -1;
-	return strtol(p + strlen(key), NULL, 10);
-}
-
 /* SIGTERM, expect exit 0, and return the whole log (malloc'd). */
 static char *stop_and_log(struct it_daemon *d)
 {
@@ -114,9 +98,9 @@ static char *stop_and_log(struct it_daemon *d)
 }
 
 #define EXPECT_METRIC(log, name, want)                                         \
-	cr_expect_eq(exit_metric((log), (name)), (want),                       \
+	cr_expect_eq(it_exit_metric((log), (name)), (want),                       \
 	             "metric %s = %ld, want %d", (name),                       \
-	             exit_metric((log), (name)), (want))
+	             it_exit_metric((log), (name)), (want))
 
 /* it_get_msg without the ack: the message is read with its properties and
  * goes back to the queue when the channel closes. */

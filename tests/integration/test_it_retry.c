@@ -73,40 +73,6 @@ static int count_str(const char *hay, const char *needle)
 	return n;
 }
 
-/* The line of `log` holding `needle` (the first one), copied into buf;
- * false if there is none. */
-static bool log_line(const char *log, const char *needle, char *buf,
-                     size_t len)
-{
-	const char *p = strstr(log, needle), *s, *e;
-
-	if (!p)
-		return false;
-	for (s = p; s > log && s[-1] != '\n'; s--)
-		;
-	e = strchr(p, '\n');
-	if (!e)
-		e = p + strlen(p);
-	snprintf(buf, len, "%.*s", (int)(e - s), s);
-	return true;
-}
-
-/* The time of a log line ("2024-05-01T10:00:00.123Z ..."), ms since the
- * epoch, or -1. */
-static int64_t line_ms(const char *line)
-{
-	struct tm tm = {0};
-	int ms;
-
-	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	           &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* When the handler was called for attempt `attempt` of message `id`
  * (ms since the epoch, from the log), or -1 if it was not. */
 static int64_t attempt_ms(const struct it_daemon *d, const char *id,
@@ -117,8 +83,8 @@ static int64_t attempt_ms(const struct it_daemon *d, const char *id,
 	int64_t t = -1;
 
 	snprintf(needle, sizeof(needle), "flow id=%s attempt=%d ", id, attempt);
-	if (log_line(log, needle, line, sizeof(line)))
-		t = line_ms(line);
+	if (it_log_line(log, needle, line, sizeof(line)))
+		t = it_line_ms(line);
 	free(log);
 	return t;
 }
@@ -164,7 +130,7 @@ static void stop_and_check_metrics(struct it_daemon *d, const char *const *expec
 	if (it_daemon_wait(d, 30000) != 0)
 		FAIL_LOG(d, "warrend did not exit 0 on SIGTERM");
 	log = it_log_read(d);
-	if (!log_line(log, "[metrics] at exit:", line, sizeof(line))) {
+	if (!it_log_line(log, "[metrics] at exit:", line, sizeof(line))) {
 		cr_log_error("warrend log:\n%s", log);
 		cr_assert_fail("no metrics line at exit");
 	}
@@ -390,7 +356,7 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	cr_expect_eq(count_str(log, "flow id=dl attempt="), 3, "calls:\n%s", log);
 	for (int a = 1; a <= 3; a++) {
 		snprintf(want, sizeof(want), "flow id=dl attempt=%d ", a);
-		cr_expect(log_line(log, want, line, sizeof(line)),
+		cr_expect(it_log_line(log, want, line, sizeof(line)),
 		          "no attempt %d", a);
 		snprintf(want, sizeof(want), " rk=%s exchange=%s", rk, f.x);
 		cr_expect(strstr(line, want) != NULL, "attempt %d: not \"%s\" "
