@@ -6,8 +6,8 @@
  * up to T, so it is only sent for a run of tags that are all acked (or
  * already settled otherwise); an ack behind a delivery still in a handler
  * waits for that one to finish, and goes out on its own only when its wait
- * is over. Nothing is ever acked before
- * wd_acks_queue() was called for it. Owned by the connection thread. */
+ * is over. Nothing is ever acked before wd_acks_queue() was called for it.
+ * Owned by the connection thread. */
 #ifndef WD_ACKS_H
 #define WD_ACKS_H
 
