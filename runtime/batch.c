@@ -1,4 +1,5 @@
 /* batch.c - batchers, their flush thread and the batch task. */
+#define _GNU_SOURCE /* pthread_setname_np() */
 #include "batch.h"
 
 #include <stdio.h>
@@ -125,6 +126,7 @@ static void *flusher(void *arg)
 {
 	struct wd_batchers *bs = arg;
 
+	pthread_setname_np(pthread_self(), "wd-batch");
 	pthread_mutex_lock(&bs->lock);
 	while (!bs->quit) {
 		int64_t now = wd_now_ms(), next = now + 1000;

@@ -6,6 +6,7 @@
  * operations: follow-ups then an ack; a confirmed copy to a retry queue or
  * to the dead-letter exchange, then an ack. A delivery is acked only after
  * everything it caused is confirmed; if a confirm fails, it is not acked. */
+#define _GNU_SOURCE /* pthread_setname_np() */
 #include "connection.h"
 
 #include <errno.h>
@@ -31,6 +32,9 @@
 #define REQUEUE_HOLD_MS 2000
 /* Deliveries read before they are handed to the workers in one go. */
 #define SUBMIT_BATCH 32
+/* A non-blocking handler's call that takes longer stalls the connection
+ * (its other deliveries, its acks): its route goes to the workers. */
+#define NONBLOCKING_LIMIT_MS 20
 
 static const char AREA[] = "conn";
 
@@ -809,6 +813,27 @@ static int take_up_generation(struct wd_conn *c)
 	return 0;
 }
 
+/* A handler that promised not to block (WARREN_HANDLER_NONBLOCKING):
+ * called here, right away. One that took too long has its route moved to
+ * the workers, once, with a warning: its promise was wrong. */
+static int run_here(struct wd_conn *c, struct wd_delivery *d)
+{
+	const struct wd_route *r = d->verdict.route;
+	int64_t t0 = wd_now_ms(), took;
+
+	d->task.run(&d->task);
+	d->done_ms = wd_now_ms();
+	took = d->done_ms - t0;
+	if (took > NONBLOCKING_LIMIT_MS &&
+	    !atomic_exchange(&((struct wd_route *)r)->on_workers, true))
+		wd_log_warnx(AREA, "%s/%s: type \"%s\": a call took %jd ms, "
+		             "but the handler is declared non-blocking: its "
+		             "route runs on the workers from now on (until "
+		             "the next reload)", r->plugin->conf->name,
+		             r->handler_name, r->type, (intmax_t)took);
+	return settle(c, d);
+}
+
 /* Hand what was read over to the workers. */
 static void flush_batch(struct wd_conn *c)
 {
@@ -833,6 +858,10 @@ static int take(struct wd_conn *c, struct wd_delivery *d)
 		wd_batchers_add(d->gen->batchers, d);
 		return 0;
 	}
+	if (d->verdict.route->nonblocking &&
+	    !atomic_load_explicit(&d->verdict.route->on_workers,
+	                          memory_order_relaxed))
+		return run_here(c, d);
 	if (c->batch_last)
 		c->batch_last->task.next = &d->task;
 	else
@@ -1013,6 +1042,8 @@ void *wd_conn_main(void *arg)
 	int64_t backoff = 500;
 	char err[1024];
 
+	snprintf(err, sizeof(err), "wd-conn-%d", c->id);
+	pthread_setname_np(pthread_self(), err); /* for top -H, gdb */
 	c->rnd = (unsigned)getpid() ^ (unsigned)(c->id * 2654435761u) ^
 	         (unsigned)wd_now_ms();
 	for (;;) {

@@ -169,6 +169,17 @@ warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
 	return NULL;
 }
 
+uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
+                                  const char *name)
+{
+	if (p->desc->abi_minor < 2)
+		return 0; /* the field was reserved, zero by contract */
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->flags;
+	return 0;
+}
+
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
 {
 	char why[512] = "";

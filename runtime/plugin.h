@@ -37,6 +37,11 @@ warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
 warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
                                         const char *name);
 
+/* The WARREN_HANDLER_* flags of the handler called `name` (0 for a plugin
+ * built for ABI 1.0 or 1.1, whose table has no such field). */
+uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
+                                  const char *name);
+
 /* Run the plugin's init with its params. -1 with err on failure. */
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen);
 

@@ -58,6 +58,10 @@ static int resolve_routes(struct wd_routes *r, char *err, size_t errlen)
 			rt->handle = NULL;
 		else
 			rt->handle_batch = NULL;
+		rt->nonblocking = rt->handle &&
+		                  (wd_plugin_handler_flags(p, cr->handler) &
+		                   WARREN_HANDLER_NONBLOCKING);
+		atomic_init(&rt->on_workers, false);
 		if (!rt->handle && !rt->handle_batch) {
 			handler_names(p, names, sizeof(names));
 			snprintf(err, errlen,

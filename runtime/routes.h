@@ -5,6 +5,8 @@
 #ifndef WD_ROUTES_H
 #define WD_ROUTES_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -21,6 +23,10 @@ struct wd_route {
 	warren_batch_fn handle_batch;  /* set for a batch route only */
 	const struct wd_policy *policy; /* borrowed from conf */
 	size_t index;                  /* in wd_routes.routes */
+	/* WARREN_HANDLER_NONBLOCKING: called on the connection's thread,
+	 * until a call takes too long (on_workers, set once). */
+	bool nonblocking;
+	atomic_bool on_workers;
 };
 
 struct wd_routes {

@@ -1,4 +1,5 @@
 /* workers.c - a fixed pool of threads over one FIFO of tasks. */
+#define _GNU_SOURCE /* pthread_setname_np() */
 #include "workers.h"
 
 #include <pthread.h>
@@ -29,6 +30,7 @@ static void *worker_main(void *arg)
 	struct wd_task *batch, *t, *next;
 	size_t take;
 
+	pthread_setname_np(pthread_self(), "wd-worker"); /* for top -H, gdb */
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->head && !w->stopping) {

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WARREN_ABI_MAJOR 1
-#define WARREN_ABI_MINOR 1
+#define WARREN_ABI_MINOR 2
 
 /* Name of the one symbol every plugin exports (see warren_plugin_entry). */
 #define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_entry"
@@ -264,6 +264,21 @@ typedef void (*warren_batch_fn)(void *state, size_t n,
                                 warren_ctx *const *ctxs,
                                 warren_outcome *outcomes);
 
+/*
+ * warren_handler.flags (since 1.2):
+ *
+ * WARREN_HANDLER_NONBLOCKING  `handle` never waits -- no network or disk
+ *   I/O, no sleep, no lock held for long -- and returns well within a
+ *   millisecond. warrend then calls it on the thread of the connection the
+ *   message came on, right after the parse, instead of handing the message
+ *   to a worker thread and back: for such a handler that hand-off costs
+ *   more than the call. A call that takes longer than 20 ms is logged as a
+ *   warning and its route goes to the workers from then on (until the next
+ *   reload): a wrong promise costs one stall of the connection, not a
+ *   stalled connection. Ignored for batch routes.
+ */
+#define WARREN_HANDLER_NONBLOCKING ((uintptr_t)1)
+
 /* One entry of a plugin's handler table. The table ends with an entry whose
  * name is NULL. Set `handle` (one message per call), or `handle_batch`
  * (since 1.1), or both: a route with batch_size > 1 needs handle_batch, a
@@ -272,8 +287,9 @@ typedef struct warren_handler {
 	const char *name;
 	warren_handler_fn handle;
 	warren_batch_fn handle_batch; /* since 1.1; was reserved (zero) */
+	uintptr_t flags; /* WARREN_HANDLER_*; since 1.2, was reserved (zero) */
 	/* Reserved for later ABI minors; leave zero. */
-	void *reserved[2];
+	void *reserved[1];
 } warren_handler;
 
 /*
