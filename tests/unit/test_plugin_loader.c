@@ -98,6 +98,28 @@ Test(plugin, handler_runs)
 	wd_plugin_unload(&p);
 }
 
+Test(plugin, handler_flags_since_abi_1_2)
+{
+	struct wd_conf_plugin c = conf_for("flow", WARREN_FIXTURE_DIR "/fx_flow.so");
+	struct wd_plugin p;
+	warren_plugin older;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(wd_plugin_handler_flags(&p, "flow_nb"),
+	             WARREN_HANDLER_NONBLOCKING);
+	cr_expect_eq(wd_plugin_handler_flags(&p, "flow"), 0);
+	cr_expect_eq(wd_plugin_handler_flags(&p, "nope"), 0);
+	/* Built for 1.1, the field was reserved: not read, whatever is in
+	 * it. */
+	const warren_plugin *desc = p.desc;
+	older = *desc;
+	older.abi_minor = 1;
+	p.desc = &older;
+	cr_expect_eq(wd_plugin_handler_flags(&p, "flow_nb"), 0);
+	p.desc = desc;
+	wd_plugin_unload(&p);
+}
+
 Test(plugin, wrong_abi_refused)
 {
 	const char *path = WARREN_FIXTURE_DIR "/fx_wrong_abi.so";
