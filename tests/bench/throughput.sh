@@ -3,13 +3,14 @@
 # consumer, measured in one run on one broker.
 #
 # usage: tests/bench/throughput.sh [--messages N] [--runs R] [--prefetch P]
-#   defaults: 200000 messages, 3 runs, prefetch 100
+#   defaults: 200000 messages, 5 runs, prefetch 100
 #
 # Builds nothing: takes the build from $BUILD_DIR (default: build/ at the
 # repository root) and needs warrend, tests/bench/wr-fill,
 # tests/bench/wr-baseline and tests/fixtures/fx_count.so in it. Starts a
 # private broker with tests/harness/broker.sh unless WARREN_TEST_AMQP_URL is
-# set. Each run fills a fresh queue and drains it four times over: with
+# set. Each run fills a fresh queue and drains it four times over (in an
+# order rotated from run to run): with
 # wr-baseline acking each message, with wr-baseline sending one multiple-ack
 # per 100 messages, and twice with warrend in its default settings
 # (coalesced acks: at most 100 messages or 10 ms; 1 connection; the fx_count
@@ -41,7 +42,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=200000 RUNS=3 PREFETCH=100
+MESSAGES=200000 RUNS=5 PREFETCH=100
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
 
@@ -211,11 +212,19 @@ median() { # values... -> median
 
 log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH"
 EACH_RATES=() MULTI_RATES=() WARREN_RATES=() WORKERS_RATES=()
+ORDER=(each multi warrend workers)
 for ((run = 1; run <= RUNS; run++)); do
-    run_baseline "$run" each; e=$RATE
-    run_baseline "$run" multi; m=$RATE
-    run_warrend "$run" noop_nb; w=$RATE
-    run_warrend "$run" noop; k=$RATE
+    # Each run starts one later in the order: none of the four always
+    # follows the same one (the broker's state after a drain, the
+    # machine's load drifting over a run).
+    for ((i = 0; i < 4; i++)); do
+        case ${ORDER[(i + run - 1) % 4]} in
+            each) run_baseline "$run" each; e=$RATE ;;
+            multi) run_baseline "$run" multi; m=$RATE ;;
+            warrend) run_warrend "$run" noop_nb; w=$RATE ;;
+            workers) run_warrend "$run" noop; k=$RATE ;;
+        esac
+    done
     EACH_RATES+=("$e") MULTI_RATES+=("$m") WARREN_RATES+=("$w") WORKERS_RATES+=("$k")
     printf 'run %d/%d: baseline-each %s msg/s, baseline-multi %s msg/s, warrend %s msg/s, warrend-workers %s msg/s\n' \
         "$run" "$RUNS" "$e" "$m" "$w" "$k"
