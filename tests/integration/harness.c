@@ -264,6 +264,33 @@ void it_delete_queue(const char *queue)
 	it_close(c);
 }
 
+void it_delete_exchange(const char *exchange)
+{
+	amqp_connection_state_t c = it_connect();
+	amqp_exchange_delete(c, 1, amqp_cstring_bytes(exchange), 0);
+	it_close(c);
+}
+
+void it_names_init(struct it_names *n, const char *prefix)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "%s.x", prefix);
+	it_unique(n->x, sizeof(n->x), p);
+	snprintf(p, sizeof(p), "%s.q", prefix);
+	it_unique(n->q, sizeof(n->q), p);
+	snprintf(n->dlq, sizeof(n->dlq), "%s.dlq", n->q);
+	snprintf(n->dlx, sizeof(n->dlx), "%s.dlx", n->x);
+}
+
+void it_names_delete(const struct it_names *n)
+{
+	it_delete_queue(n->q);
+	it_delete_queue(n->dlq);
+	it_delete_exchange(n->x);
+	it_delete_exchange(n->dlx);
+}
+
 static void write_conf(char *path, size_t len, const char *text)
 {
 	snprintf(path, len, "/tmp/warren-it-%d-XXXXXX", (int)getpid());
@@ -444,6 +471,23 @@ int64_t it_line_ms(const char *line)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+char *it_stop_and_log(struct it_daemon *d)
+{
+	it_daemon_signal(d, SIGTERM);
+	int rc = it_daemon_wait(d, 30000);
+	char *log = it_log_read(d);
+	cr_assert_eq(rc, 0, "warrend did not exit 0 (%d):\n%s", rc, log);
+	return log;
+}
+
+int it_count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
 }
 
 long it_exit_metric(const char *log, const char *key)

@@ -37,6 +37,16 @@ long it_wait_queue(const char *queue, long n, int timeout_ms);
  * *len set, or NULL if the queue is empty. */
 char *it_get(const char *queue, size_t *len);
 void it_delete_queue(const char *queue);
+void it_delete_exchange(const char *exchange);
+
+/* One test's names as it_conf uses them: exchange X (and X.dlx), queue Q
+ * (and Q.dlq), unique to the test process. */
+struct it_names {
+	char x[128], q[128], dlq[160], dlx[160];
+};
+void it_names_init(struct it_names *n, const char *prefix);
+/* Delete Q, Q.dlq, X and X.dlx (what it_conf declares). */
+void it_names_delete(const struct it_names *n);
 
 /* One message taken with basic.get (acked), with its properties. */
 struct it_msg {
@@ -94,6 +104,11 @@ int it_log_wait(const struct it_daemon *d, const char *needle, int n,
                 int timeout_ms);
 /* The whole log, malloc'd (for assertions and failure messages). */
 char *it_log_read(const struct it_daemon *d);
+/* SIGTERM, wait (30 s), fail the test unless warrend exited 0; returns the
+ * whole log (malloc'd). */
+char *it_stop_and_log(struct it_daemon *d);
+/* Occurrences of needle in hay. */
+int it_count(const char *hay, const char *needle);
 /* The first line of `log` holding `needle`, copied into buf; false if
  * there is none. */
 bool it_log_line(const char *log, const char *needle, char *buf, size_t len);
@@ -103,6 +118,10 @@ int64_t it_line_ms(const char *line);
 /* A counter of the "[metrics] at exit:" line (key=N, also inside its
  * parentheses), or -1 if the line or the key is not there. */
 long it_exit_metric(const char *log, const char *key);
+#define IT_EXPECT_METRIC(log, name, want)                                     \
+	cr_expect_eq(it_exit_metric((log), (name)), (want),                    \
+	             "metric %s = %ld, want %d", (name),                       \
+	             it_exit_metric((log), (name)), (want))
 
 /* A conf with one topic exchange X, one queue Q bound with "#", dead-
  * lettering through a fanout X.dlx to Q.dlq, one plugin and routes.

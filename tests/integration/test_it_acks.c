@@ -13,38 +13,16 @@
 
 #define WAIT_MS 20000
 
-struct names {
-	char x[128], q[128], dlq[160], dlx[160];
-};
-
-static void names_init(struct names *n, const char *prefix)
+static void cleanup(const struct it_names *n, struct it_daemon *d, char *conf)
 {
-	char p[64];
-
-	snprintf(p, sizeof(p), "%s.x", prefix);
-	it_unique(n->x, sizeof(n->x), p);
-	snprintf(p, sizeof(p), "%s.q", prefix);
-	it_unique(n->q, sizeof(n->q), p);
-	snprintf(n->dlq, sizeof(n->dlq), "%s.dlq", n->q);
-	snprintf(n->dlx, sizeof(n->dlx), "%s.dlx", n->x);
-}
-
-static void cleanup(const struct names *n, struct it_daemon *d, char *conf)
-{
-	amqp_connection_state_t c = it_connect();
-
-	it_delete_queue(n->q);
-	it_delete_queue(n->dlq);
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(n->x), 0);
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(n->dlx), 0);
-	it_close(c);
+	it_names_delete(n);
 	unlink(d->log);
 	unlink(d->conf);
 	free(conf);
 }
 
 /* fx_flow acking everything on one connection, with these ack settings. */
-static char *acks_conf(const struct names *n, const char *broker)
+static char *acks_conf(const struct it_names *n, const char *broker)
 {
 	char path[512];
 
@@ -54,7 +32,7 @@ static char *acks_conf(const struct names *n, const char *broker)
 	               NULL, NULL);
 }
 
-static void publish_n(const struct names *n, int count)
+static void publish_n(const struct it_names *n, int count)
 {
 	amqp_connection_state_t c = it_connect();
 	char body[64];
@@ -66,25 +44,16 @@ static void publish_n(const struct names *n, int count)
 	it_close(c);
 }
 
-static char *stop_and_log(struct it_daemon *d)
-{
-	it_daemon_signal(d, SIGTERM);
-	int rc = it_daemon_wait(d, 30000);
-	char *log = it_log_read(d);
-	cr_assert_eq(rc, 0, "warrend did not exit 0 (%d):\n%s", rc, log);
-	return log;
-}
-
 /* One message and nothing after it: its ack waits ack_delay_ms for others
  * to join it, then goes out on its own, with no worker waking the
  * connection thread for it. */
 Test(acks, lone_ack_goes_out_after_ack_delay)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	char line[1024];
 
-	names_init(&n, "ack.lone");
+	it_names_init(&n, "ack.lone");
 	char *conf = acks_conf(&n, "  pool_size = 1\n  prefetch = 100\n"
 	                           "  ack_batch = 100\n  ack_delay_ms = 400");
 	it_daemon_start(&d, conf, true);
@@ -111,7 +80,7 @@ Test(acks, lone_ack_goes_out_after_ack_delay)
 	              "acked %lld ms after the handler (ack_delay_ms 400)",
 	              (long long)(acked - handled));
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_exit_metric(log, "acked"), 1);
 	cr_expect_eq(it_exit_metric(log, "ack_frames"), 1, "%s", log);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
@@ -124,11 +93,11 @@ Test(acks, lone_ack_goes_out_after_ack_delay)
  * batch, never one frame per message. */
 Test(acks, full_batches_go_out_as_multiple_acks)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	enum { COUNT = 300, BATCH = 25 };
 
-	names_init(&n, "ack.batch");
+	it_names_init(&n, "ack.batch");
 	/* ack_batch is capped at half the prefetch: 25 of prefetch 50. */
 	char *conf = acks_conf(&n, "  pool_size = 1\n  prefetch = 50\n"
 	                           "  ack_batch = 100\n  ack_delay_ms = 10000");
@@ -151,7 +120,7 @@ Test(acks, full_batches_go_out_as_multiple_acks)
 	             multi, frames);
 
 	/* The stop sends what still waits. */
-	char *log = stop_and_log(&d);
+	char *log = it_stop_and_log(&d);
 	cr_expect_eq(it_exit_metric(log, "acked"), COUNT);
 	cr_expect_leq(it_exit_metric(log, "ack_frames"), COUNT / BATCH + 1);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);

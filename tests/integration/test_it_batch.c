@@ -20,24 +20,9 @@
 /* Nothing is retried here: no retry queues to declare and delete. */
 #define NO_RETRY "policy { max_attempts = 1 }"
 
-struct names {
-	char x[128], q[128], dlq[160];
-};
-
-static void names_init(struct names *n, const char *prefix)
-{
-	char p[64];
-
-	snprintf(p, sizeof(p), "%s.x", prefix);
-	it_unique(n->x, sizeof(n->x), p);
-	snprintf(p, sizeof(p), "%s.q", prefix);
-	it_unique(n->q, sizeof(n->q), p);
-	snprintf(n->dlq, sizeof(n->dlq), "%s.dlq", n->q);
-}
-
 /* it_conf's text (no routes) with route "batch" -> fx_flow's "batch" and
  * the given route keys (batch_size, batch_timeout_ms, ...). */
-static char *batch_conf(const struct names *n, const char *global,
+static char *batch_conf(const struct it_names *n, const char *global,
                         const char *broker, const char *route_keys)
 {
 	char path[512], *base, *conf = NULL;
@@ -57,51 +42,15 @@ static char *batch_conf(const struct names *n, const char *global,
 	return conf;
 }
 
-static void delete_exchange(const char *x)
+static void cleanup(const struct it_names *n, const char *retry_queue)
 {
-	amqp_connection_state_t c = it_connect();
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(x), 0);
-	it_close(c);
-}
-
-static void cleanup(const struct names *n, const char *retry_queue)
-{
-	char dlx[160];
-
-	it_delete_queue(n->q);
-	it_delete_queue(n->dlq);
+	it_names_delete(n);
 	if (retry_queue)
 		it_delete_queue(retry_queue);
-	delete_exchange(n->x);
-	snprintf(dlx, sizeof(dlx), "%s.dlx", n->x);
-	delete_exchange(dlx);
-}
-
-#define EXPECT_METRIC(log, name, want)                                         \
-	cr_expect_eq(it_exit_metric((log), (name)), (want),                       \
-	             "metric %s = %ld, want %d", (name),                       \
-	             it_exit_metric((log), (name)), (want))
-
-/* SIGTERM, expect exit 0, and return the whole log (malloc'd). */
-static char *stop_and_log(struct it_daemon *d)
-{
-	it_daemon_signal(d, SIGTERM);
-	int rc = it_daemon_wait(d, 30000);
-	char *log = it_log_read(d);
-	cr_assert_eq(rc, 0, "warrend did not exit 0 (%d):\n%s", rc, log);
-	return log;
-}
-
-static int count_str(const char *hay, const char *needle)
-{
-	int n = 0;
-	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-		n++;
-	return n;
 }
 
 /* Publish ids first..last, each with the given outcome (NULL: none). */
-static void publish_ids(const struct names *n, int first, int last,
+static void publish_ids(const struct it_names *n, int first, int last,
                         const char *outcome)
 {
 	amqp_connection_state_t c = it_connect();
@@ -128,19 +77,19 @@ static void expect_items_once(const char *log, int first, int last)
 
 	for (int id = first; id <= last; id++) {
 		snprintf(needle, sizeof(needle), "batch-item id=%d attempt=1", id);
-		cr_expect_eq(count_str(log, needle), 1, "id %d seen %d times",
-		             id, count_str(log, needle));
+		cr_expect_eq(it_count(log, needle), 1, "id %d seen %d times",
+		             id, it_count(log, needle));
 	}
 }
 
 Test(batch, flush_by_size)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	char *log;
 	int64_t t0, took;
 
-	names_init(&n, "bt.size");
+	it_names_init(&n, "bt.size");
 	char *conf = batch_conf(&n, NO_RETRY, NULL,
 	                        "batch_size = 5\n  batch_timeout_ms = 10000");
 	it_daemon_start(&d, conf, true);
@@ -158,15 +107,15 @@ Test(batch, flush_by_size)
 	             (long long)took);
 	cr_expect_eq(it_wait_queue(n.q, 0, WAIT_MS), 0);
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
-	cr_expect_eq(count_str(log, "batch n="), 2, "batches:\n%s", log);
+	cr_expect_eq(it_count(log, "batch n="), 2, "batches:\n%s", log);
 	expect_items_once(log, 1, 10);
-	EXPECT_METRIC(log, "acked", 10);
-	EXPECT_METRIC(log, "batches", 2);
-	EXPECT_METRIC(log, "retried", 0);
-	EXPECT_METRIC(log, "dead_lettered", 0);
+	IT_EXPECT_METRIC(log, "acked", 10);
+	IT_EXPECT_METRIC(log, "batches", 2);
+	IT_EXPECT_METRIC(log, "retried", 0);
+	IT_EXPECT_METRIC(log, "dead_lettered", 0);
 
 	free(log);
 	unlink(d.log);
@@ -177,12 +126,12 @@ Test(batch, flush_by_size)
 
 Test(batch, flush_by_time)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	char *log;
 	int64_t t0, took;
 
-	names_init(&n, "bt.time");
+	it_names_init(&n, "bt.time");
 	char *conf = batch_conf(&n, NO_RETRY, NULL,
 	                        "batch_size = 100\n  batch_timeout_ms = 500");
 	it_daemon_start(&d, conf, true);
@@ -200,12 +149,12 @@ Test(batch, flush_by_time)
 	              (long long)took);
 	cr_expect_lt(took, 5000, "flushed after %lld ms", (long long)took);
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
-	cr_expect_eq(count_str(log, "batch n="), 1, "batches:\n%s", log);
+	cr_expect_eq(it_count(log, "batch n="), 1, "batches:\n%s", log);
 	expect_items_once(log, 1, 3);
-	EXPECT_METRIC(log, "acked", 3);
-	EXPECT_METRIC(log, "batches", 1);
+	IT_EXPECT_METRIC(log, "acked", 3);
+	IT_EXPECT_METRIC(log, "batches", 1);
 
 	free(log);
 	unlink(d.log);
@@ -216,11 +165,11 @@ Test(batch, flush_by_time)
 
 Test(batch, flush_at_shutdown)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	char *log;
 
-	names_init(&n, "bt.stop");
+	it_names_init(&n, "bt.stop");
 	char *conf = batch_conf(&n, NO_RETRY, NULL,
 	                        "batch_size = 100\n  batch_timeout_ms = 60000");
 	it_daemon_start(&d, conf, true);
@@ -233,16 +182,16 @@ Test(batch, flush_at_shutdown)
 	cr_assert_eq(it_log_count(&d, "batch n="), 0,
 	             "flushed before shutdown");
 
-	log = stop_and_log(&d);
-	cr_expect_eq(count_str(log, "batch n=4\n"), 1, "no batch of 4:\n%s",
+	log = it_stop_and_log(&d);
+	cr_expect_eq(it_count(log, "batch n=4\n"), 1, "no batch of 4:\n%s",
 	             log);
-	cr_expect_eq(count_str(log, "batch n="), 1, "batches:\n%s", log);
+	cr_expect_eq(it_count(log, "batch n="), 1, "batches:\n%s", log);
 	/* Acked: not requeued when the connections closed. */
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
 	expect_items_once(log, 1, 4);
-	EXPECT_METRIC(log, "acked", 4);
-	EXPECT_METRIC(log, "batches", 1);
+	IT_EXPECT_METRIC(log, "acked", 4);
+	IT_EXPECT_METRIC(log, "batches", 1);
 
 	free(log);
 	unlink(d.log);
@@ -264,14 +213,14 @@ static int body_id(const struct it_msg *m)
 
 Test(batch, partial_outcomes)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	struct it_msg m;
 	char retry_q[200], s[256] = "", *log;
 	bool seen[5] = {false};
 	amqp_connection_state_t c;
 
-	names_init(&n, "bt.part");
+	it_names_init(&n, "bt.part");
 	snprintf(retry_q, sizeof(retry_q), "%s.retry.200", n.q);
 	char *conf = batch_conf(&n,
 	                        "policy { max_attempts = 2 retry_delay_ms = 200 "
@@ -303,21 +252,21 @@ Test(batch, partial_outcomes)
 	cr_assert_eq(it_wait_queue(n.dlq, 3, WAIT_MS), 3,
 	             "not 3 dead letters");
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "input left:\n%s", log);
 	cr_expect_eq(it_queue_ready(retry_q), 0);
 	expect_items_once(log, 1, 4);
-	cr_expect_eq(count_str(log, "batch-item id=1 "), 1, "1 seen again");
-	cr_expect_eq(count_str(log, "batch-item id=2 "), 1, "2 seen again");
-	cr_expect_eq(count_str(log, "batch-item id=3 attempt=2"), 1);
-	cr_expect_eq(count_str(log, "batch-item id=4 attempt=2"), 1);
-	EXPECT_METRIC(log, "acked", 1);
-	EXPECT_METRIC(log, "rejected", 1);
-	EXPECT_METRIC(log, "retried", 4);
-	EXPECT_METRIC(log, "retry_published", 2);
-	EXPECT_METRIC(log, "max_attempts", 2);
-	EXPECT_METRIC(log, "dead_lettered", 3);
-	EXPECT_METRIC(log, "batches", 2);
+	cr_expect_eq(it_count(log, "batch-item id=1 "), 1, "1 seen again");
+	cr_expect_eq(it_count(log, "batch-item id=2 "), 1, "2 seen again");
+	cr_expect_eq(it_count(log, "batch-item id=3 attempt=2"), 1);
+	cr_expect_eq(it_count(log, "batch-item id=4 attempt=2"), 1);
+	IT_EXPECT_METRIC(log, "acked", 1);
+	IT_EXPECT_METRIC(log, "rejected", 1);
+	IT_EXPECT_METRIC(log, "retried", 4);
+	IT_EXPECT_METRIC(log, "retry_published", 2);
+	IT_EXPECT_METRIC(log, "max_attempts", 2);
+	IT_EXPECT_METRIC(log, "dead_lettered", 3);
+	IT_EXPECT_METRIC(log, "batches", 2);
 
 	for (int i = 0; i < 3; i++) {
 		int64_t v = 0;
@@ -360,11 +309,11 @@ Test(batch, partial_outcomes)
 
 Test(batch, all_ack_batch_one_multiple_ack)
 {
-	struct names n;
+	struct it_names n;
 	struct it_daemon d;
 	char *log;
 
-	names_init(&n, "bt.ack");
+	it_names_init(&n, "bt.ack");
 	/* The acks coalesced per frame are min(ack_batch, prefetch / 2)
 	 * (pool.c): prefetch 20 lets all 10 go in one multiple-ack. */
 	char *conf = batch_conf(&n, NO_RETRY,
@@ -380,13 +329,13 @@ Test(batch, all_ack_batch_one_multiple_ack)
 		cr_assert_fail("no batch of 10:\n%s", log);
 	}
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
 	expect_items_once(log, 1, 10);
-	EXPECT_METRIC(log, "acked", 10);
-	EXPECT_METRIC(log, "batches", 1);
-	EXPECT_METRIC(log, "ack_frames", 1);
-	EXPECT_METRIC(log, "connections_opened", 1);
+	IT_EXPECT_METRIC(log, "acked", 10);
+	IT_EXPECT_METRIC(log, "batches", 1);
+	IT_EXPECT_METRIC(log, "ack_frames", 1);
+	IT_EXPECT_METRIC(log, "connections_opened", 1);
 
 	free(log);
 	unlink(d.log);

@@ -65,13 +65,6 @@ static char *flow_conf(const struct names *n, const char *policy,
 	return conf;
 }
 
-static void delete_exchange(const char *x)
-{
-	amqp_connection_state_t c = it_connect();
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(x), 0);
-	it_close(c);
-}
-
 static void cleanup(const struct names *n, const char *retry_queue)
 {
 	it_delete_queue(n->q);
@@ -80,27 +73,12 @@ static void cleanup(const struct names *n, const char *retry_queue)
 	it_delete_queue(n->f2);
 	if (retry_queue)
 		it_delete_queue(retry_queue);
-	delete_exchange(n->xf);
-	delete_exchange(n->x);
+	it_delete_exchange(n->xf);
+	it_delete_exchange(n->x);
 	char dlx[160];
 	snprintf(dlx, sizeof(dlx), "%s.dlx", n->x);
-	delete_exchange(dlx);
+	it_delete_exchange(dlx);
 }
-
-/* SIGTERM, expect exit 0, and return the whole log (malloc'd). */
-static char *stop_and_log(struct it_daemon *d)
-{
-	it_daemon_signal(d, SIGTERM);
-	int rc = it_daemon_wait(d, 30000);
-	char *log = it_log_read(d);
-	cr_assert_eq(rc, 0, "warrend did not exit 0 (%d):\n%s", rc, log);
-	return log;
-}
-
-#define EXPECT_METRIC(log, name, want)                                         \
-	cr_expect_eq(it_exit_metric((log), (name)), (want),                       \
-	             "metric %s = %ld, want %d", (name),                       \
-	             it_exit_metric((log), (name)), (want))
 
 /* it_get_msg without the ack: the message is read with its properties and
  * goes back to the queue when the channel closes. */
@@ -227,15 +205,15 @@ Test(confirm, followups_published_then_acked)
 	cr_assert_eq(it_wait_queue(n.f2, 1, WAIT_MS), 1, "no follow-up in %s",
 	             n.f2);
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	/* Acked: not requeued when the daemon's connections closed. */
 	cr_expect_eq(it_queue_ready(n.q), 0, "the input came back: not acked");
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
-	EXPECT_METRIC(log, "acked", 1);
-	EXPECT_METRIC(log, "followups", 2);
-	EXPECT_METRIC(log, "followups_failed", 0);
-	EXPECT_METRIC(log, "retry_published", 0);
-	EXPECT_METRIC(log, "dead_lettered", 0);
+	IT_EXPECT_METRIC(log, "acked", 1);
+	IT_EXPECT_METRIC(log, "followups", 2);
+	IT_EXPECT_METRIC(log, "followups_failed", 0);
+	IT_EXPECT_METRIC(log, "retry_published", 0);
+	IT_EXPECT_METRIC(log, "dead_lettered", 0);
 	cr_expect_eq(it_log_count(&d, "flow id=1 "), 1, "handled more than once");
 
 	cr_assert(it_get_msg(n.f1, &m));
@@ -316,15 +294,15 @@ Test(confirm, no_ack_before_confirm)
 	cr_assert_eq(it_wait_queue(n.f1, 2, WAIT_MS), 2,
 	             "the second follow-up did not arrive");
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "the input was never acked:\n%s",
 	             log);
 	cr_expect_eq(it_queue_ready(n.f1), 2, "at-least-once: two copies");
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
 	cr_expect_eq(it_log_count(&d, "flow id=1 "), 2);
-	EXPECT_METRIC(log, "acked", 1);
-	EXPECT_METRIC(log, "followups", 1);
-	EXPECT_METRIC(log, "connections_lost", 1);
+	IT_EXPECT_METRIC(log, "acked", 1);
+	IT_EXPECT_METRIC(log, "followups", 1);
+	IT_EXPECT_METRIC(log, "connections_lost", 1);
 
 	free(log);
 	unlink(d.log);
@@ -378,18 +356,18 @@ Test(confirm, unroutable_followup_retried)
 	cr_assert_eq(it_wait_queue(n.dlq, 1, WAIT_MS), 1,
 	             "not dead-lettered after max_attempts");
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0);
 	cr_expect_eq(it_queue_ready(retry_q), 0);
 	cr_expect_eq(it_queue_ready(n.f1), 0);
 	cr_expect_eq(it_queue_ready(n.f2), 0);
 	cr_expect_eq(it_log_count(&d, "flow id=1 "), 2);
-	EXPECT_METRIC(log, "acked", 0);
-	EXPECT_METRIC(log, "followups", 0);
-	EXPECT_METRIC(log, "followups_failed", 2);
-	EXPECT_METRIC(log, "retry_published", 1);
-	EXPECT_METRIC(log, "dead_lettered", 1);
-	EXPECT_METRIC(log, "max_attempts", 1);
+	IT_EXPECT_METRIC(log, "acked", 0);
+	IT_EXPECT_METRIC(log, "followups", 0);
+	IT_EXPECT_METRIC(log, "followups_failed", 2);
+	IT_EXPECT_METRIC(log, "retry_published", 1);
+	IT_EXPECT_METRIC(log, "dead_lettered", 1);
+	IT_EXPECT_METRIC(log, "max_attempts", 1);
 
 	cr_assert(it_get_msg(n.dlq, &m));
 	cr_expect(body_is(&m, body), "DLQ body %.*s", (int)m.len, m.body);
@@ -459,13 +437,13 @@ Test(confirm, publish_timeout)
 	             "the second follow-up did not arrive");
 	cr_assert_geq(it_log_count(&d, "reconnected"), 1);
 
-	log = stop_and_log(&d);
+	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "the input was never acked:\n%s",
 	             log);
 	cr_expect_eq(it_queue_ready(n.f1), 2);
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
-	EXPECT_METRIC(log, "acked", 1);
-	EXPECT_METRIC(log, "connections_lost", 1);
+	IT_EXPECT_METRIC(log, "acked", 1);
+	IT_EXPECT_METRIC(log, "connections_lost", 1);
 
 	free(log);
 	unlink(d.log);

@@ -14,7 +14,7 @@
 #define WAIT_MS 20000
 
 struct setup {
-	char x[128], q[128], dlq[160], dlx[160];
+	struct it_names n;
 	char *conf;
 	struct it_daemon d;
 };
@@ -22,30 +22,19 @@ struct setup {
 /* Routes: type "nb" to flow_nb (non-blocking), "flow" to flow. */
 static void start(struct setup *s, const char *prefix)
 {
-	char path[512], p[64];
+	char path[512];
 
-	snprintf(p, sizeof(p), "%s.x", prefix);
-	it_unique(s->x, sizeof(s->x), p);
-	snprintf(p, sizeof(p), "%s.q", prefix);
-	it_unique(s->q, sizeof(s->q), p);
-	snprintf(s->dlq, sizeof(s->dlq), "%s.dlq", s->q);
-	snprintf(s->dlx, sizeof(s->dlx), "%s.dlx", s->x);
+	it_names_init(&s->n, prefix);
 	snprintf(path, sizeof(path), "%s/tests/fixtures/fx_flow.so",
 	         it_build_dir());
-	s->conf = it_conf(s->x, s->q, path, "nb=flow_nb;flow=flow",
+	s->conf = it_conf(s->n.x, s->n.q, path, "nb=flow_nb;flow=flow",
 	                  "workers = 2", NULL, NULL, NULL);
 	it_daemon_start(&s->d, s->conf, true);
 }
 
 static void finish(struct setup *s)
 {
-	amqp_connection_state_t c = it_connect();
-
-	it_delete_queue(s->q);
-	it_delete_queue(s->dlq);
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(s->x), 0);
-	amqp_exchange_delete(c, 1, amqp_cstring_bytes(s->dlx), 0);
-	it_close(c);
+	it_names_delete(&s->n);
 	unlink(s->d.log);
 	unlink(s->d.conf);
 	free(s->conf);
@@ -60,7 +49,7 @@ static void publish(const struct setup *s, const char *type, const char *id,
 	snprintf(body, sizeof(body),
 	         "{\"type\":\"%s\",\"id\":\"%s\",\"sleep_ms\":%d}", type, id,
 	         sleep_ms);
-	it_publish_str(c, s->x, "k", body);
+	it_publish_str(c, s->n.x, "k", body);
 	it_close(c);
 }
 
@@ -89,15 +78,6 @@ static bool on_conn(const char *thread)
 	return strncmp(thread, "wd-conn-", 8) == 0;
 }
 
-static char *stop_and_log(struct setup *s)
-{
-	it_daemon_signal(&s->d, SIGTERM);
-	int rc = it_daemon_wait(&s->d, 30000);
-	char *log = it_log_read(&s->d);
-	cr_assert_eq(rc, 0, "warrend did not exit 0 (%d):\n%s", rc, log);
-	return log;
-}
-
 Test(nonblocking, runs_on_the_connection_thread)
 {
 	struct setup s;
@@ -115,10 +95,10 @@ Test(nonblocking, runs_on_the_connection_thread)
 	thread_of(&s, "w1", t, sizeof(t));
 	cr_expect_str_eq(t, "wd-worker", "w1 ran on \"%s\"", t);
 
-	char *log = stop_and_log(&s);
+	char *log = it_stop_and_log(&s.d);
 	cr_expect_eq(it_exit_metric(log, "acked"), 3, "%s", log);
-	cr_expect_eq(it_queue_ready(s.q), 0, "not acked:\n%s", log);
-	cr_expect_eq(it_queue_ready(s.dlq), 0);
+	cr_expect_eq(it_queue_ready(s.n.q), 0, "not acked:\n%s", log);
+	cr_expect_eq(it_queue_ready(s.n.dlq), 0);
 	cr_expect_null(strstr(log, "declared non-blocking"), "%s", log);
 	free(log);
 	finish(&s);
@@ -141,13 +121,13 @@ Test(nonblocking, a_slow_call_moves_the_route_to_the_workers)
 	thread_of(&s, "after", t, sizeof(t));
 	cr_expect_str_eq(t, "wd-worker", "after ran on \"%s\"", t);
 
-	char *log = stop_and_log(&s);
+	char *log = it_stop_and_log(&s.d);
 	cr_expect_eq(it_log_count(&s.d, "declared non-blocking"), 1,
 	             "warned once:\n%s", log);
 	cr_expect(strstr(log, "p/flow_nb: type \"nb\": a call took "), "%s",
 	          log);
 	cr_expect_eq(it_exit_metric(log, "acked"), 3, "%s", log);
-	cr_expect_eq(it_queue_ready(s.q), 0, "not acked:\n%s", log);
+	cr_expect_eq(it_queue_ready(s.n.q), 0, "not acked:\n%s", log);
 	free(log);
 	finish(&s);
 }

@@ -67,14 +67,6 @@ static char *append(char *acc, const char *s)
 	return p;
 }
 
-static int count_str(const char *hay, const char *needle)
-{
-	int n = 0;
-	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
 /* The logs of the runs that ended plus the current run's log, malloc'd. */
 static char *all_logs(const char *ended, const struct it_daemon *d)
 {
@@ -314,11 +306,11 @@ Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
 		if (id == POISON_ID)
 			continue;
 		snprintf(needle, sizeof(needle), "handled id=%d ", id);
-		cr_expect_eq(count_str(logs, needle), 1, "id %d handled %d "
-		             "times", id, count_str(logs, needle));
+		cr_expect_eq(it_count(logs, needle), 1, "id %d handled %d "
+		             "times", id, it_count(logs, needle));
 	}
-	cr_expect_eq(count_str(logs, POISON_HANDLED_LINE), 0);
-	cr_expect_eq(count_str(logs, POISON_CRASH_LINE), restarts);
+	cr_expect_eq(it_count(logs, POISON_HANDLED_LINE), 0);
+	cr_expect_eq(it_count(logs, POISON_CRASH_LINE), restarts);
 	free(logs);
 
 	/* The poison is in the dead-letter queue, unchanged, and says why. */

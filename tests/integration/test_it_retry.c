@@ -65,14 +65,6 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int count_str(const char *hay, const char *needle)
-{
-	int n = 0;
-	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
 /* When the handler was called for attempt `attempt` of message `id`
  * (ms since the epoch, from the log), or -1 if it was not. */
 static int64_t attempt_ms(const struct it_daemon *d, const char *id,
@@ -353,7 +345,7 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	/* Exactly three attempts, each seeing the original exchange and
 	 * routing key (not the retry queue's). */
 	log = it_log_read(&d);
-	cr_expect_eq(count_str(log, "flow id=dl attempt="), 3, "calls:\n%s", log);
+	cr_expect_eq(it_count(log, "flow id=dl attempt="), 3, "calls:\n%s", log);
 	for (int a = 1; a <= 3; a++) {
 		snprintf(want, sizeof(want), "flow id=dl attempt=%d ", a);
 		cr_expect(it_log_line(log, want, line, sizeof(line)),
@@ -362,7 +354,7 @@ Test(retry, max_attempts_dead_letters_with_headers)
 		cr_expect(strstr(line, want) != NULL, "attempt %d: not \"%s\" "
 		          "in: %s", a, want, line);
 	}
-	cr_expect_eq(count_str(log, "flow id=dl attempt=4 "), 0);
+	cr_expect_eq(it_count(log, "flow id=dl attempt=4 "), 0);
 	free(log);
 
 	cr_assert(it_get_msg(f.dlq, &m), "%s is empty", f.dlq);
