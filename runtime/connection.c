@@ -73,8 +73,7 @@ static void run_delivery(struct wd_task *t)
  * ack: then it need not be woken for d alone. */
 static bool plain_ack(const struct wd_delivery *d)
 {
-	return d->task.run && d->verdict.action == WD_ACTION_ACK &&
-	       d->verdict.outbox.n == 0;
+	return d->verdict.action == WD_ACTION_ACK && d->verdict.outbox.n == 0;
 }
 
 static void finish_delivery(struct wd_task *t)
