@@ -10,7 +10,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#include "amqp_compat.h"
+#include "base/amqp_compat.h"
 
 /* The broker URL; fails the test if WARREN_TEST_AMQP_URL is not set. */
 const char *it_url(void);

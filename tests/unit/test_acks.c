@@ -10,7 +10,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "acks.h"
+#include "broker/acks.h"
 
 struct frame {
 	uint64_t tag;

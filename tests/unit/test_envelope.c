@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
-#include "sdk_api.h"
+#include "message/envelope.h"
+#include "host/sdk_api.h"
 
 static amqp_bytes_t
 bytes_of(const char *s)
@@ -670,7 +670,7 @@ Test(envelope, header_lookup_without_headers)
 	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
 	cr_expect_eq(wd_sdk_api.header_string(&e.msg, "s", &out), -1);
 	cr_expect_eq(wd_sdk_api.header_int(&e.msg, "i", &v), -1);
-	cr_expect_null(wd_envelope_header(&a, "s"));
+	cr_expect_null(wd_amqp_header(&a, "s"));
 	wd_envelope_clear(&e);
 }
 
@@ -681,10 +681,10 @@ Test(envelope, envelope_header_direct)
 	const amqp_field_value_t *v;
 
 	headers_fixture(&a, &e);
-	v = wd_envelope_header(&a, "i64");
+	v = wd_amqp_header(&a, "i64");
 	cr_assert_not_null(v);
 	cr_expect_eq(v, &entries[2].value);
-	cr_expect_null(wd_envelope_header(&a, "i6"), "no prefix match");
-	cr_expect_null(wd_envelope_header(&a, "i644"));
+	cr_expect_null(wd_amqp_header(&a, "i6"), "no prefix match");
+	cr_expect_null(wd_amqp_header(&a, "i644"));
 	wd_envelope_clear(&e);
 }

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "plugin.h"
-#include "routes.h"
-#include "sdk_api.h"
+#include "conf/conf.h"
+#include "host/plugin.h"
+#include "host/routes.h"
+#include "host/sdk_api.h"
 
 static void
 clear_env(void)

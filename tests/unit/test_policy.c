@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "policy.h"
+#include "message/policy.h"
 
 static amqp_table_entry_t hdrs[16];
 static amqp_table_entry_t deaths[4][4];

@@ -1,0 +1,21 @@
+/* clock.h - the clocks warrend reads: monotonic milliseconds for every
+ * timeout and deadline, wall-clock milliseconds for what is written into
+ * messages (failure times), and an absolute CLOCK_REALTIME deadline for
+ * pthread_cond_timedwait(). */
+#ifndef WD_CLOCK_H
+#define WD_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Monotonic clock in milliseconds. */
+int64_t wd_now_ms(void);
+
+/* Milliseconds since the epoch (CLOCK_REALTIME). */
+int64_t wd_wall_ms(void);
+
+/* CLOCK_REALTIME `ms` milliseconds from now, as pthread_cond_timedwait()
+ * takes it (its condition variables use the default clock). */
+struct timespec wd_wall_deadline(int64_t ms);
+
+#endif

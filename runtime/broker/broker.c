@@ -1,0 +1,230 @@
+/* broker.c - URL, credentials, connect and login. */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *read_password_file(const char *path, char *err, size_t errlen)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		snprintf(err, errlen, "password_file %s: %s", path,
+		         strerror(errno));
+		return NULL;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	return strdup(line);
+}
+
+int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
+                   char *err, size_t errlen)
+{
+	const char *env = getenv("WARREN_AMQP_PASSWORD");
+
+	memset(b, 0, sizeof(*b));
+	b->heartbeat = conf->heartbeat;
+	b->connect_timeout = conf->connect_timeout;
+	b->verify_peer = conf->verify_peer;
+	/* Copies: the pool outlives the conf it started with (reload). */
+	b->url_buf = strdup(conf->url);
+	if (!b->url_buf || (conf->ca_cert && !(b->ca_cert = strdup(conf->ca_cert))) ||
+	    (conf->client_cert && !(b->client_cert = strdup(conf->client_cert))) ||
+	    (conf->client_key && !(b->client_key = strdup(conf->client_key)))) {
+		snprintf(err, errlen, "out of memory");
+		wd_broker_free(b);
+		return -1;
+	}
+	amqp_default_connection_info(&b->info);
+	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
+		/* The URL may hold a password: name the problem, not the URL. */
+		snprintf(err, errlen,
+		         "broker url is not a valid amqp:// or amqps:// URL");
+		wd_broker_free(b);
+		return -1;
+	}
+	if (env && *env)
+		b->password = strdup(env);
+	else if (conf->password_file)
+		b->password = read_password_file(conf->password_file, err, errlen);
+	else
+		b->password = strdup(b->info.password);
+	if (!b->password) {
+		wd_broker_free(b);
+		return -1;
+	}
+	/* No path means vhost "/", as in amqp_parse_url(). */
+	snprintf(b->redacted, sizeof(b->redacted), "%s://%s@%s:%d%s%s",
+	         b->info.ssl ? "amqps" : "amqp", b->info.user, b->info.host,
+	         b->info.port, strcmp(b->info.vhost, "/") == 0 ? "" : "/",
+	         strcmp(b->info.vhost, "/") == 0 ? "" : b->info.vhost);
+	return 0;
+}
+
+void wd_broker_free(struct wd_broker *b)
+{
+	free(b->url_buf);
+	free(b->ca_cert);
+	free(b->client_cert);
+	free(b->client_key);
+	if (b->password) {
+		/* Keep the secret's lifetime short in memory dumps. */
+		memset(b->password, 0, strlen(b->password));
+		free(b->password);
+	}
+	memset(b, 0, sizeof(*b));
+}
+
+const char *wd_broker_reply_str(amqp_rpc_reply_t r, char *buf, size_t len)
+{
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		snprintf(buf, len, "ok");
+		break;
+	case AMQP_RESPONSE_NONE:
+		snprintf(buf, len, "missing RPC reply");
+		break;
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
+		break;
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = r.reply.decoded;
+			snprintf(buf, len, "%.*s (%u)", (int)m->reply_text.len,
+			         (const char *)m->reply_text.bytes,
+			         m->reply_code);
+		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			amqp_channel_close_t *m = r.reply.decoded;
+			snprintf(buf, len, "%.*s (%u)", (int)m->reply_text.len,
+			         (const char *)m->reply_text.bytes,
+			         m->reply_code);
+		} else {
+			snprintf(buf, len, "unexpected method 0x%08x",
+			         r.reply.id);
+		}
+		break;
+	}
+	return buf;
+}
+
+static amqp_socket_t *new_socket(const struct wd_broker *b,
+                                 amqp_connection_state_t conn, char *err,
+                                 size_t errlen)
+{
+	amqp_socket_t *s;
+
+	if (!b->info.ssl) {
+		s = amqp_tcp_socket_new(conn);
+		if (!s)
+			snprintf(err, errlen, "cannot create a TCP socket");
+		return s;
+	}
+	s = amqp_ssl_socket_new(conn);
+	if (!s) {
+		snprintf(err, errlen, "cannot create a TLS socket");
+		return NULL;
+	}
+	amqp_ssl_socket_set_verify_peer(s, b->verify_peer);
+	amqp_ssl_socket_set_verify_hostname(s, b->verify_peer);
+	if (b->ca_cert && amqp_ssl_socket_set_cacert(s, b->ca_cert)) {
+		snprintf(err, errlen, "ca_cert %s: cannot be loaded", b->ca_cert);
+		return NULL;
+	}
+	if (b->client_cert && b->client_key &&
+	    amqp_ssl_socket_set_key(s, b->client_cert, b->client_key)) {
+		snprintf(err, errlen, "client_cert %s / client_key %s: cannot be "
+		         "loaded", b->client_cert, b->client_key);
+		return NULL;
+	}
+	return s;
+}
+
+amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
+                                          const char *name, char *err,
+                                          size_t errlen)
+{
+	struct timeval tv = {.tv_sec = b->connect_timeout};
+	amqp_connection_state_t conn = amqp_new_connection();
+	amqp_table_entry_t caps[2], props[2];
+	amqp_table_t caps_table, props_table;
+	amqp_rpc_reply_t r;
+	amqp_socket_t *sock;
+	char why[256];
+	int rc;
+
+	if (!conn) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sock = new_socket(b, conn, err, errlen);
+	if (!sock)
+		goto fail;
+	rc = amqp_socket_open_noblock(sock, b->info.host, b->info.port, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		snprintf(err, errlen, "cannot connect to %s: %s", b->redacted,
+		         amqp_error_string2(rc));
+		goto fail;
+	}
+	amqp_set_handshake_timeout(conn, &tv);
+	amqp_set_rpc_timeout(conn, &tv);
+
+	caps[0].key = amqp_cstring_bytes("connection.blocked");
+	caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	caps[0].value.value.boolean = 1;
+	caps[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+	caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	caps[1].value.value.boolean = 1;
+	caps_table.num_entries = 2;
+	caps_table.entries = caps;
+	props[0].key = amqp_cstring_bytes("capabilities");
+	props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+	props[0].value.value.table = caps_table;
+	props[1].key = amqp_cstring_bytes("connection_name");
+	props[1].value.kind = AMQP_FIELD_KIND_UTF8;
+	props[1].value.value.bytes = amqp_cstring_bytes(name);
+	props_table.num_entries = 2;
+	props_table.entries = props;
+
+	r = amqp_login_with_properties(conn, b->info.vhost, 0, 131072,
+	                               b->heartbeat, &props_table,
+	                               AMQP_SASL_METHOD_PLAIN, b->info.user,
+	                               b->password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		snprintf(err, errlen, "cannot log in to %s: %s", b->redacted,
+		         wd_broker_reply_str(r, why, sizeof(why)));
+		goto fail;
+	}
+	return conn;
+fail:
+	amqp_destroy_connection(conn);
+	return NULL;
+}
+
+void wd_broker_close(amqp_connection_state_t conn)
+{
+	if (!conn)
+		return;
+	amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(conn);
+}
+
+int wd_broker_channel_open(amqp_connection_state_t conn, amqp_channel_t ch,
+                           char *err, size_t errlen)
+{
+	char why[256];
+
+	amqp_channel_open(conn, ch);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		snprintf(err, errlen, "cannot open channel %u: %s", ch,
+		         wd_broker_reply_str(r, why, sizeof(why)));
+		return -1;
+	}
+	return 0;
+}

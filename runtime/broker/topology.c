@@ -1,0 +1,218 @@
+/* topology.c - exchanges, queues (with their x-arguments) and bindings. */
+#include "broker/topology.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "message/policy.h"
+
+#define MAX_QUEUE_ARGS 64
+
+static void put_str(amqp_table_entry_t *e, const char *key, const char *v)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_UTF8;
+	e->value.value.bytes = amqp_cstring_bytes(v);
+}
+
+static void put_int(amqp_table_entry_t *e, const char *key, long v)
+{
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_I64;
+	e->value.value.i64 = v;
+}
+
+/* The queue's arguments as an AMQP table, pointing into `q`. */
+static amqp_table_t queue_args(const struct wd_conf_queue *q,
+                               amqp_table_entry_t *e)
+{
+	amqp_table_t t = {.entries = e};
+	int n = 0;
+
+	if (q->quorum)
+		put_str(&e[n++], "x-queue-type", "quorum");
+	if (q->dead_letter_exchange)
+		put_str(&e[n++], "x-dead-letter-exchange", q->dead_letter_exchange);
+	if (q->dead_letter_routing_key)
+		put_str(&e[n++], "x-dead-letter-routing-key",
+		        q->dead_letter_routing_key);
+	if (q->message_ttl)
+		put_int(&e[n++], "x-message-ttl", q->message_ttl);
+	if (q->max_length)
+		put_int(&e[n++], "x-max-length", q->max_length);
+	if (q->delivery_limit)
+		put_int(&e[n++], "x-delivery-limit", q->delivery_limit);
+	for (size_t i = 0; i < q->nargs && n < MAX_QUEUE_ARGS; i++) {
+		if (q->args[i].is_int)
+			put_int(&e[n++], q->args[i].key, q->args[i].ival);
+		else
+			put_str(&e[n++], q->args[i].key, q->args[i].sval);
+	}
+	t.num_entries = n;
+	return t;
+}
+
+static int check(amqp_connection_state_t conn, char *err, size_t errlen,
+                 const char *what, const char *name, int line,
+                 const char *file)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+	char why[512];
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	snprintf(err, errlen, "%s:%d: cannot declare %s \"%s\": %s", file, line,
+	         what, name, wd_broker_reply_str(r, why, sizeof(why)));
+	return -1;
+}
+
+/*
+ * The retry queues of a consumed queue, one per delay: no consumer; a
+ * message expires after the delay (the queue's TTL; jitter only shortens
+ * it, per message) and is dead-lettered through the default exchange
+ * straight back to its queue, and to no other queue bound to the original
+ * exchange.
+ */
+static int declare_retry_queues(amqp_connection_state_t conn,
+                                amqp_channel_t ch, const struct wd_conf *conf,
+                                const struct wd_conf_queue *q, char *err,
+                                size_t errlen)
+{
+	char name[300];
+
+	for (size_t i = 0; i < q->nretry_delays; i++) {
+		amqp_table_entry_t e[3];
+		amqp_table_t args = {.num_entries = 3, .entries = e};
+
+		if (wd_policy_retry_queue(name, sizeof(name), q->name,
+		                          q->retry_delays[i]) < 0) {
+			snprintf(err, errlen, "%s:%d: queue \"%s\": retry queue "
+			         "name too long", conf->file, q->line, q->name);
+			return -1;
+		}
+		put_int(&e[0], "x-message-ttl", q->retry_delays[i]);
+		put_str(&e[1], "x-dead-letter-exchange", "");
+		put_str(&e[2], "x-dead-letter-routing-key", q->name);
+		amqp_queue_declare(conn, ch, amqp_cstring_bytes(name), 0,
+		                   q->durable, 0, 0, args);
+		if (check(conn, err, errlen, "retry queue", name, q->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A dead-letter exchange the conf does not declare must exist already:
+ * find out now, not when the first message needs it. */
+static int check_dead_letter_exchange(amqp_connection_state_t conn,
+                                      amqp_channel_t ch,
+                                      const struct wd_conf *conf,
+                                      const struct wd_conf_queue *q,
+                                      char *err, size_t errlen)
+{
+	const char *x = q->dead_letter_exchange;
+	amqp_rpc_reply_t r;
+	char why[512];
+
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		if (strcmp(conf->exchanges[i].name, x) == 0)
+			return 0;
+	if (strncmp(x, "amq.", 4) == 0)
+		return 0;
+	amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x), amqp_empty_bytes,
+	                      1, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	snprintf(err, errlen, "%s:%d: queue \"%s\": dead_letter_exchange "
+	         "\"%s\" is not declared in the conf and does not exist on "
+	         "the broker: %s", conf->file, q->line, q->name, x,
+	         wd_broker_reply_str(r, why, sizeof(why)));
+	return -1;
+}
+
+int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
+                        const struct wd_conf *conf, char *err, size_t errlen)
+{
+	amqp_table_entry_t entries[MAX_QUEUE_ARGS + 6];
+
+	for (size_t i = 0; i < conf->nexchanges; i++) {
+		const struct wd_conf_exchange *x = &conf->exchanges[i];
+		amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x->name),
+		                      amqp_cstring_bytes(x->type), 0, x->durable,
+		                      0, 0, amqp_empty_table);
+		if (check(conn, err, errlen, "exchange", x->name, x->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < conf->nqueues; i++) {
+		const struct wd_conf_queue *q = &conf->queues[i];
+		amqp_queue_declare(conn, ch, amqp_cstring_bytes(q->name), 0,
+		                   q->durable, 0, 0, queue_args(q, entries));
+		if (check(conn, err, errlen, "queue", q->name, q->line,
+		          conf->file) < 0)
+			return -1;
+		if (q->consumed &&
+		    (declare_retry_queues(conn, ch, conf, q, err, errlen) < 0 ||
+		     check_dead_letter_exchange(conn, ch, conf, q, err,
+		                                errlen) < 0))
+			return -1;
+	}
+	for (size_t i = 0; i < conf->nbindings; i++) {
+		const struct wd_conf_binding *b = &conf->bindings[i];
+		char what[600];
+		amqp_queue_bind(conn, ch, amqp_cstring_bytes(b->queue),
+		                amqp_cstring_bytes(b->exchange),
+		                amqp_cstring_bytes(b->key), amqp_empty_table);
+		snprintf(what, sizeof(what), "%s -> %s", b->exchange, b->queue);
+		if (check(conn, err, errlen, "binding", what, b->line,
+		          conf->file) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool same_queue(const struct wd_conf_queue *a,
+                       const struct wd_conf_queue *b)
+{
+	if (!wd_conf_str_eq(a->name, b->name) || a->durable != b->durable ||
+	    a->quorum != b->quorum ||
+	    !wd_conf_str_eq(a->dead_letter_exchange, b->dead_letter_exchange) ||
+	    !wd_conf_str_eq(a->dead_letter_routing_key, b->dead_letter_routing_key) ||
+	    a->message_ttl != b->message_ttl || a->max_length != b->max_length ||
+	    a->delivery_limit != b->delivery_limit || a->nargs != b->nargs ||
+	    a->consumed != b->consumed || a->nretry_delays != b->nretry_delays)
+		return false;
+	for (size_t i = 0; i < a->nargs; i++)
+		if (!wd_conf_str_eq(a->args[i].key, b->args[i].key) ||
+		    a->args[i].is_int != b->args[i].is_int ||
+		    a->args[i].ival != b->args[i].ival ||
+		    !wd_conf_str_eq(a->args[i].sval, b->args[i].sval))
+			return false;
+	for (size_t i = 0; i < a->nretry_delays; i++)
+		if (a->retry_delays[i] != b->retry_delays[i])
+			return false;
+	return true;
+}
+
+bool wd_topology_same(const struct wd_conf *a, const struct wd_conf *b)
+{
+	if (a->nexchanges != b->nexchanges || a->nqueues != b->nqueues ||
+	    a->nbindings != b->nbindings)
+		return false;
+	for (size_t i = 0; i < a->nexchanges; i++)
+		if (!wd_conf_str_eq(a->exchanges[i].name, b->exchanges[i].name) ||
+		    !wd_conf_str_eq(a->exchanges[i].type, b->exchanges[i].type) ||
+		    a->exchanges[i].durable != b->exchanges[i].durable)
+			return false;
+	for (size_t i = 0; i < a->nqueues; i++)
+		if (!same_queue(&a->queues[i], &b->queues[i]))
+			return false;
+	for (size_t i = 0; i < a->nbindings; i++)
+		if (!wd_conf_str_eq(a->bindings[i].exchange, b->bindings[i].exchange) ||
+		    !wd_conf_str_eq(a->bindings[i].queue, b->bindings[i].queue) ||
+		    !wd_conf_str_eq(a->bindings[i].key, b->bindings[i].key))
+			return false;
+	return true;
+}

@@ -1,0 +1,22 @@
+/* topology.h - declare the conf's exchanges, queues and bindings. */
+#ifndef WD_TOPOLOGY_H
+#define WD_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/amqp_compat.h"
+#include "conf/conf.h"
+
+/* Declare everything on an open channel `ch` (idempotent). On failure
+ * returns -1 with err naming the exchange, queue or binding and the
+ * broker's reason; the channel is then closed by the broker. */
+int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
+                        const struct wd_conf *conf, char *err, size_t errlen);
+
+/* Whether a and b declare the same exchanges, queues (with their arguments
+ * and retry queues) and bindings, in the same order: a reload with the same
+ * topology has nothing to declare. */
+bool wd_topology_same(const struct wd_conf *a, const struct wd_conf *b);
+
+#endif

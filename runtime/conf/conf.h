@@ -1,0 +1,142 @@
+/* conf.h - the configuration model, loaded from a libconfuse file and
+ * checked whole: a conf that loads is consistent (every route names a
+ * declared queue and a defined plugin; every consumed queue is declared). */
+#ifndef WD_CONF_H
+#define WD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "message/envelope.h"
+#include "message/policy.h"
+#include "warren.h"
+
+struct wd_conf_broker {
+	char *url; /* as configured, or WARREN_AMQP_URL */
+	char *password_file;
+	int heartbeat;       /* seconds, 0 = off */
+	int connect_timeout; /* seconds */
+	int pool_size;
+	int prefetch;
+	char *ca_cert;
+	char *client_cert;
+	char *client_key;
+	bool verify_peer;
+	int ack_batch;       /* acks coalesced into one multiple-ack, 1 = off */
+	int ack_delay_ms;    /* longest an ack waits to be coalesced */
+	int publish_timeout; /* seconds a publisher confirm may take */
+};
+
+/* What happens to a message no handler can take. */
+enum wd_bad_input {
+	WD_BAD_DEAD_LETTER = 0, /* republish to the dead-letter exchange */
+	WD_BAD_DROP = 1,        /* ack it away; counted and logged */
+};
+
+struct wd_conf_exchange {
+	char *name;
+	char *type;
+	bool durable;
+	int line;
+};
+
+/* An extra queue argument from `arguments = {"x-key=value"}`. */
+struct wd_conf_arg {
+	char *key;
+	bool is_int;
+	long ival;
+	char *sval;
+};
+
+struct wd_conf_queue {
+	char *name;
+	bool durable;
+	bool quorum;
+	char *dead_letter_exchange;    /* NULL = unset */
+	char *dead_letter_routing_key; /* NULL = unset */
+	long message_ttl;              /* 0 = unset */
+	long max_length;               /* 0 = unset */
+	long delivery_limit;           /* 0 = unset, quorum only */
+	struct wd_conf_arg *args;
+	size_t nargs;
+	enum wd_type_source type_from;
+	char *type_field;
+	int prefetch;  /* resolved: the queue's or broker.prefetch */
+	/* Input policy, resolved from the queue's keys or `policy`. */
+	long max_body_size; /* bytes; a longer body is "too-large" */
+	enum wd_bad_input on_unknown_type, on_unparseable, on_too_large;
+	/* Distinct retry delays of the routes on this queue, ascending: one
+	 * retry queue "<name>.retry.<ms>" each. */
+	long *retry_delays;
+	size_t nretry_delays;
+	int consumers; /* resolved: 1..pool_size */
+	bool consumed; /* some route reads from it */
+	int line;
+};
+
+struct wd_conf_binding {
+	char *exchange;
+	char *queue;
+	char *key;
+	int line;
+};
+
+struct wd_conf_plugin {
+	char *name;
+	char *path; /* resolved against plugin_dir */
+	warren_param *params;
+	size_t nparams;
+	int line;
+};
+
+struct wd_conf_route {
+	char *type;
+	size_t queue;  /* index into wd_conf.queues */
+	size_t plugin; /* index into wd_conf.plugins */
+	char *handler;
+	struct wd_policy policy;
+	int line;
+};
+
+struct wd_conf {
+	char *file;
+	int log_level;
+	int workers;
+	int shutdown_timeout; /* seconds */
+	char *plugin_dir;
+	struct wd_conf_broker broker;
+	struct wd_conf_exchange *exchanges;
+	size_t nexchanges;
+	struct wd_conf_queue *queues;
+	size_t nqueues;
+	struct wd_conf_binding *bindings;
+	size_t nbindings;
+	struct wd_conf_plugin *plugins;
+	size_t nplugins;
+	struct wd_conf_route *routes;
+	size_t nroutes;
+};
+
+/*
+ * Load and check `path`. Environment overrides applied here:
+ * WARREN_AMQP_URL (broker.url), WARREN_PLUGIN_DIR (plugin_dir).
+ * On error returns NULL and writes "FILE:LINE: what is wrong" into err.
+ */
+struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);
+void wd_conf_free(struct wd_conf *conf);
+
+/* Both NULL, or both strings and equal. */
+bool wd_conf_str_eq(const char *a, const char *b);
+
+/* Whether a and b give a pool the same connections and workers: the
+ * broker keys that reach the broker (url, password_file, heartbeat,
+ * connect_timeout, pool_size, TLS keys, publish_timeout) and `workers`.
+ * prefetch and the ack keys are per consumer (consumers.c): changing them
+ * replaces consumers, not connections. */
+bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b);
+
+/* Index of the queue / plugin named `name`, or -1. */
+long wd_conf_queue_index(const struct wd_conf *conf, const char *name);
+long wd_conf_plugin_index(const struct wd_conf *conf, const char *name);
+
+#endif

@@ -1,0 +1,312 @@
+/* reload.c - build, check, swap and retire generations. */
+#include "daemon/reload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "broker/topology.h"
+
+static const char AREA[] = "reload";
+
+/* Conf, plugins (private copies), routes, init: generation `number`, or
+ * NULL with err set. */
+static struct wd_gen *build(const char *conf_path, uint64_t number, char *err,
+                            size_t errlen)
+{
+	struct wd_conf *conf = wd_conf_load(conf_path, err, errlen);
+	struct wd_routes *routes;
+	struct wd_gen *g;
+
+	if (!conf)
+		return NULL;
+	routes = wd_routes_build(conf, err, errlen); /* takes conf */
+	if (!routes)
+		return NULL;
+	g = wd_gen_new(routes, number);
+	if (!g)
+		snprintf(err, errlen, "out of memory");
+	return g;
+}
+
+struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number)
+{
+	char err[2048];
+	struct wd_gen *g = build(conf_path, number, err, sizeof(err));
+
+	if (!g)
+		wd_log_error("conf", "%s", err);
+	return g;
+}
+
+int wd_reload_start(struct wd_reloader *r, const char *conf_path)
+{
+	char err[2048];
+
+	memset(r, 0, sizeof(*r));
+	r->conf_path = conf_path;
+	r->current = wd_reload_load(conf_path, ++r->last_number);
+	if (!r->current)
+		return -1;
+	wd_log_set_level((enum wd_log_level)r->current->routes->conf->log_level);
+	r->pool = wd_pool_start(r->current, err, sizeof(err));
+	if (!r->pool) {
+		wd_log_error("pool", "%s", err);
+		wd_gen_free(r->current);
+		r->current = NULL;
+		return -1;
+	}
+	atomic_store(&wd_metrics.generation, r->current->number);
+	return 0;
+}
+
+/* Declare g's topology on a connection of its own, so that a queue whose
+ * new arguments the broker refuses fails the reload, not the swap, and new
+ * queues exist before any consumer asks for them. */
+static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
+                   size_t errlen)
+{
+	char name[64];
+	amqp_connection_state_t conn;
+	int rc;
+
+	snprintf(name, sizeof(name), "warrend pid %d reload %ju", (int)getpid(),
+	         (uintmax_t)g->number);
+	conn = wd_broker_connect(&p->broker, name, err, errlen);
+	if (!conn)
+		return -1;
+	rc = wd_broker_channel_open(conn, 1, err, errlen);
+	if (rc == 0)
+		rc = wd_topology_declare(conn, 1, g->routes->conf, err, errlen);
+	wd_broker_close(conn);
+	return rc;
+}
+
+static int retire(struct wd_reloader *r, struct wd_gen *g)
+{
+	if (r->nretired == r->capretired) {
+		size_t cap = r->capretired ? r->capretired * 2 : 8;
+		void *n = realloc(r->retired, cap * sizeof(*r->retired));
+		if (!n)
+			return -1;
+		r->retired = n;
+		r->capretired = cap;
+	}
+	r->retired[r->nretired++] = g;
+	return 0;
+}
+
+/* ---- the summary: what changed ----------------------------------------- */
+
+struct diff {
+	size_t routes_added, routes_removed, routes_changed;
+	size_t queues_added, queues_removed;
+};
+
+static const struct wd_conf_route *route_like(const struct wd_conf *conf,
+                                              const struct wd_conf *other,
+                                              const struct wd_conf_route *r)
+{
+	const char *q = other->queues[r->queue].name;
+
+	for (size_t i = 0; i < conf->nroutes; i++)
+		if (strcmp(conf->routes[i].type, r->type) == 0 &&
+		    strcmp(conf->queues[conf->routes[i].queue].name, q) == 0)
+			return &conf->routes[i];
+	return NULL;
+}
+
+static bool consumes(const struct wd_conf *conf, const char *queue)
+{
+	for (size_t i = 0; i < conf->nqueues; i++)
+		if (conf->queues[i].consumed && strcmp(conf->queues[i].name, queue) == 0)
+			return true;
+	return false;
+}
+
+/* Field by field: a struct's padding is not part of its value. */
+static bool same_policy(const struct wd_policy *a, const struct wd_policy *b)
+{
+	return a->max_attempts == b->max_attempts &&
+	       a->retry_delay_ms == b->retry_delay_ms &&
+	       a->retry_multiplier == b->retry_multiplier &&
+	       a->retry_max_delay_ms == b->retry_max_delay_ms &&
+	       a->retry_jitter == b->retry_jitter &&
+	       a->batch_size == b->batch_size &&
+	       a->batch_timeout_ms == b->batch_timeout_ms;
+}
+
+static void compare(const struct wd_conf *old, const struct wd_conf *new,
+                    struct diff *d)
+{
+	memset(d, 0, sizeof(*d));
+	for (size_t i = 0; i < new->nroutes; i++) {
+		const struct wd_conf_route *n = &new->routes[i];
+		const struct wd_conf_route *o = route_like(old, new, n);
+		if (!o)
+			d->routes_added++;
+		else if (strcmp(o->handler, n->handler) != 0 ||
+		         strcmp(old->plugins[o->plugin].name,
+		                new->plugins[n->plugin].name) != 0 ||
+		         !same_policy(&o->policy, &n->policy))
+			d->routes_changed++;
+	}
+	for (size_t i = 0; i < old->nroutes; i++)
+		if (!route_like(new, old, &old->routes[i]))
+			d->routes_removed++;
+	for (size_t i = 0; i < new->nqueues; i++)
+		if (new->queues[i].consumed && !consumes(old, new->queues[i].name))
+			d->queues_added++;
+	for (size_t i = 0; i < old->nqueues; i++)
+		if (old->queues[i].consumed && !consumes(new, old->queues[i].name))
+			d->queues_removed++;
+}
+
+/* ---- reload -------------------------------------------------------------- */
+
+static int failed(struct wd_reloader *r, uint64_t number, int64_t t0,
+                  const char *why)
+{
+	wd_metric_inc(reload_failures);
+	wd_log_error(AREA, "reload: generation %ju failed after %jd ms, "
+	             "generation %ju keeps serving: %s", (uintmax_t)number,
+	             (intmax_t)(wd_now_ms() - t0),
+	             (uintmax_t)r->current->number, why);
+	return -1;
+}
+
+/* The broker settings changed: a new pool for g, then the old one stops
+ * the way a shutdown does (its in-flight deliveries finish on the old
+ * generation and are acked on their own connections). */
+static int replace_pool(struct wd_reloader *r, struct wd_gen *g, char *err,
+                        size_t errlen)
+{
+	struct wd_pool *old = r->pool;
+	struct wd_pool *p = wd_pool_start(g, err, errlen);
+	int timeout = r->current->routes->conf->shutdown_timeout;
+
+	if (!p)
+		return -1;
+	r->pool = p;
+	wd_pool_stop(old, timeout);
+	if (wd_pool_join(old) < 0) {
+		/* Its handlers still run the old code: neither the pool nor
+		 * its generation may be freed. Kept (leaked) on purpose. */
+		wd_log_error(AREA, "the old connections still had handlers "
+		             "running after %d s: their messages will be "
+		             "redelivered; generation %ju stays loaded",
+		             timeout, (uintmax_t)r->current->number);
+		wd_gen_ref(r->current);
+		return 0;
+	}
+	wd_pool_free(old); /* drops its reference to the old generation */
+	return 0;
+}
+
+int wd_reload(struct wd_reloader *r)
+{
+	int64_t t0 = wd_now_ms();
+	uint64_t number = ++r->last_number;
+	struct wd_gen *g, *old = r->current;
+	const struct wd_conf *conf;
+	bool keep_pool;
+	struct diff d;
+	char err[2048];
+
+	wd_log_info(AREA, "SIGHUP: reloading %s as generation %ju",
+	            r->conf_path, (uintmax_t)number);
+	g = build(r->conf_path, number, err, sizeof(err));
+	if (!g)
+		return failed(r, number, t0, err);
+	conf = g->routes->conf;
+	/* The current generation has the pool's settings: it was started
+	 * with them, or swapped in because it had the same. */
+	keep_pool = wd_conf_same_pool(r->current->routes->conf, conf);
+	if (keep_pool) {
+		/* Most reloads bring new code, not a new topology: then the
+		 * broker has nothing to do, and is not asked. */
+		if (!wd_topology_same(r->current->routes->conf, conf) &&
+		    declare(r->pool, g, err, sizeof(err)) < 0) {
+			wd_gen_free(g);
+			return failed(r, number, t0, err);
+		}
+		old = wd_pool_swap(r->pool, g);
+		if (!old) {
+			wd_gen_free(g);
+			return failed(r, number, t0, "cannot start its batch "
+			                             "thread");
+		}
+		/* The pool's reference to old is ours now: dropped below,
+		 * once it is on the retired list. */
+	} else if (replace_pool(r, g, err, sizeof(err)) < 0) {
+		wd_gen_free(g);
+		return failed(r, number, t0, err);
+	} else {
+		/* The old pool dropped its reference when it was freed. */
+		wd_gen_ref(old);
+	}
+	if (retire(r, old) < 0) {
+		/* Cannot track it: keep it loaded rather than free it in use. */
+		wd_log_error(AREA, "out of memory: generation %ju stays loaded",
+		             (uintmax_t)old->number);
+	} else {
+		wd_gen_unref(old);
+	}
+	r->current = g;
+	wd_log_set_level((enum wd_log_level)conf->log_level);
+	compare(old->routes->conf, conf, &d);
+	wd_metric_inc(reloads);
+	atomic_store(&wd_metrics.generation, number);
+	wd_log_info(AREA, "reload: generation %ju ready in %jd ms: %zu "
+	            "plugin(s) loaded, routes +%zu -%zu ~%zu, consumed queues "
+	            "+%zu -%zu, %s; generation %ju retires once its last "
+	            "message is settled", (uintmax_t)number,
+	            (intmax_t)(wd_now_ms() - t0), g->routes->nplugins,
+	            d.routes_added, d.routes_removed, d.routes_changed,
+	            d.queues_added, d.queues_removed,
+	            keep_pool ? "connections kept"
+	                      : "new connections (broker settings changed)",
+	            (uintmax_t)old->number);
+	wd_metrics_log("after reload");
+	return 0;
+}
+
+size_t wd_reload_collect(struct wd_reloader *r)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < r->nretired; i++) {
+		struct wd_gen *g = r->retired[i];
+		if (!wd_gen_unused(g)) {
+			r->retired[keep++] = g;
+			continue;
+		}
+		uint64_t number = g->number;
+		wd_gen_free(g);
+		wd_log_info(AREA, "generation %ju retired: its plugins are "
+		            "finished and unloaded", (uintmax_t)number);
+	}
+	r->nretired = keep;
+	return keep;
+}
+
+void wd_reload_finish(struct wd_reloader *r)
+{
+	if (r->current && !wd_gen_unused(r->current))
+		wd_log_error(AREA, "generation %ju is still in use at exit: "
+		             "left loaded", (uintmax_t)r->current->number);
+	else
+		wd_gen_free(r->current);
+	r->current = NULL;
+	if (wd_reload_collect(r) > 0)
+		wd_log_error(AREA, "%zu retired generation(s) still in use at "
+		             "exit: left loaded", r->nretired);
+	free(r->retired);
+	r->retired = NULL;
+	r->nretired = 0;
+}

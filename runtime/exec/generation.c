@@ -1,0 +1,49 @@
+/* generation.c - a generation's life: made whole, freed whole. */
+#include "exec/generation.h"
+
+#include <stdlib.h>
+
+#include "base/log.h"
+
+struct wd_gen *wd_gen_new(struct wd_routes *routes, uint64_t number)
+{
+	struct wd_gen *g = calloc(1, sizeof(*g));
+
+	if (!g) {
+		wd_log_error("reload", "out of memory for generation %ju",
+		             (uintmax_t)number);
+		wd_routes_free(routes);
+		return NULL;
+	}
+	g->routes = routes;
+	g->number = number;
+	atomic_init(&g->refs, 1);
+	return g;
+}
+
+int wd_gen_start_batchers(struct wd_gen *g, struct wd_workers *workers)
+{
+	bool batched = false;
+
+	for (size_t i = 0; i < g->routes->nroutes; i++)
+		batched = batched || g->routes->routes[i].handle_batch;
+	/* The batch thread exists only for generations that batch. */
+	if (!batched || g->batchers)
+		return 0;
+	g->batchers = wd_batchers_start(g->routes, workers);
+	if (!g->batchers) {
+		wd_log_error("reload", "generation %ju: cannot start the batch "
+		             "thread", (uintmax_t)g->number);
+		return -1;
+	}
+	return 0;
+}
+
+void wd_gen_free(struct wd_gen *g)
+{
+	if (!g)
+		return;
+	wd_batchers_stop(g->batchers);
+	wd_routes_free(g->routes);
+	free(g);
+}

@@ -1,0 +1,215 @@
+/* plugin.c - dlopen a plugin and check it before anything of it runs. */
+#define _GNU_SOURCE /* memfd_create() */
+#include "host/plugin.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+/*
+ * Copy the file at `path` into an anonymous memory file; returns its fd, or
+ * -1 with errno set. Plugins are loaded from such a private copy because
+ * glibc's dlopen() hands back the library already loaded when the path, or
+ * the file's device and inode, match one: a plugin rebuilt at the same path
+ * would keep running the old code after a reload. The copy also keeps a
+ * file overwritten in place (cp over a loaded .so) from pulling the code
+ * out from under a running handler.
+ */
+static int private_copy(const char *path, const char *name)
+{
+	char buf[65536];
+	int in = open(path, O_RDONLY | O_CLOEXEC), out = -1, saved;
+	ssize_t n;
+
+	if (in < 0)
+		return -1;
+	out = memfd_create(name, MFD_CLOEXEC);
+	if (out < 0)
+		goto fail;
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				goto fail;
+			}
+			off += w;
+		}
+	}
+	close(in);
+	return out;
+fail:
+	saved = errno;
+	close(in);
+	if (out >= 0)
+		close(out);
+	errno = saved;
+	return -1;
+}
+
+/* dlerror() names the copy ("/proc/self/fd/N: ..."); the user knows the
+ * plugin by its path, which the message gives already. */
+static const char *without_copy_name(const char *why, const char *copy)
+{
+	size_t n = strlen(copy);
+
+	if (why && strncmp(why, copy, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+		return why + n + 2;
+	return why ? why : "unknown error";
+}
+
+int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
+                   char *err, size_t errlen)
+{
+	warren_plugin_entry_fn entry;
+	const warren_plugin *d;
+	char copy[64];
+
+	memset(p, 0, sizeof(*p));
+	p->conf = conf;
+	p->ctx.plugin = conf;
+	p->fd = private_copy(conf->path, conf->name);
+	if (p->fd < 0) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
+		         conf->name, conf->path, strerror(errno));
+		return -1;
+	}
+	/* The fd stays open while the library is loaded: its number, and so
+	 * the name glibc knows the library by, stays unique. RTLD_NOW: an
+	 * unresolved symbol fails here, not mid-message. RTLD_LOCAL:
+	 * plugins cannot see (or clash with) each other. */
+	snprintf(copy, sizeof(copy), "/proc/self/fd/%d", p->fd);
+	p->dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
+		         conf->name, conf->path,
+		         without_copy_name(dlerror(), copy));
+		close(p->fd);
+		p->fd = -1;
+		return -1;
+	}
+	dlerror();
+	*(void **)&entry = dlsym(p->dl, WARREN_PLUGIN_ENTRY_SYMBOL);
+	if (!entry) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): no %s symbol: is it a warren "
+		         "plugin? Define it as shown in warren.h",
+		         conf->name, conf->path, WARREN_PLUGIN_ENTRY_SYMBOL);
+		goto fail;
+	}
+	d = entry();
+	if (!d) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): %s() returned NULL",
+		         conf->name, conf->path, WARREN_PLUGIN_ENTRY_SYMBOL);
+		goto fail;
+	}
+	if (d->abi_major != WARREN_ABI_MAJOR) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): built for warren ABI %u.%u, this "
+		         "warrend implements ABI %d.%d: not binary compatible; "
+		         "rebuild the plugin against this warrend's SDK "
+		         "(pkg-config warren)",
+		         conf->name, conf->path, d->abi_major, d->abi_minor,
+		         WARREN_ABI_MAJOR, WARREN_ABI_MINOR);
+		goto fail;
+	}
+	if (d->abi_minor > WARREN_ABI_MINOR) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): needs warren ABI %u.%u, this "
+		         "warrend implements ABI %d.%d: upgrade warrend or "
+		         "rebuild the plugin against this warrend's SDK",
+		         conf->name, conf->path, d->abi_major, d->abi_minor,
+		         WARREN_ABI_MAJOR, WARREN_ABI_MINOR);
+		goto fail;
+	}
+	if (!d->handlers) {
+		snprintf(err, errlen, "plugin \"%s\" (%s): its descriptor has "
+		         "no handler table", conf->name, conf->path);
+		goto fail;
+	}
+	p->desc = d;
+	return 0;
+fail:
+	dlclose(p->dl);
+	p->dl = NULL;
+	close(p->fd);
+	p->fd = -1;
+	return -1;
+}
+
+warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
+                                    const char *name)
+{
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->handle;
+	return NULL;
+}
+
+warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
+                                        const char *name)
+{
+	if (p->desc->abi_minor < 1)
+		return NULL; /* the field was reserved, zero by contract */
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->handle_batch;
+	return NULL;
+}
+
+uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
+                                  const char *name)
+{
+	if (p->desc->abi_minor < 2)
+		return 0; /* the field was reserved, zero by contract */
+	for (const warren_handler *h = p->desc->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->flags;
+	return 0;
+}
+
+int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
+{
+	char why[512] = "";
+
+	if (p->desc->init &&
+	    p->desc->init(&wd_sdk_api, &p->ctx, p->conf->params,
+	                  p->conf->nparams, &p->state, why, sizeof(why)) != 0) {
+		why[sizeof(why) - 1] = '\0';
+		snprintf(err, errlen, "plugin \"%s\" (%s): init failed: %s",
+		         p->conf->name, p->conf->path,
+		         why[0] ? why : "no reason given");
+		return -1;
+	}
+	p->inited = true;
+	wd_log_info("plugin", "loaded \"%s\" (%s %s) from %s",
+	            p->conf->name, p->desc->name ? p->desc->name : "?",
+	            p->desc->version ? p->desc->version : "?", p->conf->path);
+	return 0;
+}
+
+void wd_plugin_unload(struct wd_plugin *p)
+{
+	if (p->inited && p->desc->fini)
+		p->desc->fini(p->state, &p->ctx);
+	p->inited = false;
+	if (p->dl)
+		dlclose(p->dl);
+	p->dl = NULL;
+	p->desc = NULL;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}

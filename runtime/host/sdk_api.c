@@ -1,0 +1,111 @@
+/* sdk_api.c - what plugins can call: log, reason, headers, params. */
+#include "host/sdk_api.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "conf/conf.h"
+#include "message/envelope.h"
+#include "message/outbox.h"
+
+static void api_log(warren_ctx *ctx, warren_log_level level, const char *fmt,
+                    ...)
+{
+	char area[128];
+	va_list ap;
+
+	if ((int)level < WARREN_LOG_ERROR || (int)level > WARREN_LOG_DEBUG)
+		level = WARREN_LOG_INFO;
+	snprintf(area, sizeof(area), "plugin:%s",
+	         ctx && ctx->plugin ? ctx->plugin->name : "?");
+	va_start(ap, fmt);
+	wd_logv((enum wd_log_level)level, area, fmt, ap);
+	va_end(ap);
+}
+
+static void api_reason(warren_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ctx || !ctx->reason) {
+		wd_log_warnx("sdk", "plugin %s: reason() outside a handler "
+		             "call is ignored",
+		             ctx && ctx->plugin ? ctx->plugin->name : "?");
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(ctx->reason, ctx->reason_len, fmt, ap);
+	va_end(ap);
+}
+
+static const amqp_field_value_t *header(const warren_message *msg,
+                                        const char *name)
+{
+	/* msg is the first member of the runtime's envelope. */
+	const struct wd_envelope *e = (const struct wd_envelope *)msg;
+	return msg && name ? wd_amqp_header(e->amqp, name) : NULL;
+}
+
+static int api_header_string(const warren_message *msg, const char *name,
+                             warren_bytes *out)
+{
+	const amqp_field_value_t *v = header(msg, name);
+
+	if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 &&
+	           v->kind != AMQP_FIELD_KIND_BYTES))
+		return -1;
+	out->ptr = v->value.bytes.bytes;
+	out->len = v->value.bytes.len;
+	return 0;
+}
+
+static int api_header_int(const warren_message *msg, const char *name,
+                          int64_t *out)
+{
+	return wd_field_int(header(msg, name), out);
+}
+
+static const char *api_param(warren_ctx *ctx, const char *key)
+{
+	const struct wd_conf_plugin *c;
+
+	if (!ctx || !ctx->plugin || !key)
+		return NULL;
+	c = ctx->plugin;
+	for (size_t i = 0; i < c->nparams; i++)
+		if (strcmp(c->params[i].key, key) == 0)
+			return c->params[i].value;
+	return NULL;
+}
+
+static int api_publish(warren_ctx *ctx, const warren_publish *p)
+{
+	char why[256];
+
+	if (!ctx || !ctx->outbox) {
+		wd_log_warnx("sdk", "plugin %s: publish() outside a handler "
+		             "call is refused",
+		             ctx && ctx->plugin ? ctx->plugin->name : "?");
+		return -1;
+	}
+	if (wd_outbox_add(ctx->outbox, p, why, sizeof(why)) < 0) {
+		wd_log_warnx("sdk", "plugin %s: %s", ctx->plugin->name,
+		             why);
+		return -1;
+	}
+	return 0;
+}
+
+const warren_api wd_sdk_api = {
+    .abi_major = WARREN_ABI_MAJOR,
+    .abi_minor = WARREN_ABI_MINOR,
+    .log = api_log,
+    .reason = api_reason,
+    .header_string = api_header_string,
+    .header_int = api_header_int,
+    .param = api_param,
+    .publish = api_publish,
+};

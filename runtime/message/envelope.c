@@ -1,0 +1,125 @@
+/* envelope.c - parse once, extract the type, fill the SDK view. */
+#include "message/envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static warren_bytes view(amqp_bytes_t b)
+{
+	/* Never a NULL pointer, so "%.*s" is always safe in a plugin. */
+	return (warren_bytes){.ptr = b.len ? b.bytes : "", .len = b.len};
+}
+
+static warren_bytes prop(const amqp_basic_properties_t *p, amqp_flags_t flag,
+                         amqp_bytes_t b)
+{
+	return (p->_flags & flag) ? view(b) : (warren_bytes){"", 0};
+}
+
+static int fail(struct wd_envelope *e, const char *fmt, const char *arg)
+{
+	snprintf(e->reason, sizeof(e->reason), fmt, arg);
+	json_decref(e->json);
+	e->json = NULL;
+	e->msg.json = NULL;
+	e->msg.type = (warren_bytes){"", 0}; /* pointed into the JSON */
+	return -1;
+}
+
+/* The body is fine but has no usable type. */
+static int fail_type(struct wd_envelope *e, const char *fmt, const char *arg)
+{
+	e->bad_type = true;
+	return fail(e, fmt, arg);
+}
+
+static int check_type(struct wd_envelope *e, const char *what, size_t len)
+{
+	if (len == 0)
+		return fail_type(e, "%s is empty", what);
+	if (len > WD_TYPE_MAX)
+		return fail_type(e, "%s is longer than 255 bytes", what);
+	return 0;
+}
+
+int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
+                      const char *queue, enum wd_type_source from,
+                      const char *type_field)
+{
+	const amqp_basic_properties_t *p = &amqp->message.properties;
+	amqp_bytes_t body = amqp->message.body;
+	json_error_t jerr;
+	json_t *t;
+
+	memset(e, 0, sizeof(*e));
+	e->amqp = amqp;
+	e->msg.size = sizeof(e->msg);
+	e->msg.body = view(body);
+	e->msg.routing_key = view(wd_policy_original_routing_key(amqp));
+	e->msg.exchange = view(wd_policy_original_exchange(amqp));
+	e->msg.queue = (warren_bytes){queue, strlen(queue)};
+	e->msg.message_id = prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
+	e->msg.correlation_id =
+	    prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
+	e->msg.timestamp =
+	    (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? p->timestamp : 0;
+	e->msg.redelivered = amqp->redelivered ? 1 : 0;
+	wd_policy_attempts(amqp, queue, &e->attempts);
+	e->msg.attempt = (uint32_t)e->attempts.attempt;
+	/* Quorum queues count deliveries; the header is absent on the
+	 * first. */
+	e->msg.delivery_count = e->attempts.delivery_count >= 0
+	                            ? (uint32_t)e->attempts.delivery_count
+	                        : amqp->redelivered ? 1 : 0;
+
+	if (body.len == 0)
+		return fail(e, "%s", "unparseable: empty body");
+	/* jansson checks UTF-8 and caps nesting depth (2048), so neither an
+	 * invalid byte nor a deeply nested body can hurt us. */
+	/* JSON_DECODE_ANY: a bare scalar is valid JSON, refused below as
+	 * "not a JSON object" like an array. */
+	e->json = json_loadb(body.bytes, body.len,
+	                     JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!e->json) {
+		snprintf(e->reason, sizeof(e->reason),
+		         "unparseable: %s at byte %d", jerr.text, jerr.position);
+		return -1;
+	}
+	if (!json_is_object(e->json))
+		return fail(e, "%s", "unparseable: body is not a JSON object");
+	e->msg.json = e->json;
+
+	switch (from) {
+	case WD_TYPE_FROM_JSON:
+		t = json_object_get(e->json, type_field);
+		if (!t)
+			return fail_type(e, "no type: field \"%s\" is missing",
+			            type_field);
+		if (!json_is_string(t))
+			return fail_type(e, "bad type: field \"%s\" is not a string",
+			            type_field);
+		e->msg.type = (warren_bytes){json_string_value(t),
+		                             json_string_length(t)};
+		return check_type(e, "bad type: the type field",
+		                  e->msg.type.len);
+	case WD_TYPE_FROM_PROPERTY:
+		if (!(p->_flags & AMQP_BASIC_TYPE_FLAG))
+			return fail_type(e, "%s", "no type: the AMQP type property "
+			                     "is not set");
+		e->msg.type = view(p->type);
+		return check_type(e, "bad type: the AMQP type property",
+		                  e->msg.type.len);
+	case WD_TYPE_FROM_ROUTING_KEY:
+		e->msg.type = e->msg.routing_key;
+		return check_type(e, "bad type: the routing key",
+		                  e->msg.type.len);
+	}
+	return fail_type(e, "%s", "no type");
+}
+
+void wd_envelope_clear(struct wd_envelope *e)
+{
+	json_decref(e->json);
+	e->json = NULL;
+	e->msg.json = NULL;
+}
