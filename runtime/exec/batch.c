@@ -4,13 +4,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "slot/conn.h"
-#include "exec/dispatch.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "slot/pool.h"
+#include "exec/delivery.h"
+#include "exec/dispatch.h"
 
 struct batcher {
 	const struct wd_route *route;
@@ -143,15 +141,7 @@ static void *flusher(void *arg)
 			else if (due < next)
 				next = due;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t wait = next - now;
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = wd_wall_deadline(next - now);
 		pthread_cond_timedwait(&bs->cond, &bs->lock, &ts);
 	}
 	pthread_mutex_unlock(&bs->lock);

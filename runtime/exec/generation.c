@@ -1,4 +1,5 @@
-/* generation.c - a generation's life: made whole, freed whole. */
+/* generation.c - a generation's life, made whole and freed whole; and the
+ * slot that holds the current one. */
 #include "exec/generation.h"
 
 #include <stdlib.h>
@@ -39,6 +40,20 @@ int wd_gen_start_batchers(struct wd_gen *g, struct wd_workers *workers)
 	return 0;
 }
 
+void wd_gen_drain(struct wd_gen *g)
+{
+	if (g && g->batchers)
+		wd_batchers_drain(g->batchers);
+}
+
+void wd_gen_stop_batchers(struct wd_gen *g)
+{
+	if (!g)
+		return;
+	wd_batchers_stop(g->batchers);
+	g->batchers = NULL;
+}
+
 void wd_gen_free(struct wd_gen *g)
 {
 	if (!g)
@@ -46,4 +61,47 @@ void wd_gen_free(struct wd_gen *g)
 	wd_batchers_stop(g->batchers);
 	wd_routes_free(g->routes);
 	free(g);
+}
+
+void wd_gen_slot_init(struct wd_gen_slot *s, struct wd_gen *g)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	atomic_init(&s->gen, g);
+}
+
+struct wd_gen *wd_gen_slot_get(struct wd_gen_slot *s)
+{
+	struct wd_gen *g;
+
+	pthread_mutex_lock(&s->lock);
+	g = atomic_load(&s->gen);
+	wd_gen_ref(g);
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+struct wd_gen *wd_gen_slot_peek(struct wd_gen_slot *s)
+{
+	return atomic_load(&s->gen);
+}
+
+struct wd_gen *wd_gen_slot_swap(struct wd_gen_slot *s, struct wd_gen *g)
+{
+	struct wd_gen *old;
+
+	pthread_mutex_lock(&s->lock);
+	old = atomic_load(&s->gen);
+	atomic_store(&s->gen, g);
+	pthread_mutex_unlock(&s->lock);
+	return old;
+}
+
+void wd_gen_slot_destroy(struct wd_gen_slot *s)
+{
+	struct wd_gen *g = atomic_load(&s->gen);
+
+	if (g)
+		wd_gen_unref(g);
+	atomic_store(&s->gen, NULL);
+	pthread_mutex_destroy(&s->lock);
 }

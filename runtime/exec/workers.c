@@ -21,13 +21,13 @@ struct wd_workers {
 };
 
 /* Most tasks one worker takes at once: enough to wake a task's owner once
- * per batch, few enough that the other workers get their share. */
+ * per take, few enough that the other workers get their share. */
 #define TAKE_MAX 16
 
 static void *worker_main(void *arg)
 {
 	struct wd_workers *w = arg;
-	struct wd_task *batch, *t, *next;
+	struct wd_task *taken, *t, *next;
 	size_t take;
 
 	pthread_setname_np(pthread_self(), "wd-worker"); /* for top -H, gdb */
@@ -42,19 +42,19 @@ static void *worker_main(void *arg)
 			break; /* stopping and drained */
 		take = w->queued / (size_t)w->n;
 		take = take < 1 ? 1 : take > TAKE_MAX ? TAKE_MAX : take;
-		batch = w->head;
-		for (t = batch; --take > 0 && t->next;)
+		taken = w->head;
+		for (t = taken; --take > 0 && t->next;)
 			t = t->next;
 		w->head = t->next;
 		t->next = NULL;
 		if (!w->head)
 			w->tail = NULL;
-		for (t = batch; t; t = t->next)
+		for (t = taken; t; t = t->next)
 			w->queued--;
 		pthread_mutex_unlock(&w->lock);
-		for (t = batch; t; t = t->next)
+		for (t = taken; t; t = t->next)
 			t->run(t);
-		for (t = batch; t; t = next) {
+		for (t = taken; t; t = next) {
 			next = t->next; /* finish hands t over */
 			t->finish(t);
 		}

@@ -1,7 +1,8 @@
 /* workers.h - the handler threads. Connection threads hand deliveries over
  * as tasks; a worker runs the task's callback (dispatch) and hands it back.
- * Handlers never run on a connection's thread, so a slow handler cannot
- * starve heartbeats or acks. */
+ * A handler that may block runs here, never on a connection's thread, so a
+ * slow handler cannot starve heartbeats or acks (only a handler declared
+ * WARREN_HANDLER_NONBLOCKING is called by the connection thread itself). */
 #ifndef WD_WORKERS_H
 #define WD_WORKERS_H
 
@@ -11,7 +12,7 @@ struct wd_task {
 	struct wd_task *next;
 	/* Called on a worker thread: run does the work; finish hands the
 	 * task back. A worker takes a few tasks at once, runs them all, then
-	 * finishes them all, so that their owner is woken once per batch. */
+	 * finishes them all, so that their owner is woken once per take. */
 	void (*run)(struct wd_task *t);
 	void (*finish)(struct wd_task *t);
 };

@@ -29,6 +29,10 @@ struct wd_route {
 	atomic_bool on_workers;
 };
 
+/* A route in log lines: "plugin/handler: type \"T\"". */
+#define WD_ROUTE_FMT "%s/%s: type \"%s\""
+#define WD_ROUTE_ARGS(r) (r)->plugin->conf->name, (r)->handler_name, (r)->type
+
 struct wd_routes {
 	struct wd_conf *conf; /* owned */
 	struct wd_plugin *plugins;

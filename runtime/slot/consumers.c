@@ -1,14 +1,14 @@
-/* consumers.c - a slot's consumers: open, change in place, drain, cancel. */
+/* consumers.c - a slot's consumers: open, change in place, drain, cancel;
+ * and their acks on the wire. */
 #include "slot/consumers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker.h"
-#include "slot/conn.h"
 #include "base/log.h"
-#include "slot/pool.h"
+#include "base/metrics.h"
+#include "broker/broker.h"
 
 static const char AREA[] = "conn";
 
@@ -52,58 +52,58 @@ static bool same_consumer(const struct wd_consumer *k, const struct wd_gen *g,
 	       k->acks.delay_ms == conf->broker.ack_delay_ms;
 }
 
-struct wd_consumer *wd_consumer_of(struct wd_conn *c, amqp_channel_t ch)
+struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch)
 {
-	for (size_t i = 0; i < c->nconsumers; i++)
-		if (c->consumers[i].channel == ch)
-			return &c->consumers[i];
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->v[i].channel == ch)
+			return &cs->v[i];
 	return NULL;
 }
 
 /* The lowest consumer channel no consumer of this connection uses. */
-static amqp_channel_t free_channel(struct wd_conn *c)
+static amqp_channel_t free_channel(struct wd_consumers *cs)
 {
 	amqp_channel_t ch = WD_CHANNEL_FIRST_CONSUMER;
 
-	while (wd_consumer_of(c, ch))
+	while (wd_consumer_of(cs, ch))
 		ch++;
 	return ch;
 }
 
 /* Open channel, qos and consume for queue q of g as its nth consumer. */
-static int add(struct wd_conn *c, struct wd_gen *g, size_t q, int nth,
-               char *err, size_t errlen)
+static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
+               struct wd_gen *g, size_t q, int nth, char *err, size_t errlen)
 {
 	const struct wd_conf *conf = g->routes->conf;
 	const struct wd_conf_queue *qc = &conf->queues[q];
-	struct wd_consumer *k, *cs;
+	struct wd_consumer *k, *v;
 	amqp_rpc_reply_t r;
 	char why[512];
 
-	cs = realloc(c->consumers, (c->nconsumers + 1) * sizeof(*cs));
-	if (!cs) {
+	v = realloc(cs->v, (cs->n + 1) * sizeof(*v));
+	if (!v) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	c->consumers = cs;
-	k = &cs[c->nconsumers];
+	cs->v = v;
+	k = &v[cs->n];
 	memset(k, 0, sizeof(*k));
 	k->queue = q;
 	k->nth = nth;
 	k->gen = g;
-	k->channel = free_channel(c);
+	k->channel = free_channel(cs);
 	wd_acks_init(&k->acks, ack_batch(conf, qc), conf->broker.ack_delay_ms);
 	wd_gen_ref(g);
-	c->nconsumers++;
-	if (wd_broker_channel_open(c->amqp, k->channel, err, errlen) < 0)
+	cs->n++;
+	if (wd_broker_channel_open(amqp, k->channel, err, errlen) < 0)
 		return -1;
-	amqp_basic_qos(c->amqp, k->channel, 0, (uint16_t)qc->prefetch, 0);
-	r = amqp_get_rpc_reply(c->amqp);
+	amqp_basic_qos(amqp, k->channel, 0, (uint16_t)qc->prefetch, 0);
+	r = amqp_get_rpc_reply(amqp);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-		    c->amqp, k->channel, amqp_cstring_bytes(qc->name),
+		    amqp, k->channel, amqp_cstring_bytes(qc->name),
 		    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-		r = amqp_get_rpc_reply(c->amqp);
+		r = amqp_get_rpc_reply(amqp);
 		if (ok)
 			snprintf(k->tag, sizeof(k->tag), "%.*s",
 			         (int)ok->consumer_tag.len,
@@ -116,15 +116,21 @@ static int add(struct wd_conn *c, struct wd_gen *g, size_t q, int nth,
 		return -1;
 	}
 	wd_log_info(AREA, "slot %d: consuming queue \"%s\" (prefetch %d, "
-	            "channel %u)", c->id, qc->name, qc->prefetch, k->channel);
+	            "channel %u)", cs->slot, qc->name, qc->prefetch, k->channel);
 	return 0;
 }
 
+/* What each_assigned() calls: for the connection `amqp` of cs. */
+struct assigned {
+	struct wd_consumers *cs;
+	amqp_connection_state_t amqp;
+};
+
 /* Calls fn for each (queue, nth) that g assigns to this slot; stops at
  * the first non-zero return. */
-static int each_assigned(struct wd_conn *c, struct wd_gen *g,
-                         int (*fn)(struct wd_conn *, struct wd_gen *, size_t,
-                                   int, void *),
+static int each_assigned(const struct assigned *on, struct wd_gen *g,
+                         int (*fn)(const struct assigned *, struct wd_gen *,
+                                   size_t, int, void *),
                          void *arg)
 {
 	const struct wd_conf *conf = g->routes->conf;
@@ -134,9 +140,9 @@ static int each_assigned(struct wd_conn *c, struct wd_gen *g,
 		if (!conf->queues[q].consumed)
 			continue;
 		for (int n = 0; n < conf->queues[q].consumers; n++)
-			if (slot_of(conf->queues[q].name, n, c->pool->nconns) ==
-			        c->id &&
-			    (rc = fn(c, g, q, n, arg)) != 0)
+			if (slot_of(conf->queues[q].name, n, on->cs->nslots) ==
+			        on->cs->slot &&
+			    (rc = fn(on, g, q, n, arg)) != 0)
 				return rc;
 	}
 	return 0;
@@ -147,19 +153,24 @@ struct open_arg {
 	size_t errlen;
 };
 
-static int open_one(struct wd_conn *c, struct wd_gen *g, size_t q, int nth,
-                    void *arg)
+static int open_one(const struct assigned *on, struct wd_gen *g, size_t q,
+                    int nth, void *arg)
 {
 	struct open_arg *a = arg;
-	return add(c, g, q, nth, a->err, a->errlen);
+	return add(on->cs, on->amqp, g, q, nth, a->err, a->errlen);
 }
 
-int wd_consumers_open(struct wd_conn *c, char *err, size_t errlen)
+int wd_consumers_open(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                      char *err, size_t errlen)
 {
+	struct assigned on = {cs, amqp};
 	struct open_arg a = {err, errlen};
+	struct wd_gen *g = cs->gen;
 
-	wd_consumers_clear(c);
-	return each_assigned(c, c->gen, open_one, &a);
+	cs->gen = NULL; /* kept across the clear */
+	wd_consumers_clear(cs);
+	cs->gen = g;
+	return each_assigned(&on, g, open_one, &a);
 }
 
 static void forget(struct wd_consumer *k)
@@ -171,16 +182,17 @@ static void forget(struct wd_consumer *k)
 
 /* Stop consumer k; its channel stays open until what it delivered is
  * settled (wd_consumers_close_drained). */
-static int cancel(struct wd_conn *c, struct wd_consumer *k)
+static int cancel(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                  struct wd_consumer *k)
 {
 	amqp_rpc_reply_t r;
 	char why[256];
 
-	amqp_basic_cancel(c->amqp, k->channel, amqp_cstring_bytes(k->tag));
-	r = amqp_get_rpc_reply(c->amqp);
+	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
+	r = amqp_get_rpc_reply(amqp);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		wd_log_warnx(AREA, "slot %d: cannot cancel consumer of queue "
-		             "\"%s\" on channel %u: %s", c->id,
+		             "\"%s\" on channel %u: %s", cs->slot,
 		             queue_conf(k)->name, k->channel,
 		             wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
@@ -190,19 +202,20 @@ static int cancel(struct wd_conn *c, struct wd_consumer *k)
 }
 
 /* A consumer of the new generation that no kept consumer stands for. */
-static int add_missing(struct wd_conn *c, struct wd_gen *g, size_t q, int nth,
-                       void *arg)
+static int add_missing(const struct assigned *on, struct wd_gen *g, size_t q,
+                       int nth, void *arg)
 {
+	struct wd_consumers *cs = on->cs;
 	char err[1024];
 
 	(void)arg;
-	for (size_t i = 0; i < c->nconsumers; i++) {
-		struct wd_consumer *k = &c->consumers[i];
+	for (size_t i = 0; i < cs->n; i++) {
+		struct wd_consumer *k = &cs->v[i];
 		if (!k->draining && k->gen == g && k->queue == q && k->nth == nth)
 			return 0;
 	}
-	if (add(c, g, q, nth, err, sizeof(err)) < 0) {
-		wd_log_warnx(AREA, "slot %d: %s", c->id, err);
+	if (add(cs, on->amqp, g, q, nth, err, sizeof(err)) < 0) {
+		wd_log_warnx(AREA, "slot %d: %s", cs->slot, err);
 		return -1;
 	}
 	return 0;
@@ -215,106 +228,158 @@ struct keep_arg {
 	size_t q; /* out: the queue's index in g */
 };
 
-static int find_same(struct wd_conn *c, struct wd_gen *g, size_t q, int nth,
-                     void *arg)
+static int find_same(const struct assigned *on, struct wd_gen *g, size_t q,
+                     int nth, void *arg)
 {
 	struct keep_arg *a = arg;
 
-	(void)c;
+	(void)on;
 	if (!same_consumer(a->k, g, q, nth))
 		return 0;
 	a->q = q;
 	return 1;
 }
 
-int wd_consumers_update(struct wd_conn *c, struct wd_gen *g)
+int wd_consumers_update(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                        struct wd_gen *g)
 {
-	struct wd_gen *old = c->gen;
+	struct assigned on = {cs, amqp};
+	struct wd_gen *old = cs->gen;
 
 	/* Kept consumers move over to g: what they deliver from now on is
 	 * parsed under it. The others stop. */
-	for (size_t i = 0; i < c->nconsumers; i++) {
-		struct wd_consumer *k = &c->consumers[i];
+	for (size_t i = 0; i < cs->n; i++) {
+		struct wd_consumer *k = &cs->v[i];
 		struct keep_arg a = {k, 0};
 
 		if (k->draining)
 			continue;
-		if (each_assigned(c, g, find_same, &a) == 1) {
+		if (each_assigned(&on, g, find_same, &a) == 1) {
 			wd_gen_ref(g);
 			wd_gen_unref(k->gen);
 			k->gen = g;
 			k->queue = a.q;
 			continue;
 		}
-		if (cancel(c, k) < 0)
+		if (cancel(cs, amqp, k) < 0)
 			goto fail;
-		c->ndraining++;
+		cs->ndraining++;
 		wd_log_info(AREA, "slot %d: stopped consuming queue \"%s\" "
 		            "(channel %u) for generation %ju; it closes once "
-		            "what it delivered is settled", c->id,
+		            "what it delivered is settled", cs->slot,
 		            queue_conf(k)->name, k->channel,
 		            (uintmax_t)g->number);
 	}
-	c->gen = g;
+	cs->gen = g;
 	wd_gen_unref(old);
-	return each_assigned(c, g, add_missing, NULL) != 0 ? -1 : 0;
+	return each_assigned(&on, g, add_missing, NULL) != 0 ? -1 : 0;
 fail:
-	c->gen = g;
+	cs->gen = g;
 	wd_gen_unref(old);
 	return -1;
 }
 
-int wd_consumers_close_drained(struct wd_conn *c)
+int wd_consumers_close_drained(struct wd_consumers *cs,
+                               amqp_connection_state_t amqp)
 {
 	char err[512];
 
 	/* Frames already read may hold deliveries of a draining consumer:
 	 * they are seen first. */
-	if (c->ndraining == 0 || amqp_frames_enqueued(c->amqp))
+	if (cs->ndraining == 0 || amqp_frames_enqueued(amqp))
 		return 0;
-	for (size_t i = 0; i < c->nconsumers;) {
-		struct wd_consumer *k = &c->consumers[i];
+	for (size_t i = 0; i < cs->n;) {
+		struct wd_consumer *k = &cs->v[i];
 		amqp_rpc_reply_t r;
 
 		if (!k->draining || !wd_acks_idle(&k->acks)) {
 			i++;
 			continue;
 		}
-		r = amqp_channel_close(c->amqp, k->channel, AMQP_REPLY_SUCCESS);
+		r = amqp_channel_close(amqp, k->channel, AMQP_REPLY_SUCCESS);
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 			wd_log_warnx(AREA, "slot %d: cannot close channel %u: %s",
-			             c->id, k->channel,
+			             cs->slot, k->channel,
 			             wd_broker_reply_str(r, err, sizeof(err)));
 			return -1;
 		}
 		wd_log_info(AREA, "slot %d: channel %u of queue \"%s\" closed: "
-		            "everything it delivered is settled", c->id,
+		            "everything it delivered is settled", cs->slot,
 		            k->channel, queue_conf(k)->name);
 		forget(k);
-		c->consumers[i] = c->consumers[--c->nconsumers];
-		c->ndraining--;
+		cs->v[i] = cs->v[--cs->n];
+		cs->ndraining--;
 	}
 	return 0;
 }
 
-int wd_consumers_cancel(struct wd_conn *c)
+int wd_consumers_cancel(struct wd_consumers *cs, amqp_connection_state_t amqp)
 {
-	for (size_t i = 0; i < c->nconsumers; i++) {
-		struct wd_consumer *k = &c->consumers[i];
+	for (size_t i = 0; i < cs->n; i++) {
+		struct wd_consumer *k = &cs->v[i];
 		if (k->draining)
 			continue;
-		if (cancel(c, k) < 0)
+		if (cancel(cs, amqp, k) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-void wd_consumers_clear(struct wd_conn *c)
+void wd_consumers_clear(struct wd_consumers *cs)
 {
-	for (size_t i = 0; i < c->nconsumers; i++)
-		forget(&c->consumers[i]);
-	free(c->consumers);
-	c->consumers = NULL;
-	c->nconsumers = 0;
-	c->ndraining = 0;
+	for (size_t i = 0; i < cs->n; i++)
+		forget(&cs->v[i]);
+	free(cs->v);
+	cs->v = NULL;
+	cs->n = 0;
+	cs->ndraining = 0;
+	if (cs->gen)
+		wd_gen_unref(cs->gen);
+	cs->gen = NULL;
+}
+
+/* ---- acks -------------------------------------------------------------- */
+
+struct ack_target {
+	const struct wd_consumers *cs;
+	amqp_connection_state_t amqp;
+	amqp_channel_t ch;
+};
+
+static int ack_frame(void *arg, uint64_t tag, bool multiple)
+{
+	struct ack_target *t = arg;
+
+	if (amqp_basic_ack(t->amqp, t->ch, tag, multiple) != AMQP_STATUS_OK)
+		return -1;
+	wd_metric_inc(ack_frames);
+	wd_log_debug(AREA, "slot %d: ack sent: tag %ju%s on channel %u",
+	             t->cs->slot, (uintmax_t)tag,
+	             multiple ? " and below" : "", t->ch);
+	return 0;
+}
+
+int wd_consumer_flush_acks(struct wd_consumers *cs, struct wd_consumer *k,
+                           amqp_connection_state_t amqp, int64_t now_ms,
+                           bool all)
+{
+	struct ack_target t = {cs, amqp, k->channel};
+
+	return wd_acks_flush(&k->acks, now_ms, all, ack_frame, &t) < 0 ? -1 : 0;
+}
+
+int wd_consumers_flush_due(struct wd_consumers *cs,
+                           amqp_connection_state_t amqp, int64_t now_ms,
+                           bool all, int64_t *next_due_ms)
+{
+	int64_t ignore = -1;
+
+	for (size_t i = 0; i < cs->n; i++) {
+		struct wd_consumer *k = &cs->v[i];
+		if ((all || wd_acks_due(&k->acks, now_ms,
+		                        next_due_ms ? next_due_ms : &ignore)) &&
+		    wd_consumer_flush_acks(cs, k, amqp, now_ms, all) < 0)
+			return -1;
+	}
+	return 0;
 }

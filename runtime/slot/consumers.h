@@ -1,4 +1,5 @@
-/* consumers.h - which queues a pool slot consumes, and on which channels.
+/* consumers.h - which queues a pool slot consumes, on which channels, and
+ * the acks each consumer owes the broker.
  *
  * Opened with the connection from its generation's conf; changed in place
  * when a reload swaps in a new generation: an unchanged consumer stays (its
@@ -9,34 +10,75 @@
 #ifndef WD_CONSUMERS_H
 #define WD_CONSUMERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/amqp_compat.h"
+#include "broker/acks.h"
 #include "exec/generation.h"
 
-struct wd_conn;
-struct wd_consumer;
+/* Channel 1 declares the topology and then publishes in confirm mode;
+ * channel 2 checks exchanges; consumers use 3, 4, ... */
+#define WD_CHANNEL_PUBLISH 1
+#define WD_CHANNEL_PROBE 2
+#define WD_CHANNEL_FIRST_CONSUMER 3
 
-/* On a fresh connection: open the consumers c->gen assigns to this slot.
+struct wd_consumer {
+	struct wd_gen *gen; /* a reference: the generation queue indexes */
+	size_t queue;       /* index into gen's conf queues */
+	int nth;            /* which of the queue's consumers it is */
+	amqp_channel_t channel;
+	bool draining; /* cancelled by a reload; closed once all settled */
+	char tag[256]; /* the broker's consumer tag, for basic.cancel */
+	struct wd_acks acks;
+};
+
+struct wd_consumers {
+	int slot;   /* this slot's number: log lines, and which queues */
+	int nslots; /* the pool's size: a queue's consumers spread over it */
+	struct wd_gen *gen; /* a reference: the generation consumed for */
+	struct wd_consumer *v;
+	size_t n;
+	size_t ndraining; /* cancelled by a reload, still open */
+};
+
+/* On a fresh connection: open the consumers cs->gen assigns to this slot.
  * Returns 0, or -1 with err naming the queue and the broker's reason. */
-int wd_consumers_open(struct wd_conn *c, char *err, size_t errlen);
+int wd_consumers_open(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                      char *err, size_t errlen);
 
 /* Take up generation g (a reference the caller gives over) in place of
- * c->gen. Returns -1 if the connection failed (the caller reconnects,
+ * cs->gen. Returns -1 if the connection failed (the caller reconnects,
  * which opens g's consumers afresh). */
-int wd_consumers_update(struct wd_conn *c, struct wd_gen *g);
+int wd_consumers_update(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                        struct wd_gen *g);
 
 /* Close the channels of cancelled consumers that hold nothing any more.
  * -1 if the connection failed. */
-int wd_consumers_close_drained(struct wd_conn *c);
+int wd_consumers_close_drained(struct wd_consumers *cs,
+                               amqp_connection_state_t amqp);
 
 /* Cancel every consumer still consuming (stop). -1 on failure. */
-int wd_consumers_cancel(struct wd_conn *c);
+int wd_consumers_cancel(struct wd_consumers *cs, amqp_connection_state_t amqp);
 
 /* Forget every consumer: the connection is gone (or the slot freed). */
-void wd_consumers_clear(struct wd_conn *c);
+void wd_consumers_clear(struct wd_consumers *cs);
 
 /* The consumer on channel ch, or NULL. */
-struct wd_consumer *wd_consumer_of(struct wd_conn *c, amqp_channel_t ch);
+struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch);
+
+/* Send k's waiting acks (wd_acks_flush); `all` also those behind a
+ * delivery still in a handler. -1 if the connection failed. */
+int wd_consumer_flush_acks(struct wd_consumers *cs, struct wd_consumer *k,
+                           amqp_connection_state_t amqp, int64_t now_ms,
+                           bool all);
+
+/* Flush the acks of every consumer whose flush is due at now_ms (every
+ * consumer's, all of them, if `all`); lowers *next_due_ms (unless NULL) to
+ * when the next one will be. -1 if the connection failed. */
+int wd_consumers_flush_due(struct wd_consumers *cs,
+                           amqp_connection_state_t amqp, int64_t now_ms,
+                           bool all, int64_t *next_due_ms);
 
 #endif

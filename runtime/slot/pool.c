@@ -1,28 +1,13 @@
-/* pool.c - start the slots, hand them generations, stop them. Which queues
- * a slot consumes is consumers.c's. */
+/* pool.c - start the slots, hand them generations, stop them. What a slot
+ * does is conn.c's; which queues it consumes, consumers.c's. */
 #include "slot/pool.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/log.h"
-
-struct wd_gen *wd_pool_gen(struct wd_pool *p)
-{
-	struct wd_gen *g;
-
-	pthread_mutex_lock(&p->gen_lock);
-	g = atomic_load(&p->gen);
-	wd_gen_ref(g);
-	pthread_mutex_unlock(&p->gen_lock);
-	return g;
-}
 
 struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g)
 {
@@ -30,16 +15,12 @@ struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g)
 
 	if (wd_gen_start_batchers(g, p->workers) < 0)
 		return NULL;
-	pthread_mutex_lock(&p->gen_lock);
-	old = atomic_load(&p->gen);
-	atomic_store(&p->gen, g);
-	pthread_mutex_unlock(&p->gen_lock);
+	old = wd_gen_slot_swap(&p->current, g);
 	for (int i = 0; i < p->nconns; i++)
 		wd_conn_wake(&p->conns[i]);
 	/* Its batches go to the workers now, and anything added to them
 	 * later (a connection that has not switched yet) at once. */
-	if (old->batchers)
-		wd_batchers_drain(old->batchers);
+	wd_gen_drain(old);
 	return old;
 }
 
@@ -49,42 +30,48 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 	struct wd_pool *p = calloc(1, sizeof(*p));
 	int rc;
 
-	if (!p)
-		goto oom;
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* The slot holds no generation until every part has started: a
+	 * failed start leaves g the caller's. */
+	wd_gen_slot_init(&p->current, NULL);
 	p->nconns = conf->broker.pool_size;
-	p->publish_timeout = conf->broker.publish_timeout;
-	pthread_mutex_init(&p->gen_lock, NULL);
+	p->env = (struct wd_slot_env){
+	    .broker = &p->broker,
+	    .current = &p->current,
+	    .publish_timeout = conf->broker.publish_timeout,
+	    .nslots = p->nconns,
+	    .stopping = &p->stopping,
+	    .stop_deadline_ms = &p->stop_deadline_ms,
+	};
 	if (wd_broker_init(&p->broker, &conf->broker, err, errlen) < 0) {
-		pthread_mutex_destroy(&p->gen_lock);
+		wd_gen_slot_destroy(&p->current);
 		free(p);
 		return NULL;
 	}
 	p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
-	if (!p->conns)
-		goto oom;
-	for (int i = 0; i < p->nconns; i++)
-		p->conns[i].wakefd = -1;
-	for (int i = 0; i < p->nconns; i++) {
-		struct wd_conn *c = &p->conns[i];
-		c->id = i;
-		c->pool = p;
-		pthread_mutex_init(&c->lock, NULL);
-		c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (c->wakefd < 0) {
-			snprintf(err, errlen, "eventfd: %s", strerror(errno));
-			goto fail;
-		}
+	if (!p->conns) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
+	for (int i = 0; i < p->nconns; i++)
+		p->conns[i].wakefd = -1; /* not initialised yet */
+	for (int i = 0; i < p->nconns; i++)
+		if (wd_conn_init(&p->conns[i], i, &p->env, err, errlen) < 0)
+			goto fail;
 	p->workers = wd_workers_start(conf->workers);
 	if (!p->workers) {
 		snprintf(err, errlen, "cannot start %d workers", conf->workers);
 		goto fail;
 	}
+	p->env.workers = p->workers;
 	if (wd_gen_start_batchers(g, p->workers) < 0) {
 		snprintf(err, errlen, "cannot start the batch thread");
 		goto fail;
 	}
-	atomic_store(&p->gen, g);
+	wd_gen_slot_swap(&p->current, g); /* was empty */
 	/* Connect every slot before any thread runs, so that a wrong URL,
 	 * password or topology stops the start with one clear error. */
 	for (int i = 0; i < p->nconns; i++)
@@ -105,9 +92,6 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 		p->conns[i].started = true;
 	}
 	return p;
-oom:
-	snprintf(err, errlen, "out of memory");
-	goto fail;
 fail_started:
 	/* g stays the caller's: take back the reference given to the pool. */
 	wd_gen_ref(g);
@@ -118,20 +102,16 @@ fail:
 
 void wd_pool_stop(struct wd_pool *p, int timeout_s)
 {
-	struct wd_gen *g = atomic_load(&p->gen);
-
 	atomic_store(&p->stop_deadline_ms, wd_now_ms() + timeout_s * 1000LL);
 	atomic_store(&p->stopping, true);
 	/* Pending batches go to the workers now, not at their timeout. */
-	if (g && g->batchers)
-		wd_batchers_drain(g->batchers);
+	wd_gen_drain(wd_gen_slot_peek(&p->current));
 	for (int i = 0; i < p->nconns; i++)
 		wd_conn_wake(&p->conns[i]);
 }
 
 int wd_pool_join(struct wd_pool *p)
 {
-	struct wd_gen *g = atomic_load(&p->gen);
 	size_t left = 0;
 
 	for (int i = 0; i < p->nconns; i++) {
@@ -144,10 +124,7 @@ int wd_pool_join(struct wd_pool *p)
 		return -1; /* handlers still run: do not pull workers down */
 	/* Batch threads submit to the workers: they go first. Those of
 	 * retired generations are empty by now (everything is settled). */
-	if (g) {
-		wd_batchers_stop(g->batchers);
-		g->batchers = NULL;
-	}
+	wd_gen_stop_batchers(wd_gen_slot_peek(&p->current));
 	wd_workers_stop(p->workers);
 	p->workers = NULL;
 	return 0;
@@ -155,28 +132,17 @@ int wd_pool_join(struct wd_pool *p)
 
 void wd_pool_free(struct wd_pool *p)
 {
-	struct wd_gen *g;
-
 	if (!p)
 		return;
-	g = atomic_load(&p->gen);
-	if (g && p->workers) {
-		wd_batchers_stop(g->batchers);
-		g->batchers = NULL;
-	}
-	if (p->workers)
+	if (p->workers) {
+		wd_gen_stop_batchers(wd_gen_slot_peek(&p->current));
 		wd_workers_stop(p->workers);
-	for (int i = 0; p->conns && i < p->nconns; i++) {
-		struct wd_conn *c = &p->conns[i];
-		wd_conn_free(c);
-		if (c->wakefd >= 0)
-			close(c->wakefd);
-		pthread_mutex_destroy(&c->lock);
 	}
+	for (int i = 0; p->conns && i < p->nconns; i++)
+		if (p->conns[i].wakefd >= 0)
+			wd_conn_free(&p->conns[i]);
 	free(p->conns);
-	if (g)
-		wd_gen_unref(g);
+	wd_gen_slot_destroy(&p->current);
 	wd_broker_free(&p->broker);
-	pthread_mutex_destroy(&p->gen_lock);
 	free(p);
 }

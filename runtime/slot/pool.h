@@ -1,11 +1,12 @@
-/* pool.h - pool_size connections, each with its own thread, consuming the
- * current generation's queues; and the workers their deliveries go through.
+/* pool.h - pool_size slots (slot/conn.h), each a connection with its own
+ * thread, consuming the current generation's queues; and the workers their
+ * deliveries go through.
  *
  * A reload that keeps the broker settings swaps a new generation into the
  * running pool (wd_pool_swap): each connection thread notices, changes its
  * consumers to match and parses what it reads from then on under the new
  * generation. Broker settings (and workers) are the pool's own: changing
- * them takes a new pool (reload.c). */
+ * them takes a new pool (daemon/reload.c). */
 #ifndef WD_POOL_H
 #define WD_POOL_H
 
@@ -13,26 +14,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <pthread.h>
-
 #include "broker/broker.h"
-#include "slot/conn.h"
 #include "exec/generation.h"
 #include "exec/workers.h"
+#include "slot/conn.h"
 
 struct wd_pool {
 	struct wd_broker broker;
-	int publish_timeout; /* s; a pool setting like the broker's */
 	struct wd_workers *workers;
-	/* The current generation; the pool holds one reference to it.
-	 * Compared without the lock; a reference is taken under it, so the
-	 * generation cannot be retired in between (wd_pool_gen). */
-	struct wd_gen *_Atomic gen;
-	pthread_mutex_t gen_lock;
+	struct wd_gen_slot current; /* holds the pool's reference */
 	struct wd_conn *conns;
 	int nconns;
 	atomic_bool stopping;
 	_Atomic int64_t stop_deadline_ms; /* monotonic */
+	struct wd_slot_env env; /* points at the above, for every slot */
 };
 
 /* Connect every slot, declare the topology, start consuming generation g
@@ -47,12 +42,8 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen);
  * start. */
 struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g);
 
-/* A new reference to the current generation (for connection threads). */
-struct wd_gen *wd_pool_gen(struct wd_pool *p);
-
-
 /* Ask every connection to stop consuming and finish what it holds within
- * timeout_s. Async-signal-safe is not needed: called from the main loop. */
+ * timeout_s. Called from the main loop. */
 void wd_pool_stop(struct wd_pool *p, int timeout_s);
 
 /* Join the connection threads, then the current generation's batch thread

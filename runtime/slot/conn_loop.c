@@ -1,0 +1,386 @@
+/* conn_loop.c - the I/O loop of one pool slot: read -> hand off -> settle.
+ *
+ * Each turn settles what the handlers finished and what the broker
+ * confirmed (settle.h), flushes due acks, takes up a new generation after a
+ * reload, and, when stopping, cancels the consumers and waits for what is
+ * in flight; then it reads the next delivery, or sleeps in poll() until the
+ * socket, a worker or a timer wakes it. wd_conn_main() reconnects with
+ * backoff around it. */
+#define _GNU_SOURCE /* pthread_setname_np() */
+#include "slot/conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/metrics.h"
+
+/* Deliveries read before they are handed to the workers in one go. */
+#define HANDOFF_MAX 32
+/* A non-blocking handler's call that takes longer stalls the connection
+ * (its other deliveries, its acks): its route goes to the workers. */
+#define NONBLOCKING_LIMIT_MS 20
+
+static const char AREA[] = "conn";
+
+/* ---- taking a delivery --------------------------------------------------- */
+
+/* Hand what was read over to the workers. */
+static void flush_handoff(struct wd_conn *c)
+{
+	if (!c->handoff_first)
+		return;
+	wd_workers_submit(c->env->workers, &c->handoff_first->task,
+	                  &c->handoff_last->task, c->nhandoff);
+	c->handoff_first = c->handoff_last = NULL;
+	c->nhandoff = 0;
+}
+
+/* A handler that promised not to block (WARREN_HANDLER_NONBLOCKING):
+ * called here, right away. One that took too long has its route moved to
+ * the workers, once, with a warning: its promise was wrong. */
+static int run_here(struct wd_conn *c, struct wd_delivery *d)
+{
+	const struct wd_route *r = d->verdict.route;
+	int64_t t0 = wd_now_ms(), took;
+
+	d->task.run(&d->task);
+	d->done_ms = wd_now_ms();
+	took = d->done_ms - t0;
+	if (took > NONBLOCKING_LIMIT_MS &&
+	    !atomic_exchange(&((struct wd_route *)r)->on_workers, true))
+		wd_log_warnx(AREA, WD_ROUTE_FMT ": a call took %jd ms, but the "
+		             "handler is declared non-blocking: its route runs "
+		             "on the workers from now on (until the next "
+		             "reload)", WD_ROUTE_ARGS(r), (intmax_t)took);
+	return wd_settle(&c->settler, d);
+}
+
+/* A delivery just read: to the workers, to its route's batcher, to its
+ * non-blocking handler here, or, if no handler will see it, settled at
+ * once. */
+static int take(struct wd_conn *c, struct wd_delivery *d)
+{
+	c->inflight++;
+	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)",
+	             c->id, (uintmax_t)d->env.delivery_tag, c->inflight);
+	if (!d->task.run)
+		return wd_settle(&c->settler, d);
+	if (d->verdict.route->handle_batch) {
+		wd_batchers_add(d->gen->batchers, d);
+		return 0;
+	}
+	if (d->verdict.route->nonblocking &&
+	    !atomic_load_explicit(&d->verdict.route->on_workers,
+	                          memory_order_relaxed))
+		return run_here(c, d);
+	if (c->handoff_last)
+		c->handoff_last->task.next = &d->task;
+	else
+		c->handoff_first = d;
+	c->handoff_last = d;
+	if (++c->nhandoff >= HANDOFF_MAX)
+		flush_handoff(c);
+	return 0;
+}
+
+/* ---- settling what came back --------------------------------------------- */
+
+/* Deliveries the workers finished. */
+static int settle_done(struct wd_conn *c)
+{
+	struct wd_delivery *d, *next;
+	int rc = 0;
+
+	if (!atomic_load_explicit(&c->has_done, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	d = c->done_head;
+	c->done_head = c->done_tail = NULL;
+	c->ndone = 0;
+	atomic_store_explicit(&c->has_done, false, memory_order_relaxed);
+	atomic_store_explicit(&c->wake_due, false, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+	for (; d; d = next) {
+		next = (struct wd_delivery *)d->task.next;
+		if (!wd_delivery_live(d) || rc < 0) {
+			wd_conn_forget(d); /* the broker redelivers it */
+			continue;
+		}
+		rc = wd_settle(&c->settler, d);
+	}
+	return rc;
+}
+
+/* A reload swapped in a new generation: consume what it says from now on. */
+static int take_up_generation(struct wd_conn *c)
+{
+	if (wd_consumers_update(&c->consumers, c->amqp,
+	                        wd_gen_slot_get(c->env->current)) < 0)
+		return -1;
+	wd_conn_know_exchanges(c);
+	return 0;
+}
+
+/* The first part of a turn: settle what handlers and confirms finished,
+ * flush due acks, take up a new generation. -1 if the connection failed. */
+static int settle_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
+{
+	/* A full ack batch goes out once the pass over finished deliveries
+	 * is over, so that what one pass settles -- a whole handler batch,
+	 * say -- goes out together; then the acks whose wait is over. */
+	if (settle_done(c) < 0 || wd_settle_ready(&c->settler) < 0)
+		return -1;
+	if (c->acks_full) {
+		c->acks_full = false;
+		if (wd_consumers_flush_due(&c->consumers, c->amqp, c->now_ms,
+		                           false, NULL) < 0)
+			return -1;
+	}
+	if (wd_settle_requeue_due(&c->settler, now, next_due) < 0 ||
+	    wd_consumers_flush_due(&c->consumers, c->amqp, now, c->cancelled,
+	                           next_due) < 0)
+		return -1;
+	if (wd_pub_expired(&c->pub, now, next_due)) {
+		wd_log_error(AREA, "slot %d: no publisher confirm within %d s: "
+		             "reconnecting (unconfirmed deliveries are "
+		             "redelivered)", c->id, c->env->publish_timeout);
+		return -1;
+	}
+	if (!c->cancelled &&
+	    !wd_gen_slot_is(c->env->current, c->consumers.gen) &&
+	    take_up_generation(c) < 0)
+		return -1;
+	return wd_consumers_close_drained(&c->consumers, c->amqp);
+}
+
+/* Frames or bytes read from the socket but not looked at yet. */
+static bool buffered(struct wd_conn *c)
+{
+	return amqp_frames_enqueued(c->amqp) || amqp_data_in_buffer(c->amqp);
+}
+
+/* Stopping: cancel the consumers once, then wait until everything in
+ * flight is settled or the deadline passes. Returns 1 to go on serving, 0
+ * when the connection is done, -1 if it failed. */
+static int stop_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
+{
+	if (atomic_load(c->env->stopping) && !c->cancelled) {
+		c->cancelled = true;
+		c->settler.stopping = true;
+		/* Stop new deliveries but keep the channels open, so that
+		 * what is in the handlers can still be acked. */
+		if (wd_consumers_cancel(&c->consumers, c->amqp) < 0)
+			return -1;
+		wd_log_info(AREA, "slot %d: stopped consuming; %zu deliveries "
+		            "in flight", c->id, c->inflight);
+	}
+	if (!c->cancelled)
+		return 1;
+	/* The cancel waited for its cancel-ok: whatever was delivered before
+	 * it is buffered here, and is read and handled before the connection
+	 * is done. */
+	if (c->inflight == 0 && !buffered(c))
+		return wd_consumers_flush_due(&c->consumers, c->amqp, now, true,
+		                              next_due);
+	if (now > atomic_load(c->env->stop_deadline_ms)) {
+		c->abandoned = c->inflight;
+		wd_log_error(AREA, "slot %d: shutdown timeout with %zu "
+		             "deliveries still in handlers or unconfirmed: the "
+		             "broker will redeliver them", c->id, c->inflight);
+		wd_consumers_flush_due(&c->consumers, c->amqp, now, true,
+		                       next_due);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- sleeping ------------------------------------------------------------ */
+
+/* How many finished plain acks make it worth waking this thread (see
+ * wake_at), and so how long it may sleep while handlers hold deliveries:
+ * *delay_ms. 1 (wake for each) while stopping or draining, and where acks
+ * go out at once. */
+static int wake_threshold(const struct wd_conn *c, int *delay_ms)
+{
+	int at = 0;
+
+	*delay_ms = 1000;
+	if (c->cancelled || c->consumers.ndraining > 0)
+		return 1;
+	for (size_t i = 0; i < c->consumers.n; i++) {
+		const struct wd_acks *a = &c->consumers.v[i].acks;
+		int left = a->batch - (int)a->npending;
+		if (a->delay_ms == 0 || left <= 1)
+			return 1;
+		if (at == 0 || left < at)
+			at = left;
+		if (a->delay_ms < *delay_ms)
+			*delay_ms = a->delay_ms;
+	}
+	return at > 0 ? at : 1;
+}
+
+/* Whether at least `at` finished deliveries wait: judged here because
+ * the workers judged them against the threshold before this one. */
+static bool done_reached(struct wd_conn *c, int at)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->ndone >= (size_t)at;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int poll_timeout_ms(const struct wd_conn *c, int64_t now,
+                           int64_t next_due, int lazy_ms)
+{
+	int64_t t = 1000;
+	int hb = c->env->broker->heartbeat;
+
+	if (hb > 0 && hb * 250 < t)
+		t = hb * 250;
+	if (c->inflight > 0 && lazy_ms < t)
+		t = lazy_ms; /* come back for acks no worker woke us for */
+	if (next_due >= 0 && next_due - now < t)
+		t = next_due - now;
+	if ((c->cancelled || c->consumers.ndraining > 0) && t > 100)
+		t = 100; /* look again soon: is everything settled? */
+	return t < 0 ? 0 : (int)t;
+}
+
+/* An eventfd wake-up counter read back to zero. */
+static void drain_wakefd(struct wd_conn *c)
+{
+	uint64_t v;
+	ssize_t n = read(c->wakefd, &v, sizeof(v));
+	(void)n; /* EAGAIN: nobody woke us */
+}
+
+/* Nothing buffered: hand over what was read, then sleep until the socket,
+ * a worker or a timer. *now is the time after the sleep; *last_read_ms
+ * when the socket was last read. Returns 1 to read the socket, 0 to go
+ * round again, -1 if the connection failed. */
+static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
+                            int64_t last_read_ms)
+{
+	int hb_ms = c->env->broker->heartbeat * 1000, lazy_ms, at, r;
+	struct pollfd fds[2];
+
+	flush_handoff(c);
+	at = wake_threshold(c, &lazy_ms);
+	atomic_store_explicit(&c->wake_at, at, memory_order_relaxed);
+	/* Announce the sleep, then look once more: a worker that finished in
+	 * between either saw the flag (and wakes us) or is seen here. */
+	atomic_store(&c->sleeping, true);
+	if (atomic_load(&c->wake_due) || c->settler.ready ||
+	    (atomic_load(&c->has_done) && done_reached(c, at))) {
+		atomic_store(&c->sleeping, false);
+		return 0;
+	}
+	fds[0] = (struct pollfd){.fd = amqp_get_sockfd(c->amqp), .events = POLLIN};
+	fds[1] = (struct pollfd){.fd = c->wakefd, .events = POLLIN};
+	r = poll(fds, 2, poll_timeout_ms(c, *now, next_due, lazy_ms));
+	atomic_store(&c->sleeping, false);
+	if (r < 0 && errno != EINTR)
+		return -1;
+	*now = wd_now_ms();
+	if (r > 0 && (fds[1].revents & POLLIN))
+		drain_wakefd(c);
+	if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+		c->last_rx_ms = *now;
+	} else if (hb_ms > 0 && *now - c->last_rx_ms > 2 * hb_ms) {
+		wd_log_warnx(AREA, "slot %d: no heartbeat from the broker for "
+		             "%d s: reconnecting", c->id,
+		             2 * c->env->broker->heartbeat);
+		return -1;
+	}
+	/* Without data, still let rabbitmq-c send a due heartbeat now and
+	 * then. */
+	if (!(r > 0 && (fds[0].revents & POLLIN)) && *now - last_read_ms < 250)
+		return 0;
+	return 1;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+/* Serve until the connection fails (-1) or, when stopping, everything it
+ * holds is settled or the deadline passed (0). */
+static int serve(struct wd_conn *c)
+{
+	struct wd_delivery *d;
+	int64_t last_read = 0;
+
+	for (;;) {
+		int64_t now = wd_now_ms(), next_due = -1;
+		int r;
+
+		c->now_ms = now;
+		if (settle_phase(c, now, &next_due) < 0)
+			return -1;
+		r = stop_phase(c, now, &next_due);
+		if (r <= 0)
+			return r;
+		if (!buffered(c)) {
+			r = sleep_until_work(c, &now, next_due, last_read);
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				continue;
+		}
+		last_read = now;
+		r = wd_conn_read(c, &d);
+		if (r < 0)
+			return -1;
+		if (r > 0 && take(c, d) < 0)
+			return -1;
+	}
+}
+
+void *wd_conn_main(void *arg)
+{
+	struct wd_conn *c = arg;
+	const struct wd_slot_env *env = c->env;
+	int64_t backoff = 500;
+	char err[1024];
+
+	snprintf(err, sizeof(err), "wd-conn-%d", c->id);
+	pthread_setname_np(pthread_self(), err); /* for top -H, gdb */
+	for (;;) {
+		if (c->amqp) {
+			int rc = serve(c);
+			/* Whatever was read but not handed over still goes
+			 * through a worker, which skips it if its connection
+			 * is gone, and comes back here to be freed. */
+			flush_handoff(c);
+			if (rc == 0) {
+				wd_conn_drop(c, true);
+				return NULL;
+			}
+			wd_metric_inc(connections_lost);
+			wd_conn_drop(c, false);
+			wd_log_warnx(AREA, "slot %d: connection dropped; "
+			             "deliveries in flight will be redelivered",
+			             c->id);
+		}
+		if (atomic_load(env->stopping))
+			return NULL;
+		if (wd_conn_open(c, err, sizeof(err)) == 0) {
+			wd_log_info(AREA, "slot %d: reconnected to %s", c->id,
+			            env->broker->redacted);
+			backoff = 500;
+			continue;
+		}
+		wd_log_warnx(AREA, "slot %d: %s (retrying in %jd ms)", c->id,
+		             err, (intmax_t)backoff);
+		struct pollfd fd = {.fd = c->wakefd, .events = POLLIN};
+		if (poll(&fd, 1, (int)backoff) > 0)
+			drain_wakefd(c);
+		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+	}
+}

@@ -1,0 +1,323 @@
+/* settle.c - verdict -> follow-ups, retry copy, dead-letter copy, hold,
+ * requeue, ack; each publish confirmed before the ack. */
+#include "slot/settle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/grow.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "exec/generation.h"
+#include "message/policy.h"
+
+static const char AREA[] = "conn";
+
+void wd_settle_init(struct wd_settler *s, const struct wd_settle_ops *ops,
+                    void *arg, int slot, unsigned seed)
+{
+	memset(s, 0, sizeof(*s));
+	s->ops = ops;
+	s->arg = arg;
+	s->slot = slot;
+	s->rnd = seed;
+}
+
+static const struct wd_conf_queue *queue_of(const struct wd_delivery *d)
+{
+	return &d->gen->routes->conf->queues[d->queue];
+}
+
+/* ---- confirms ------------------------------------------------------------ */
+
+void wd_settle_confirmed(struct wd_settler *s, struct wd_delivery *d, bool ok,
+                         const char *why)
+{
+	if (!ok && !d->publish_failed) {
+		d->publish_failed = true;
+		snprintf(d->publish_why, sizeof(d->publish_why), "%s", why);
+	}
+	if (--d->unconfirmed == 0) {
+		d->next_ready = s->ready;
+		s->ready = d;
+	}
+}
+
+static int wait_for_confirms(struct wd_settler *s, struct wd_delivery *d,
+                             enum wd_stage stage)
+{
+	if (WD_GROW(s->waiting, s->capwaiting, s->nwaiting + 1, 64) < 0)
+		return -1;
+	d->stage = stage;
+	d->waiting_at = s->nwaiting;
+	s->waiting[s->nwaiting++] = d;
+	return 0;
+}
+
+static void stop_waiting(struct wd_settler *s, struct wd_delivery *d)
+{
+	struct wd_delivery *last = s->waiting[--s->nwaiting];
+
+	s->waiting[d->waiting_at] = last;
+	last->waiting_at = d->waiting_at;
+}
+
+/* ---- a refused copy: hold, then requeue ---------------------------------- */
+
+static int hold(struct wd_settler *s, struct wd_delivery *d)
+{
+	if (WD_GROW(s->held, s->capheld, s->nheld + 1, 16) < 0)
+		return -1;
+	d->due_ms = wd_now_ms() + WD_REQUEUE_HOLD_MS;
+	s->held[s->nheld++] = d;
+	return 0;
+}
+
+/* A republish was refused: the copy may not exist, so the delivery must
+ * stay with the broker. Held, then requeued: its next delivery tries
+ * again. */
+static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
+                            const char *why)
+{
+	wd_metric_inc(republish_failed);
+	wd_log_error(AREA, "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
+	             "requeued in %d ms", s->slot, queue_of(d)->name,
+	             (uintmax_t)d->env.delivery_tag,
+	             d->verdict.action == WD_ACTION_RETRY
+	                 ? "schedule its retry"
+	                 : "dead-letter it",
+	             why, WD_REQUEUE_HOLD_MS);
+	if (!s->stopping && hold(s, d) == 0)
+		return 0;
+	return s->ops->requeue(s->arg, d);
+}
+
+/* ---- the copies and the follow-ups --------------------------------------- */
+
+/* Publish the copy of d to exchange/rk with warren's failure headers (and,
+ * for a retry, a per-message expiration: the jittered delay). */
+static int republish(struct wd_settler *s, struct wd_delivery *d,
+                     amqp_bytes_t exchange, amqp_bytes_t rk,
+                     const char *reason, long expiration_ms)
+{
+	const struct wd_conf_queue *q = queue_of(d);
+	const struct wd_route *r = d->verdict.route;
+	amqp_basic_properties_t props = d->env.message.properties;
+	struct wd_failure f = {
+	    .reason = reason,
+	    .text = d->verdict.text,
+	    .plugin = r ? r->plugin->conf->name : NULL,
+	    .handler = r ? r->handler_name : NULL,
+	    .attempts = d->parsed.attempts.attempt,
+	    .now_ms = wd_wall_ms(),
+	};
+	struct wd_header_scratch scratch;
+	char exp[32], why[256];
+	int rc;
+
+	if (wd_policy_headers(&d->env, q->name, &f, &scratch,
+	                      &props.headers) < 0)
+		return republish_failed(s, d, "out of memory");
+	props._flags |= AMQP_BASIC_HEADERS_FLAG;
+	props._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+	if (expiration_ms > 0) {
+		snprintf(exp, sizeof(exp), "%ld", expiration_ms);
+		props.expiration = amqp_cstring_bytes(exp);
+		props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+	}
+	d->unconfirmed = 1;
+	d->publish_failed = false;
+	rc = s->ops->publish(s->arg, d, exchange, rk, &props,
+	                     d->env.message.body, why, sizeof(why));
+	free(props.headers.entries);
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		return republish_failed(s, d, why);
+	return wait_for_confirms(s, d, WD_STAGE_REPUBLISH);
+}
+
+static int dead_letter(struct wd_settler *s, struct wd_delivery *d,
+                       const char *reason)
+{
+	const struct wd_conf_queue *q = queue_of(d);
+	amqp_bytes_t rk = q->dead_letter_routing_key
+	                      ? amqp_cstring_bytes(q->dead_letter_routing_key)
+	                      : wd_policy_original_routing_key(&d->env);
+
+	d->verdict.action = WD_ACTION_DEAD_LETTER;
+	d->verdict.reason = reason;
+	return republish(s, d, amqp_cstring_bytes(q->dead_letter_exchange), rk,
+	                 reason, 0);
+}
+
+static int retry(struct wd_settler *s, struct wd_delivery *d)
+{
+	const struct wd_route *r = d->verdict.route;
+	int attempt = d->parsed.attempts.attempt;
+	char name[300];
+	long delay;
+
+	if (attempt >= r->policy->max_attempts) {
+		wd_metric_inc(max_attempts);
+		wd_log_warnx(AREA, WD_ROUTE_FMT " tag %ju: attempt %d of %d "
+		             "failed (%s%s%s): dead-lettered", WD_ROUTE_ARGS(r),
+		             (uintmax_t)d->env.delivery_tag, attempt,
+		             r->policy->max_attempts, d->verdict.reason,
+		             d->verdict.text[0] ? ": " : "", d->verdict.text);
+		return dead_letter(s, d, WD_R_MAX_ATTEMPTS);
+	}
+	delay = wd_policy_delay_ms(r->policy, attempt);
+	wd_policy_retry_queue(name, sizeof(name), queue_of(d)->name, delay);
+	return republish(s, d, amqp_empty_bytes, amqp_cstring_bytes(name),
+	                 d->verdict.reason,
+	                 wd_policy_jittered_ms(r->policy, attempt,
+	                                       rand_r(&s->rnd) /
+	                                           (RAND_MAX + 1.0)));
+}
+
+static int send_followups(struct wd_settler *s, struct wd_delivery *d)
+{
+	char why[256];
+
+	d->unconfirmed = 0;
+	d->publish_failed = false;
+	for (struct wd_followup *f = d->verdict.outbox.head; f; f = f->next) {
+		int rc = s->ops->publish(s->arg, d, f->exchange, f->routing_key,
+		                         &f->props, f->body, why, sizeof(why));
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			/* The rest would be duplicates on the retry. */
+			d->publish_failed = true;
+			snprintf(d->publish_why, sizeof(d->publish_why), "%s",
+			         why);
+			break;
+		}
+		d->unconfirmed++;
+	}
+	if (d->unconfirmed > 0)
+		return wait_for_confirms(s, d, WD_STAGE_FOLLOWUPS);
+	d->stage = WD_STAGE_FOLLOWUPS;
+	return wd_settle(s, d); /* refused before anything went out */
+}
+
+/* ---- settling ------------------------------------------------------------ */
+
+/* Its follow-ups are all confirmed or one was refused. */
+static int followups_done(struct wd_settler *s, struct wd_delivery *d)
+{
+	const struct wd_route *r = d->verdict.route;
+
+	if (!d->publish_failed) {
+		wd_metric_add(followups, d->verdict.outbox.n);
+		wd_metric_inc(acked);
+		return s->ops->ack(s->arg, d);
+	}
+	wd_metric_inc(followups_failed);
+	wd_log_warnx(AREA, WD_ROUTE_FMT " tag %ju: follow-up publish failed: "
+	             "%s: the input goes the retry way", WD_ROUTE_ARGS(r),
+	             (uintmax_t)d->env.delivery_tag, d->publish_why);
+	wd_outbox_clear(&d->verdict.outbox);
+	d->verdict.action = WD_ACTION_RETRY;
+	d->verdict.reason = WD_R_FOLLOWUP_FAILED;
+	snprintf(d->verdict.text, sizeof(d->verdict.text),
+	         "follow-up publish failed: %s", d->publish_why);
+	return retry(s, d);
+}
+
+/* Its copy to a retry queue or the dead-letter exchange is confirmed or
+ * refused. */
+static int republish_done(struct wd_settler *s, struct wd_delivery *d)
+{
+	if (d->publish_failed)
+		return republish_failed(s, d, d->publish_why);
+	if (d->verdict.action == WD_ACTION_RETRY)
+		wd_metric_inc(retry_published);
+	else
+		wd_metric_inc(dead_lettered);
+	return s->ops->ack(s->arg, d);
+}
+
+int wd_settle(struct wd_settler *s, struct wd_delivery *d)
+{
+	enum wd_stage stage = d->stage;
+
+	d->stage = WD_STAGE_NONE;
+	if (stage == WD_STAGE_FOLLOWUPS)
+		return followups_done(s, d);
+	if (stage == WD_STAGE_REPUBLISH)
+		return republish_done(s, d);
+	switch (d->verdict.action) {
+	case WD_ACTION_ACK:
+		if (d->verdict.outbox.n > 0)
+			return send_followups(s, d);
+		wd_metric_inc(acked);
+		return s->ops->ack(s->arg, d);
+	case WD_ACTION_RETRY:
+		return retry(s, d);
+	case WD_ACTION_DEAD_LETTER:
+		return dead_letter(s, d, d->verdict.reason);
+	case WD_ACTION_DROP:
+		wd_metric_inc(dropped);
+		return s->ops->ack(s->arg, d);
+	}
+	return s->ops->ack(s->arg, d);
+}
+
+int wd_settle_ready(struct wd_settler *s)
+{
+	while (s->ready) {
+		struct wd_delivery *d = s->ready;
+		s->ready = d->next_ready;
+		stop_waiting(s, d);
+		if (wd_settle(s, d) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int wd_settle_requeue_due(struct wd_settler *s, int64_t now_ms,
+                          int64_t *next_due_ms)
+{
+	size_t keep = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < s->nheld; i++) {
+		struct wd_delivery *d = s->held[i];
+		if (!s->stopping && d->due_ms > now_ms) {
+			if (*next_due_ms < 0 || d->due_ms < *next_due_ms)
+				*next_due_ms = d->due_ms;
+			s->held[keep++] = d;
+			continue;
+		}
+		if (rc == 0)
+			rc = s->ops->requeue(s->arg, d);
+		else
+			s->ops->forget(s->arg, d);
+	}
+	s->nheld = keep;
+	return rc;
+}
+
+void wd_settle_forget(struct wd_settler *s)
+{
+	for (size_t i = 0; i < s->nwaiting; i++)
+		s->ops->forget(s->arg, s->waiting[i]);
+	s->nwaiting = 0;
+	s->ready = NULL; /* its deliveries were in waiting */
+	for (size_t i = 0; i < s->nheld; i++)
+		s->ops->forget(s->arg, s->held[i]);
+	s->nheld = 0;
+}
+
+void wd_settle_free(struct wd_settler *s)
+{
+	wd_settle_forget(s);
+	free(s->waiting);
+	free(s->held);
+	s->waiting = s->held = NULL;
+	s->capwaiting = s->capheld = 0;
+}
