@@ -45,11 +45,19 @@ void wd_settle_confirmed(struct wd_settler *s, struct wd_delivery *d, bool ok,
 	}
 }
 
+/* The connection failed (or memory ran out) while d was on its way: d is
+ * forgotten, the broker redelivers it. */
+static int failed(struct wd_settler *s, struct wd_delivery *d)
+{
+	s->ops->forget(s->arg, d);
+	return -1;
+}
+
 static int wait_for_confirms(struct wd_settler *s, struct wd_delivery *d,
                              enum wd_stage stage)
 {
 	if (WD_GROW(s->waiting, s->capwaiting, s->nwaiting + 1, 64) < 0)
-		return -1;
+		return failed(s, d);
 	d->stage = stage;
 	d->waiting_at = s->nwaiting;
 	s->waiting[s->nwaiting++] = d;
@@ -133,7 +141,7 @@ static int republish(struct wd_settler *s, struct wd_delivery *d,
 	                     d->env.message.body, why, sizeof(why));
 	free(props.headers.entries);
 	if (rc < 0)
-		return -1;
+		return failed(s, d);
 	if (rc > 0)
 		return republish_failed(s, d, why);
 	return wait_for_confirms(s, d, WD_STAGE_REPUBLISH);
@@ -188,7 +196,7 @@ static int send_followups(struct wd_settler *s, struct wd_delivery *d)
 		int rc = s->ops->publish(s->arg, d, f->exchange, f->routing_key,
 		                         &f->props, f->body, why, sizeof(why));
 		if (rc < 0)
-			return -1;
+			return failed(s, d);
 		if (rc > 0) {
 			/* The rest would be duplicates on the retry. */
 			d->publish_failed = true;

@@ -61,8 +61,9 @@ struct wd_settler {
 void wd_settle_init(struct wd_settler *s, const struct wd_settle_ops *ops,
                     void *arg, int slot, unsigned seed);
 
-/* Turn d's verdict into broker operations. -1 if the connection failed
- * (d is then the settler's or freed: the caller forgets it). */
+/* Turn d's verdict into broker operations. -1 if the connection failed;
+ * d is then forgotten (the broker redelivers it), either way it is no
+ * longer the caller's. */
 int wd_settle(struct wd_settler *s, struct wd_delivery *d);
 
 /* One of d's publishes is confirmed (ok) or refused (why): count it; once
