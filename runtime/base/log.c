@@ -3,6 +3,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +11,24 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile int log_level = WD_LOG_INFO;
+#include "base/clock.h"
+
+/* Written by a reload on the main thread, read by every thread. Relaxed:
+ * a line logged at the old level around a reload is harmless. */
+static atomic_int log_level = WD_LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
-void wd_log_set_level(enum wd_log_level level) { log_level = level; }
+void wd_log_set_level(enum wd_log_level level)
+{
+	atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+}
 
-enum wd_log_level wd_log_get_level(void) { return log_level; }
+enum wd_log_level wd_log_get_level(void)
+{
+	return (enum wd_log_level)atomic_load_explicit(&log_level,
+	                                               memory_order_relaxed);
+}
 
 int wd_log_level_parse(const char *name, enum wd_log_level *out)
 {
@@ -34,18 +46,20 @@ void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
              va_list ap)
 {
 	char line[4096 + 256];
-	struct timespec ts;
+	int64_t now_ms;
+	time_t sec;
 	struct tm tm;
 	size_t n;
 	int r;
 
-	if ((int)level > log_level)
+	if (level > wd_log_get_level())
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	now_ms = wd_wall_ms();
+	sec = (time_t)(now_ms / 1000);
+	gmtime_r(&sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s [%s] ",
-	             ts.tv_nsec / 1000000L, level_names[level], area);
+	             (long)(now_ms % 1000), level_names[level], area);
 	if (r > 0)
 		n += (size_t)r;
 	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -74,24 +88,4 @@ void wd_log(enum wd_log_level level, const char *area, const char *fmt, ...)
 	va_start(ap, fmt);
 	wd_logv(level, area, fmt, ap);
 	va_end(ap);
-}
-
-void wd_log_warn(const char *area, const char *fmt, ...)
-{
-	char buf[4096];
-	int saved = errno;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	wd_log(WD_LOG_WARN, area, "%s: %s", buf, strerror(saved));
-}
-
-void wd_fatal(const char *area, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	wd_logv(WD_LOG_ERROR, area, fmt, ap);
-	va_end(ap);
-	exit(1);
 }

@@ -1,6 +1,7 @@
 /* log.h - one line per event on stderr: time, level, area, text.
- * OpenBSD log.c style: wd_log_warn adds strerror(errno), wd_log_warnx does
- * not; wd_fatal logs and exits (start-up only). */
+ * Callers put the cause (a broker's reply, strerror(errno)) into the text
+ * themselves, at the level that knows the file, plugin or queue. The level
+ * is set by a reload while other threads log: it is an atomic. */
 #ifndef WD_LOG_H
 #define WD_LOG_H
 
@@ -34,9 +35,4 @@ void wd_log(enum wd_log_level level, const char *area, const char *fmt, ...)
 		if (wd_log_get_level() >= WD_LOG_DEBUG)                      \
 			wd_log(WD_LOG_DEBUG, area, __VA_ARGS__);             \
 	} while (0)
-/* Like wd_log_warnx, with ": strerror(errno)" appended. */
-void wd_log_warn(const char *area, const char *fmt, ...) WD_PRINTF(2, 3);
-_Noreturn void wd_fatal(const char *area, const char *fmt, ...)
-    WD_PRINTF(2, 3);
-
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/amqp_fields.h"
+
 static char *read_password_file(const char *path, char *err, size_t errlen)
 {
 	char line[1024];
@@ -152,7 +154,8 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 	struct timeval tv = {.tv_sec = b->connect_timeout};
 	amqp_connection_state_t conn = amqp_new_connection();
 	amqp_table_entry_t caps[2], props[2];
-	amqp_table_t caps_table, props_table;
+	amqp_table_t caps_table = {.entries = caps};
+	amqp_table_t props_table = {.entries = props};
 	amqp_rpc_reply_t r;
 	amqp_socket_t *sock;
 	char why[256];
@@ -174,22 +177,12 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 	amqp_set_handshake_timeout(conn, &tv);
 	amqp_set_rpc_timeout(conn, &tv);
 
-	caps[0].key = amqp_cstring_bytes("connection.blocked");
-	caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	caps[0].value.value.boolean = 1;
-	caps[1].key = amqp_cstring_bytes("consumer_cancel_notify");
-	caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	caps[1].value.value.boolean = 1;
-	caps_table.num_entries = 2;
-	caps_table.entries = caps;
-	props[0].key = amqp_cstring_bytes("capabilities");
-	props[0].value.kind = AMQP_FIELD_KIND_TABLE;
-	props[0].value.value.table = caps_table;
-	props[1].key = amqp_cstring_bytes("connection_name");
-	props[1].value.kind = AMQP_FIELD_KIND_UTF8;
-	props[1].value.value.bytes = amqp_cstring_bytes(name);
-	props_table.num_entries = 2;
-	props_table.entries = props;
+	/* connection.blocked is sent only to clients that announce it. */
+	wd_table_add_bool(&caps_table, "connection.blocked", true);
+	wd_table_add_bool(&caps_table, "consumer_cancel_notify", true);
+	wd_table_add_table(&props_table, "capabilities", caps_table);
+	wd_table_add_str(&props_table, "connection_name",
+	                 amqp_cstring_bytes(name));
 
 	r = amqp_login_with_properties(conn, b->info.vhost, 0, 131072,
 	                               b->heartbeat, &props_table,

@@ -4,52 +4,39 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/amqp_fields.h"
 #include "broker/broker.h"
 #include "message/policy.h"
 
 #define MAX_QUEUE_ARGS 64
 
-static void put_str(amqp_table_entry_t *e, const char *key, const char *v)
-{
-	e->key = amqp_cstring_bytes(key);
-	e->value.kind = AMQP_FIELD_KIND_UTF8;
-	e->value.value.bytes = amqp_cstring_bytes(v);
-}
-
-static void put_int(amqp_table_entry_t *e, const char *key, long v)
-{
-	e->key = amqp_cstring_bytes(key);
-	e->value.kind = AMQP_FIELD_KIND_I64;
-	e->value.value.i64 = v;
-}
-
-/* The queue's arguments as an AMQP table, pointing into `q`. */
+/* The queue's arguments as an AMQP table in `e`, pointing into `q`. */
 static amqp_table_t queue_args(const struct wd_conf_queue *q,
                                amqp_table_entry_t *e)
 {
 	amqp_table_t t = {.entries = e};
-	int n = 0;
 
 	if (q->quorum)
-		put_str(&e[n++], "x-queue-type", "quorum");
+		wd_table_add_str(&t, "x-queue-type", amqp_cstring_bytes("quorum"));
 	if (q->dead_letter_exchange)
-		put_str(&e[n++], "x-dead-letter-exchange", q->dead_letter_exchange);
+		wd_table_add_str(&t, "x-dead-letter-exchange",
+		                 amqp_cstring_bytes(q->dead_letter_exchange));
 	if (q->dead_letter_routing_key)
-		put_str(&e[n++], "x-dead-letter-routing-key",
-		        q->dead_letter_routing_key);
+		wd_table_add_str(&t, "x-dead-letter-routing-key",
+		                 amqp_cstring_bytes(q->dead_letter_routing_key));
 	if (q->message_ttl)
-		put_int(&e[n++], "x-message-ttl", q->message_ttl);
+		wd_table_add_i64(&t, "x-message-ttl", q->message_ttl);
 	if (q->max_length)
-		put_int(&e[n++], "x-max-length", q->max_length);
+		wd_table_add_i64(&t, "x-max-length", q->max_length);
 	if (q->delivery_limit)
-		put_int(&e[n++], "x-delivery-limit", q->delivery_limit);
-	for (size_t i = 0; i < q->nargs && n < MAX_QUEUE_ARGS; i++) {
+		wd_table_add_i64(&t, "x-delivery-limit", q->delivery_limit);
+	for (size_t i = 0; i < q->nargs && t.num_entries < MAX_QUEUE_ARGS; i++) {
 		if (q->args[i].is_int)
-			put_int(&e[n++], q->args[i].key, q->args[i].ival);
+			wd_table_add_i64(&t, q->args[i].key, q->args[i].ival);
 		else
-			put_str(&e[n++], q->args[i].key, q->args[i].sval);
+			wd_table_add_str(&t, q->args[i].key,
+			                 amqp_cstring_bytes(q->args[i].sval));
 	}
-	t.num_entries = n;
 	return t;
 }
 
@@ -83,7 +70,7 @@ static int declare_retry_queues(amqp_connection_state_t conn,
 
 	for (size_t i = 0; i < q->nretry_delays; i++) {
 		amqp_table_entry_t e[3];
-		amqp_table_t args = {.num_entries = 3, .entries = e};
+		amqp_table_t args = {.entries = e};
 
 		if (wd_policy_retry_queue(name, sizeof(name), q->name,
 		                          q->retry_delays[i]) < 0) {
@@ -91,9 +78,11 @@ static int declare_retry_queues(amqp_connection_state_t conn,
 			         "name too long", conf->file, q->line, q->name);
 			return -1;
 		}
-		put_int(&e[0], "x-message-ttl", q->retry_delays[i]);
-		put_str(&e[1], "x-dead-letter-exchange", "");
-		put_str(&e[2], "x-dead-letter-routing-key", q->name);
+		wd_table_add_i64(&args, "x-message-ttl", q->retry_delays[i]);
+		wd_table_add_str(&args, "x-dead-letter-exchange",
+		                 amqp_empty_bytes);
+		wd_table_add_str(&args, "x-dead-letter-routing-key",
+		                 amqp_cstring_bytes(q->name));
 		amqp_queue_declare(conn, ch, amqp_cstring_bytes(name), 0,
 		                   q->durable, 0, 0, args);
 		if (check(conn, err, errlen, "retry queue", name, q->line,
@@ -118,7 +107,7 @@ static int check_dead_letter_exchange(amqp_connection_state_t conn,
 	for (size_t i = 0; i < conf->nexchanges; i++)
 		if (strcmp(conf->exchanges[i].name, x) == 0)
 			return 0;
-	if (strncmp(x, "amq.", 4) == 0)
+	if (wd_amqp_predeclared(amqp_cstring_bytes(x)))
 		return 0;
 	amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x), amqp_empty_bytes,
 	                      1, 0, 0, 0, amqp_empty_table);

@@ -149,35 +149,40 @@ fail:
 	return -1;
 }
 
-warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
-                                    const char *name)
+/* The handler table entry called `name`, or NULL. */
+static const warren_handler *find_handler(const struct wd_plugin *p,
+                                          const char *name)
 {
 	for (const warren_handler *h = p->desc->handlers; h->name; h++)
 		if (strcmp(h->name, name) == 0)
-			return h->handle;
+			return h;
 	return NULL;
+}
+
+warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
+                                    const char *name)
+{
+	const warren_handler *h = find_handler(p, name);
+
+	return h ? h->handle : NULL;
 }
 
 warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
                                         const char *name)
 {
-	if (p->desc->abi_minor < 1)
-		return NULL; /* the field was reserved, zero by contract */
-	for (const warren_handler *h = p->desc->handlers; h->name; h++)
-		if (strcmp(h->name, name) == 0)
-			return h->handle_batch;
-	return NULL;
+	const warren_handler *h = find_handler(p, name);
+
+	/* Before 1.1 the field was reserved, zero by contract. */
+	return h && p->desc->abi_minor >= 1 ? h->handle_batch : NULL;
 }
 
 uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
                                   const char *name)
 {
-	if (p->desc->abi_minor < 2)
-		return 0; /* the field was reserved, zero by contract */
-	for (const warren_handler *h = p->desc->handlers; h->name; h++)
-		if (strcmp(h->name, name) == 0)
-			return h->flags;
-	return 0;
+	const warren_handler *h = find_handler(p, name);
+
+	/* Before 1.2 the field was reserved, zero by contract. */
+	return h && p->desc->abi_minor >= 2 ? h->flags : 0;
 }
 
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)

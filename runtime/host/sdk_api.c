@@ -11,6 +11,14 @@
 #include "message/envelope.h"
 #include "message/outbox.h"
 
+/* The SDK's levels are the log's, value for value: a plugin's level is
+ * passed through as it is. */
+_Static_assert((int)WARREN_LOG_ERROR == (int)WD_LOG_ERROR &&
+                   (int)WARREN_LOG_WARN == (int)WD_LOG_WARN &&
+                   (int)WARREN_LOG_INFO == (int)WD_LOG_INFO &&
+                   (int)WARREN_LOG_DEBUG == (int)WD_LOG_DEBUG,
+               "warren_log_level and wd_log_level must match");
+
 static void api_log(warren_ctx *ctx, warren_log_level level, const char *fmt,
                     ...)
 {
