@@ -2,6 +2,8 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -291,12 +292,192 @@ void it_names_delete(const struct it_names *n)
 	it_delete_exchange(n->dlx);
 }
 
-static void write_conf(char *path, size_t len, const char *text)
+/* Temporary files (see harness.h). The runner's hooks below and the
+ * worker's it_tmp_dir() agree on a test's directory through this. */
+#define RUN_DIR_ENV "WARREN_IT_TMP"
+
+static int test_dir(char *buf, size_t len, const char *run,
+                    const struct criterion_test *t)
 {
-	snprintf(path, len, "/tmp/warren-it-%d-XXXXXX", (int)getpid());
-	int fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	return snprintf(buf, len, "%s/%s.%s", run, t->category, t->name);
+}
+
+/* The runner's: the run's directory, made at PRE_ALL. */
+static char run_dir[256];
+
+/* Remove `name` (relative to parent), and everything under it if it is a
+ * directory. Symlinks are removed, never followed. */
+static void remove_tree_at(int parent, const char *name)
+{
+	struct stat st;
+	struct dirent *e;
+	DIR *dir;
+	int fd;
+
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		unlinkat(parent, name, 0);
+		return;
+	}
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	/* Removing entries already returned is fine while reading on. */
+	while ((e = readdir(dir)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			remove_tree_at(fd, e->d_name);
+	closedir(dir);
+	unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Name, one line each, what a failed test kept: the failure output is
+ * where whoever reads about the failure looks. */
+static void announce_kept(const struct criterion_test *t, const char *dir,
+                          const char *why)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d)
+		return; /* the test made no files */
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			char **more = realloc(names, (cap = cap ? 2 * cap : 8) *
+			                                 sizeof(*names));
+			if (!more)
+				break;
+			names = more;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		struct stat st;
+		char path[512];
+		const char *what = "file";
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			what = "directory";
+		else if (strncmp(names[i], "warrend-", 8) == 0 && l > 4 &&
+		         strcmp(names[i] + l - 4, ".log") == 0)
+			what = "warrend log";
+		else if (strncmp(names[i], "warrend-", 8) == 0 && l > 5 &&
+		         strcmp(names[i] + l - 5, ".conf") == 0)
+			what = "warrend conf";
+		cr_log_error("%s::%s %s: %s kept at %s", t->category, t->name,
+		             why, what, path);
+		free(names[i]);
+	}
+	free(names);
+}
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	(void)set;
+	snprintf(run_dir, sizeof(run_dir), "%s/warren-it-XXXXXX",
+	         tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(run_dir)) {
+		cr_log_error("harness: cannot create %s: %s", run_dir,
+		             strerror(errno));
+		run_dir[0] = '\0';
+		return; /* it_tmp_dir() then fails each test that needs it */
+	}
+	/* The workers are spawned after this, with the runner's environment. */
+	setenv(RUN_DIR_ENV, run_dir, 1);
+}
+
+ReportHook(POST_TEST)(struct criterion_test_stats *stats)
+{
+	char dir[512];
+
+	if (!run_dir[0])
+		return;
+	test_dir(dir, sizeof(dir), run_dir, stats->test);
+	if (stats->test_status == CR_STATUS_FAILED)
+		announce_kept(stats->test, dir,
+		              stats->timed_out ? "timed out" : "failed");
+	else
+		remove_tree_at(AT_FDCWD, dir);
+}
+
+/* A crash during the test reaches the hooks as TEST_CRASH, not POST_TEST. */
+ReportHook(TEST_CRASH)(struct criterion_test_stats *stats)
+{
+	char dir[512];
+
+	if (!run_dir[0])
+		return;
+	test_dir(dir, sizeof(dir), run_dir, stats->test);
+	announce_kept(stats->test, dir, "crashed");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	(void)stats;
+	if (run_dir[0] && rmdir(run_dir) < 0 && errno != ENOENT)
+		cr_log_error("harness: the files of failed tests are kept "
+		             "under %s", run_dir);
+}
+
+const char *it_tmp_dir(void)
+{
+	static char dir[256];
+	const char *run = getenv(RUN_DIR_ENV);
+	char buf[sizeof(dir)];
+	int n;
+
+	if (dir[0])
+		return dir;
+	cr_assert(run && *run, RUN_DIR_ENV " is not set: the runner could "
+	                       "not make the run's temporary directory");
+	n = test_dir(buf, sizeof(buf), run, criterion_current_test);
+	cr_assert(n > 0 && (size_t)n < sizeof(buf), "path too long: %s", buf);
+	cr_assert(mkdir(buf, 0700) == 0 || errno == EEXIST,
+	          "cannot create %s: %s", buf, strerror(errno));
+	memcpy(dir, buf, sizeof(dir));
+	return dir;
+}
+
+/* A fresh warrend-<n>.conf holding text, and its warrend-<n>.log name, in
+ * this test's directory. */
+static void write_conf(struct it_daemon *d, const char *text)
+{
+	static int n;
+	size_t len = strlen(text);
+	int fd, w;
+
+	++n;
+	w = snprintf(d->conf, sizeof(d->conf), "%s/warrend-%d.conf",
+	             it_tmp_dir(), n);
+	cr_assert(w > 0 && (size_t)w < sizeof(d->conf), "path too long: %s",
+	          d->conf);
+	snprintf(d->log, sizeof(d->log), "%s/warrend-%d.log", it_tmp_dir(), n);
+	fd = open(d->conf, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert(fd >= 0, "cannot create %s: %s", d->conf, strerror(errno));
+	cr_assert(write(fd, text, len) == (ssize_t)len);
 	close(fd);
 }
 
@@ -333,8 +514,7 @@ void it_daemon_start(struct it_daemon *d, const char *conf_text,
 	int64_t end = it_now_ms() + 30000;
 
 	memset(d, 0, sizeof(*d));
-	write_conf(d->conf, sizeof(d->conf), conf_text);
-	snprintf(d->log, sizeof(d->log), "%s.log", d->conf);
+	write_conf(d, conf_text);
 	d->pid = spawn(d->conf, NULL, d->log);
 	if (!wait_started)
 		return;
@@ -361,13 +541,10 @@ int it_warrend_run(const char *conf_text, const char *arg, char **out)
 	struct it_daemon d = {0};
 	int rc;
 
-	write_conf(d.conf, sizeof(d.conf), conf_text);
-	snprintf(d.log, sizeof(d.log), "%s.log", d.conf);
+	write_conf(&d, conf_text);
 	d.pid = spawn(d.conf, arg, d.log);
 	rc = it_daemon_wait(&d, 30000);
 	*out = it_log_read(&d);
-	unlink(d.conf);
-	unlink(d.log);
 	return rc;
 }
 

@@ -19,6 +19,31 @@ const char *it_build_dir(void);
 /* A name unique to this test process: "<prefix>.<pid>.<n>". */
 void it_unique(char *buf, size_t len, const char *prefix);
 
+/* Temporary files. Each test's files live in a directory of its own,
+ *   ${TMPDIR:-/tmp}/warren-it-XXXXXX/<suite>.<test>/
+ * (one warren-it-XXXXXX per test binary run). The harness removes it when
+ * the test passes or is skipped, and keeps it when the test fails, times
+ * out or crashes, naming each file it keeps in the failure output, e.g.
+ *   [ERR ] routing::x failed: warrend log kept at
+ *          /tmp/warren-it-Ab12Cd/routing.x/warrend-1.log   (one line)
+ * The run's directory goes at the end if it is empty; if not, one more line
+ * names it.
+ *
+ * This is done by report hooks in harness.c, which run in Criterion's
+ * runner process, because only the runner knows how a test ended: the test
+ * itself runs in a worker process that has no public "did this test fail",
+ * a failed cr_expect does not stop it, and a failed cr_assert, a crash or a
+ * timeout ends it before any cleanup of its own. PRE_ALL makes the run's
+ * directory and passes it to the workers (WARREN_IT_TMP, in the environment
+ * they are spawned with); POST_TEST removes the test's directory or names
+ * what it kept (TEST_CRASH names it after a crash).
+ *
+ * So tests must not unlink what the harness made (a failed cr_expect would
+ * lose the log it needs), and a test that needs a temporary file or
+ * directory of its own makes it in it_tmp_dir(). */
+/* This test's directory (made on first use). */
+const char *it_tmp_dir(void);
+
 /* A plain client connection (channel 1 open). */
 amqp_connection_state_t it_connect(void);
 void it_close(amqp_connection_state_t c);
@@ -81,13 +106,15 @@ struct it_daemon {
 	bool exited;
 };
 
-/* Write conf_text to a temp file and start warrend on it (stderr to a log
- * file). If wait_started, wait (bounded) for its "started" line and fail
- * the test if it exits or does not start. */
+/* Write conf_text to warrend-<n>.conf in it_tmp_dir() and start warrend
+ * on it (stdout and stderr to warrend-<n>.log next to it). If
+ * wait_started, wait (bounded) for its "started" line and fail the test if
+ * it exits or does not start. */
 void it_daemon_start(struct it_daemon *d, const char *conf_text,
                      bool wait_started);
 /* Run warrend with extra args (e.g. "-t") on conf_text to completion;
- * returns its exit code and puts its stderr in out (malloc'd). */
+ * returns its exit code and puts its stderr in out (malloc'd). Its conf and
+ * log are kept like it_daemon_start's. */
 int it_warrend_run(const char *conf_text, const char *arg, char **out);
 void it_daemon_signal(struct it_daemon *d, int sig);
 /* Wait for exit, at most timeout_ms; returns the exit code, or -1 if it is

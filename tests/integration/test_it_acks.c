@@ -13,11 +13,9 @@
 
 #define WAIT_MS 20000
 
-static void cleanup(const struct it_names *n, struct it_daemon *d, char *conf)
+static void cleanup(const struct it_names *n, char *conf)
 {
 	it_names_delete(n);
-	unlink(d->log);
-	unlink(d->conf);
 	free(conf);
 }
 
@@ -85,7 +83,7 @@ Test(acks, lone_ack_goes_out_after_ack_delay)
 	cr_expect_eq(it_exit_metric(log, "ack_frames"), 1, "%s", log);
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
 	free(log);
-	cleanup(&n, &d, conf);
+	cleanup(&n, conf);
 }
 
 /* A stream of messages with a long delay: acks go out when ack_batch of
@@ -126,5 +124,5 @@ Test(acks, full_batches_go_out_as_multiple_acks)
 	cr_expect_eq(it_queue_ready(n.q), 0, "not acked:\n%s", log);
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
 	free(log);
-	cleanup(&n, &d, conf);
+	cleanup(&n, conf);
 }

@@ -118,8 +118,6 @@ Test(batch, flush_by_size)
 	IT_EXPECT_METRIC(log, "dead_lettered", 0);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, NULL);
 	free(conf);
 }
@@ -157,8 +155,6 @@ Test(batch, flush_by_time)
 	IT_EXPECT_METRIC(log, "batches", 1);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, NULL);
 	free(conf);
 }
@@ -194,8 +190,6 @@ Test(batch, flush_at_shutdown)
 	IT_EXPECT_METRIC(log, "batches", 1);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, NULL);
 	free(conf);
 }
@@ -301,8 +295,6 @@ Test(batch, partial_outcomes)
 	cr_expect_eq(it_queue_ready(n.dlq), 0);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, retry_q);
 	free(conf);
 }
@@ -338,8 +330,6 @@ Test(batch, all_ack_batch_one_multiple_ack)
 	IT_EXPECT_METRIC(log, "connections_opened", 1);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, NULL);
 	free(conf);
 }

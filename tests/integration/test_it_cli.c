@@ -68,7 +68,7 @@ Test(cli, check_refuses_route_to_missing_handler)
 		line += *p == '\n';
 	char where[32];
 	snprintf(where, sizeof(where), ":%d: route \"b\"", line);
-	cr_assert(strstr(out, "/tmp/warren-it-") && strstr(out, where),
+	cr_assert(strstr(out, it_tmp_dir()) && strstr(out, where),
 	          "expected %s in:\n%s", where, out);
 	free(out);
 	free(conf);
@@ -127,12 +127,14 @@ Test(cli, wrong_password_is_not_logged)
 
 Test(cli, password_from_file_and_environment)
 {
-	char url[512], pwfile[] = "/tmp/warren-it-pw-XXXXXX", extra[600], *out;
+	char url[512], pwfile[300], extra[600], *out;
 	const char *real = it_url();
 	const char *at = strchr(real + 7, '@');
 	struct it_daemon d;
-	int fd = mkstemp(pwfile);
+	int fd;
 
+	snprintf(pwfile, sizeof(pwfile), "%s/pw-XXXXXX", it_tmp_dir());
+	fd = mkstemp(pwfile);
 	cr_assert(fd >= 0);
 	cr_assert_eq(write(fd, "guest\n", 6), 6);
 	close(fd);

@@ -228,8 +228,6 @@ Test(confirm, followups_published_then_acked)
 	cr_expect_eq(it_queue_ready(n.f2), 0);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, NULL);
 	free(conf);
 }
@@ -305,8 +303,6 @@ Test(confirm, no_ack_before_confirm)
 	IT_EXPECT_METRIC(log, "connections_lost", 1);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	it_url_override = NULL;
 	it_proxy_stop(p);
 	free(url);
@@ -385,8 +381,6 @@ Test(confirm, unroutable_followup_retried)
 	it_msg_free(&m);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	cleanup(&n, retry_q);
 	free(conf);
 }
@@ -446,8 +440,6 @@ Test(confirm, publish_timeout)
 	IT_EXPECT_METRIC(log, "connections_lost", 1);
 
 	free(log);
-	unlink(d.log);
-	unlink(d.conf);
 	it_url_override = NULL;
 	it_proxy_stop(p);
 	free(url);

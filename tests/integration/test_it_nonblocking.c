@@ -35,8 +35,6 @@ static void start(struct setup *s, const char *prefix)
 static void finish(struct setup *s)
 {
 	it_names_delete(&s->n);
-	unlink(s->d.log);
-	unlink(s->d.conf);
 	free(s->conf);
 }
 

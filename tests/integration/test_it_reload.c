@@ -27,7 +27,7 @@ struct plugin_slot {
 
 static void slot_init(struct plugin_slot *s)
 {
-	snprintf(s->dir, sizeof(s->dir), "/tmp/warren-reload.XXXXXX");
+	snprintf(s->dir, sizeof(s->dir), "%s/plugin-XXXXXX", it_tmp_dir());
 	cr_assert_not_null(mkdtemp(s->dir));
 	snprintf(s->path, sizeof(s->path), "%s/fx_version.so", s->dir);
 }

@@ -291,8 +291,6 @@ Test(retry, delays_observed_and_attempts_exact)
 		             name);
 	}
 	fixture_cleanup(&f, delays, 3);
-	unlink(d.log);
-	unlink(d.conf);
 	free(conf);
 }
 
@@ -405,8 +403,6 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	cr_expect_eq(it_queue_ready(f.dlq), 0, "more than one dead letter");
 	cr_expect_eq(it_queue_ready(f.q), 0);
 	fixture_cleanup(&f, delays, 1);
-	unlink(d.log);
-	unlink(d.conf);
 	free(conf);
 }
 
@@ -458,8 +454,6 @@ Test(retry, reject_dead_letters_at_once)
 	cr_expect_eq(it_queue_ready(f.q), 0);
 	cr_expect_eq(it_queue_ready(buf), 0);
 	fixture_cleanup(&f, delays, 1);
-	unlink(d.log);
-	unlink(d.conf);
 	free(conf);
 }
 
@@ -515,10 +509,6 @@ Test(retry, attempts_survive_a_restart)
 	cr_expect_eq(it_queue_ready(retryq), 0);
 	cr_expect_eq(it_queue_ready(f.dlq), 0);
 	fixture_cleanup(&f, delays, 1);
-	unlink(d1.log);
-	unlink(d1.conf);
-	unlink(d2.log);
-	unlink(d2.conf);
 	free(conf);
 }
 
@@ -598,8 +588,6 @@ Test(retry, attempt_header_of_wrong_type)
 	cr_expect_eq(it_queue_ready(f.dlq), 0, "\"str\" was dead-lettered too");
 	cr_expect_eq(it_queue_ready(f.q), 0);
 	fixture_cleanup(&f, delays, 1);
-	unlink(d.log);
-	unlink(d.conf);
 	free(conf);
 }
 
@@ -689,8 +677,6 @@ Test(retry, retry_policy_per_route)
 	cr_expect_eq(seen, 7, "dead letters of the three types: mask %d", seen);
 	cr_expect_eq(it_queue_ready(f.q), 0);
 	fixture_cleanup(&f, delays, 2);
-	unlink(d.log);
-	unlink(d.conf);
 	free(base);
 	free(conf);
 }

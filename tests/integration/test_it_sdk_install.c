@@ -16,10 +16,10 @@ static int sh(const char *cmd)
 
 Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 {
-	char dir[] = "/tmp/warren-it-prefix-XXXXXX", cmd[4096], bin[600],
-	     so[600], x[128], q[128];
+	char dir[300], cmd[4096], bin[600], so[600], x[128], q[128];
 	struct it_daemon d;
 
+	snprintf(dir, sizeof(dir), "%s/prefix-XXXXXX", it_tmp_dir());
 	cr_assert(mkdtemp(dir));
 	snprintf(cmd, sizeof(cmd), "cmake --install '%s' --prefix '%s' >/dev/null",
 	         it_build_dir(), dir);

@@ -142,8 +142,6 @@ Test(shutdown, deliveries_crossing_the_cancel_are_handled, .timeout = 180)
 		cr_expect_eq(it_queue_ready(dlq), 0);
 		free(log);
 		free(conf);
-		unlink(d.log);
-		unlink(d.conf);
 		it_delete_queue(q);
 		it_delete_queue(dlq);
 	}
