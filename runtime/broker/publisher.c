@@ -1,11 +1,14 @@
-/* publisher.c - mandatory publishes in confirm mode, matched to their
- * confirms by sequence number. */
+/* publisher.c - mandatory publishes in confirm mode: the channel set-up,
+ * the exchange probe and the sending; which publish a confirm settles is
+ * broker/confirms.c's. */
 #include "broker/publisher.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/amqp_fields.h"
+#include "base/grow.h"
 #include "broker/broker.h"
 
 /* Exchanges remembered per connection before the cache starts over. */
@@ -22,9 +25,8 @@ int wd_pub_open(struct wd_publisher *p, amqp_connection_state_t amqp,
 	p->amqp = amqp;
 	p->channel = channel;
 	p->probe_channel = probe_channel;
-	p->done = done;
-	p->timeout_ms = timeout_ms;
-	p->next_seq = 1;
+	/* confirm.select numbers the channel's publishes from 1 again. */
+	wd_confirms_init(&p->confirms, done, timeout_ms);
 	if (wd_broker_channel_open(amqp, probe_channel, err, errlen) < 0)
 		return -1;
 	amqp_confirm_select(amqp, channel);
@@ -39,11 +41,10 @@ int wd_pub_open(struct wd_publisher *p, amqp_connection_state_t amqp,
 
 static bool is_known(const struct wd_publisher *p, amqp_bytes_t x)
 {
-	if (x.len == 0 || (x.len > 4 && memcmp(x.bytes, "amq.", 4) == 0))
+	if (x.len == 0 || wd_amqp_predeclared(x))
 		return true; /* the default exchange and amq.* always exist */
 	for (size_t i = 0; i < p->nknown; i++)
-		if (strlen(p->known[i]) == x.len &&
-		    memcmp(p->known[i], x.bytes, x.len) == 0)
+		if (wd_bytes_eq(x, p->known[i]))
 			return true;
 	return false;
 }
@@ -54,22 +55,20 @@ static void forget_known(struct wd_publisher *p)
 		free(p->known[i]);
 	free(p->known);
 	p->known = NULL;
-	p->nknown = 0;
+	p->nknown = p->capknown = 0;
 }
 
 static void add_known(struct wd_publisher *p, amqp_bytes_t x)
 {
-	char **n;
 	char *s;
 
 	if (is_known(p, x))
 		return;
 	if (p->nknown >= KNOWN_MAX)
 		forget_known(p);
-	n = realloc(p->known, (p->nknown + 1) * sizeof(*n));
-	if (!n)
+	/* Out of memory only costs a probe next time. */
+	if (WD_GROW(p->known, p->capknown, p->nknown + 1, 16) < 0)
 		return;
-	p->known = n;
 	s = strndup(x.bytes, x.len);
 	if (s)
 		p->known[p->nknown++] = s;
@@ -115,36 +114,11 @@ static int probe(struct wd_publisher *p, amqp_bytes_t x, char *why,
 	return 0;
 }
 
-static struct wd_pub_rec *rec_at(const struct wd_publisher *p, size_t i)
-{
-	return &p->recs[(p->head + i) % p->cap];
-}
-
-static int push(struct wd_publisher *p, const struct wd_pub_rec *r)
-{
-	if (p->count == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct wd_pub_rec *n = malloc(cap * sizeof(*n));
-		if (!n)
-			return -1;
-		for (size_t i = 0; i < p->count; i++)
-			n[i] = *rec_at(p, i);
-		free(p->recs);
-		p->recs = n;
-		p->cap = cap;
-		p->head = 0;
-	}
-	p->recs[(p->head + p->count) % p->cap] = *r;
-	p->count++;
-	return 0;
-}
-
 int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
                 amqp_bytes_t routing_key,
                 const amqp_basic_properties_t *props, amqp_bytes_t body,
                 int64_t now_ms, char *why, size_t whylen)
 {
-	struct wd_pub_rec r = {.owner = owner, .sent_ms = now_ms};
 	int rc;
 
 	if (!is_known(p, exchange)) {
@@ -152,119 +126,40 @@ int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
 		if (rc <= 0)
 			return rc < 0 ? -1 : 1;
 	}
-	r.exchange = strndup(exchange.len ? exchange.bytes : "", exchange.len);
-	r.routing_key =
-	    strndup(routing_key.len ? routing_key.bytes : "", routing_key.len);
-	if (!r.exchange || !r.routing_key)
-		goto oom;
-	r.seq = p->next_seq;
-	if (push(p, &r) < 0)
-		goto oom;
+	/* Recorded before it is sent: its confirm may be the next frame. */
+	if (wd_confirms_push(&p->confirms, owner, exchange, routing_key,
+	                     now_ms) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return 1;
+	}
+	/* A failed send still used its sequence number; the connection is
+	 * dropped (and the ring reset) anyway. */
 	rc = amqp_basic_publish(p->amqp, p->channel, exchange, routing_key, 1,
 	                        0, props, body);
-	p->next_seq++;
 	return rc == AMQP_STATUS_OK ? 0 : -1;
-oom:
-	free(r.exchange);
-	free(r.routing_key);
-	snprintf(why, whylen, "out of memory");
-	return 1;
-}
-
-static void finish(struct wd_publisher *p, struct wd_pub_rec *r, bool ok,
-                   const char *why)
-{
-	char *x = r->exchange, *rk = r->routing_key;
-
-	if (r->returned) {
-		ok = false;
-		why = r->why;
-	}
-	p->done(r->owner, ok, ok ? NULL : why);
-	free(x);
-	free(rk);
 }
 
 void wd_pub_confirm(struct wd_publisher *p, uint64_t tag, bool multiple,
                     bool ack)
 {
-	const char *why = "the broker refused it (basic.nack)";
-
-	/* Confirms come in seq order per tag, but single confirms may skip:
-	 * settle the front while it is covered, and an exact match inside. */
-	while (p->count > 0) {
-		struct wd_pub_rec *r = rec_at(p, 0);
-		if (r->seq > tag || (!multiple && r->seq != tag))
-			break;
-		struct wd_pub_rec copy = *r;
-		p->head = (p->head + 1) % p->cap;
-		p->count--;
-		finish(p, &copy, ack, why);
-		if (!multiple)
-			return;
-	}
-	if (multiple)
-		return;
-	for (size_t i = 0; i < p->count; i++) {
-		struct wd_pub_rec *r = rec_at(p, i);
-		if (r->seq != tag)
-			continue;
-		struct wd_pub_rec copy = *r;
-		/* Close the gap: shift the later ones down by one. */
-		for (size_t j = i; j + 1 < p->count; j++)
-			*rec_at(p, j) = *rec_at(p, j + 1);
-		p->count--;
-		finish(p, &copy, ack, why);
-		return;
-	}
+	wd_confirms_confirm(&p->confirms, tag, multiple, ack);
 }
 
 void wd_pub_returned(struct wd_publisher *p, amqp_bytes_t exchange,
                      amqp_bytes_t routing_key, uint16_t code,
                      amqp_bytes_t text)
 {
-	for (size_t i = 0; i < p->count; i++) {
-		struct wd_pub_rec *r = rec_at(p, i);
-		if (strlen(r->exchange) != exchange.len ||
-		    memcmp(r->exchange, exchange.bytes, exchange.len) != 0 ||
-		    strlen(r->routing_key) != routing_key.len ||
-		    memcmp(r->routing_key, routing_key.bytes, routing_key.len) != 0)
-			continue;
-		r->returned = true;
-		snprintf(r->why, sizeof(r->why),
-		         "unroutable: exchange \"%.50s\" routing key \"%.50s\": "
-		         "%.*s (%u)",
-		         r->exchange, r->routing_key,
-		         (int)(text.len > 40 ? 40 : text.len),
-		         (const char *)text.bytes, code);
-	}
+	wd_confirms_returned(&p->confirms, exchange, routing_key, code, text);
 }
 
 bool wd_pub_expired(const struct wd_publisher *p, int64_t now_ms,
                     int64_t *next_due_ms)
 {
-	int64_t due;
-
-	if (p->count == 0)
-		return false;
-	due = rec_at(p, 0)->sent_ms + p->timeout_ms;
-	if (due <= now_ms)
-		return true;
-	if (*next_due_ms < 0 || due < *next_due_ms)
-		*next_due_ms = due;
-	return false;
+	return wd_confirms_expired(&p->confirms, now_ms, next_due_ms);
 }
-
-size_t wd_pub_pending(const struct wd_publisher *p) { return p->count; }
 
 void wd_pub_reset(struct wd_publisher *p)
 {
-	for (size_t i = 0; i < p->count; i++) {
-		free(rec_at(p, i)->exchange);
-		free(rec_at(p, i)->routing_key);
-	}
-	free(p->recs);
-	p->recs = NULL;
-	p->head = p->count = p->cap = 0;
+	wd_confirms_reset(&p->confirms);
 	forget_known(p);
 }

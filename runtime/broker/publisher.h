@@ -14,30 +14,18 @@
 #include <stdint.h>
 
 #include "base/amqp_compat.h"
+#include "broker/confirms.h"
 
 /* Called once per publish when its fate is known. `why` is NULL if ok. */
-typedef void (*wd_pub_done_fn)(void *owner, bool ok, const char *why);
-
-struct wd_pub_rec {
-	uint64_t seq;
-	void *owner;
-	char *exchange, *routing_key;
-	int64_t sent_ms;
-	bool returned; /* a basic.return matched it: fails on its confirm */
-	char why[200];
-};
+typedef wd_confirms_done_fn wd_pub_done_fn;
 
 struct wd_publisher {
 	amqp_connection_state_t amqp;
 	amqp_channel_t channel;       /* confirm mode */
 	amqp_channel_t probe_channel; /* for passive exchange checks */
-	wd_pub_done_fn done;
-	int timeout_ms;
-	uint64_t next_seq;
-	struct wd_pub_rec *recs; /* ring, ordered by seq */
-	size_t head, count, cap;
+	struct wd_confirms confirms;  /* what is sent and not yet confirmed */
 	char **known; /* exchanges seen to exist on this connection */
-	size_t nknown;
+	size_t nknown, capknown;
 };
 
 /* Set up on a fresh connection: `channel` is open already (it declared
@@ -73,7 +61,6 @@ void wd_pub_returned(struct wd_publisher *p, amqp_bytes_t exchange,
  * *next_due_ms to when it will have. */
 bool wd_pub_expired(const struct wd_publisher *p, int64_t now_ms,
                     int64_t *next_due_ms);
-size_t wd_pub_pending(const struct wd_publisher *p);
 /* Forget everything (the connection is gone); done() is not called. */
 void wd_pub_reset(struct wd_publisher *p);
 

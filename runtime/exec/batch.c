@@ -47,8 +47,7 @@ static void run_batch(struct wd_task *t)
 		/* Skip deliveries whose connection is gone (the broker
 		 * redelivers them) and any that did not fit in memory. */
 		if (!envs || !vs || !wd_delivery_live(d)) {
-			d->verdict.action = WD_ACTION_RETRY;
-			d->verdict.reason = WD_R_HANDLER_RETRY;
+			wd_verdict_retry(&d->verdict, "");
 			continue;
 		}
 		envs[live] = &d->parsed;
@@ -105,10 +104,7 @@ void wd_batchers_add(struct wd_batchers *bs, struct wd_delivery *d)
 		if (!b->items) {
 			pthread_mutex_unlock(&bs->lock);
 			/* Not handled: it goes the retry way, never lost. */
-			d->verdict.action = WD_ACTION_RETRY;
-			d->verdict.reason = WD_R_HANDLER_RETRY;
-			snprintf(d->verdict.text, sizeof(d->verdict.text),
-			         "out of memory for a batch");
+			wd_verdict_retry(&d->verdict, "out of memory for a batch");
 			d->task.finish(&d->task);
 			return;
 		}

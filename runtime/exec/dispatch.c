@@ -96,9 +96,8 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 		wd_metric_inc(retried);
 		v->action = WD_ACTION_RETRY;
 		v->reason = WD_R_HANDLER_RETRY;
-		wd_log_info(AREA, "%s/%s: type \"%s\" tag %ju attempt %d: "
-		            "retry%s%s", r->plugin->conf->name, r->handler_name,
-		            r->type, (uintmax_t)amqp->delivery_tag,
+		wd_log_info(AREA, WD_ROUTE_FMT " tag %ju attempt %d: retry%s%s",
+		            WD_ROUTE_ARGS(r), (uintmax_t)amqp->delivery_tag,
 		            env->attempts.attempt, v->text[0] ? ": " : "",
 		            v->text);
 		break;
@@ -108,9 +107,9 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 		v->reason = WD_R_HANDLER_REJECT;
 		if (!v->text[0])
 			snprintf(v->text, sizeof(v->text), "no reason given");
-		wd_log_warnx(AREA, "%s/%s: type \"%s\" tag %ju: rejected: %s",
-		             r->plugin->conf->name, r->handler_name, r->type,
-		             (uintmax_t)amqp->delivery_tag, v->text);
+		wd_log_warnx(AREA, WD_ROUTE_FMT " tag %ju: rejected: %s",
+		             WD_ROUTE_ARGS(r), (uintmax_t)amqp->delivery_tag,
+		             v->text);
 		break;
 	default:
 		wd_metric_inc(invalid_outcome);
@@ -118,10 +117,9 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 		v->reason = WD_R_INVALID_OUTCOME;
 		snprintf(v->text, sizeof(v->text), "the handler returned %d",
 		         (int)out);
-		wd_log_error(AREA, "%s/%s: type \"%s\" tag %ju: invalid "
-		             "outcome %d", r->plugin->conf->name,
-		             r->handler_name, r->type,
-		             (uintmax_t)amqp->delivery_tag, (int)out);
+		wd_log_error(AREA, WD_ROUTE_FMT " tag %ju: invalid outcome %d",
+		             WD_ROUTE_ARGS(r), (uintmax_t)amqp->delivery_tag,
+		             (int)out);
 		break;
 	}
 	/* Follow-ups go out only with an ack. */
@@ -155,12 +153,8 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 
 	if (!msgs || !ctx || !ctxs || !outs) {
 		/* Nothing was handled: every message comes back later. */
-		for (size_t i = 0; i < n; i++) {
-			vs[i]->action = WD_ACTION_RETRY;
-			vs[i]->reason = WD_R_HANDLER_RETRY;
-			snprintf(vs[i]->text, sizeof(vs[i]->text),
-			         "out of memory for the batch");
-		}
+		for (size_t i = 0; i < n; i++)
+			wd_verdict_retry(vs[i], "out of memory for the batch");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -185,6 +179,13 @@ void wd_verdict_init(struct wd_verdict *v)
 	memset(v, 0, offsetof(struct wd_verdict, text));
 	v->text[0] = '\0';
 	memset(&v->outbox, 0, sizeof(v->outbox));
+}
+
+void wd_verdict_retry(struct wd_verdict *v, const char *text)
+{
+	v->action = WD_ACTION_RETRY;
+	v->reason = WD_R_HANDLER_RETRY;
+	snprintf(v->text, sizeof(v->text), "%s", text);
 }
 
 void wd_verdict_clear(struct wd_verdict *v)

@@ -1,10 +1,11 @@
 /* dispatch.h - the middle of a message's path, in two steps:
  * wd_dispatch_parse() on the connection thread (the size check, the one
  * parse of the body, the route lookup; bounded work, so it never starves
- * broker I/O), then wd_dispatch_run() or wd_dispatch_run_batch() on a
- * worker: handler -> verdict. Handlers never run on a connection's thread.
- * What a verdict becomes on the broker (ack, retry queue, dead-letter) is
- * the connection's business (connection.c). */
+ * broker I/O), then wd_dispatch_run() or wd_dispatch_run_batch():
+ * handler -> verdict. That runs on a worker, except for a handler declared
+ * WARREN_HANDLER_NONBLOCKING, which slot/conn.c calls on the connection's
+ * own thread (until a call takes too long). What a verdict becomes on the
+ * broker (ack, retry queue, dead-letter) is slot/settle.c's business. */
 #ifndef WD_DISPATCH_H
 #define WD_DISPATCH_H
 
@@ -54,6 +55,10 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 
 /* An empty verdict (cheaper than zeroing its reason buffer). */
 void wd_verdict_init(struct wd_verdict *v);
+
+/* The verdict for a delivery that was not handled (out of memory): it
+ * goes the retry way, never lost. `text` is copied. */
+void wd_verdict_retry(struct wd_verdict *v, const char *text);
 
 /* Free what a verdict owns (its follow-ups). */
 void wd_verdict_clear(struct wd_verdict *v);

@@ -29,7 +29,9 @@ struct wd_route {
 	atomic_bool on_workers;
 };
 
-/* A route in log lines: "plugin/handler: type \"T\"". */
+/* The prefix of a log line about a route: "plugin/handler: type \"t\"".
+ * One pair, so that every line about a route reads (and greps) the same:
+ *   wd_log_info(AREA, WD_ROUTE_FMT " tag %ju", WD_ROUTE_ARGS(r), tag); */
 #define WD_ROUTE_FMT "%s/%s: type \"%s\""
 #define WD_ROUTE_ARGS(r) (r)->plugin->conf->name, (r)->handler_name, (r)->type
 
