@@ -4,9 +4,13 @@
 #   ./dev.sh deps               install missing Debian packages (apt-get)
 #   ./dev.sh build [--sanitize] build/ (RelWithDebInfo), or build-asan/ with
 #                               AddressSanitizer + UBSan
-#   ./dev.sh test [--quick]     deps, then for build/ and build-asan/: build,
-#                               start a private broker, run every unit and
-#                               integration test binary; --quick: build/ only
+#   ./dev.sh test [--quick]     deps, the layer and format checks, then for
+#                               build/ and build-asan/: build, start a private
+#                               broker, run every unit and integration test
+#                               binary; --quick: build/ only
+#   ./dev.sh check              the layer check (tests/check_layers.sh) and
+#                               the format check (clang-format, .clang-format)
+#   ./dev.sh format             rewrite the tree in the .clang-format style
 #   ./dev.sh demo [AMQP_URL]    deps, build, start a private broker (unless
 #                               AMQP_URL or WARREN_AMQP_URL is given), run
 #                               warrend with conf/warren.conf and publish
@@ -22,13 +26,14 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 
 # The Debian 12 packages the build, tests and demo need.
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
-    libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2)
+    libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
+    clang-format)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -112,6 +117,34 @@ cmd_build() {
         shift
     done
     do_build "$sanitize"
+}
+
+# ---------------------------------------------------------------- checks
+
+# The C files clang-format keeps in the house style: all of ours.
+format_files() {
+    git -C "$ROOT" ls-files -- '*.c' '*.h' 2>/dev/null ||
+        find runtime sdk plugins tests -name '*.[ch]'
+}
+
+# The layers of runtime/ (one-way includes, no circles), then the format
+# (clang-format --dry-run -Werror: a drift fails, and says where).
+cmd_check() {
+    local files
+    bash "$ROOT/tests/check_layers.sh" "$ROOT"
+    command -v clang-format >/dev/null 2>&1 ||
+        die "check: clang-format is not installed (./dev.sh deps)"
+    mapfile -t files < <(format_files)
+    clang-format --dry-run -Werror "${files[@]}" ||
+        die "check: the files above differ from .clang-format: ./dev.sh format"
+    log "check: ${#files[@]} files in the .clang-format style"
+}
+
+cmd_format() {
+    local files
+    mapfile -t files < <(format_files)
+    clang-format -i "${files[@]}"
+    log "format: ${#files[@]} files"
 }
 
 # ---------------------------------------------------------------- broker
@@ -230,6 +263,7 @@ cmd_test() {
     done
     ((quick)) && variants=(0)
     cmd_deps
+    cmd_check
     for s in "${variants[@]}"; do run_suite "$s"; done
 
     local b
@@ -307,8 +341,8 @@ cmd_demo() {
         publish "$url" order.created "{\"type\":\"order:created\",\"orderId\":\"o-$i\",\"userId\":$i,\"items\":[{\"sku\":\"sku-$i\",\"qty\":$i}],\"totalAmount\":$((i * 10)).5}"
         publish "$url" email.send "{\"type\":\"email:send\",\"to\":\"user$i@example.com\",\"subject\":\"Welcome #$i\"}"
     done
-    # Invalid on purpose (no items, negative total): the handler rejects it and
-    # the broker dead-letters it to events.dlq.
+    # Invalid on purpose (no items, negative total): the handler rejects it,
+    # and warrend publishes it to the dead-letter exchange (events.dlq).
     publish "$url" order.created '{"type":"order:created","orderId":"o-bad","userId":1,"items":[],"totalAmount":-5}'
     log "demo: published 10 messages; warrend keeps running, Ctrl-C to stop"
 
@@ -327,6 +361,8 @@ shift
 case $cmd in
     deps) (($# == 0)) || usage; cmd_deps ;;
     build) cmd_build "$@" ;;
+    check) (($# == 0)) || usage; cmd_check ;;
+    format) (($# == 0)) || usage; cmd_format ;;
     test) cmd_test "$@" ;;
     demo) cmd_demo "$@" ;;
     -h | --help | help) usage ;;
