@@ -2,7 +2,6 @@
 #ifndef WD_TOPOLOGY_H
 #define WD_TOPOLOGY_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/amqp_compat.h"
@@ -13,10 +12,5 @@
  * broker's reason; the channel is then closed by the broker. */
 int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
                         const struct wd_conf *conf, char *err, size_t errlen);
-
-/* Whether a and b declare the same exchanges, queues (with their arguments
- * and retry queues) and bindings, in the same order: a reload with the same
- * topology has nothing to declare. */
-bool wd_topology_same(const struct wd_conf *a, const struct wd_conf *b);
 
 #endif

@@ -125,18 +125,18 @@ struct wd_conf {
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);
 void wd_conf_free(struct wd_conf *conf);
 
-/* Both NULL, or both strings and equal. */
-bool wd_conf_str_eq(const char *a, const char *b);
-
-/* Whether a and b give a pool the same connections and workers: the
- * broker keys that reach the broker (url, password_file, heartbeat,
- * connect_timeout, pool_size, TLS keys, publish_timeout) and `workers`.
- * prefetch and the ack keys are per consumer (consumers.c): changing them
- * replaces consumers, not connections. */
-bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b);
-
 /* Index of the queue / plugin named `name`, or -1. */
 long wd_conf_queue_index(const struct wd_conf *conf, const char *name);
 long wd_conf_plugin_index(const struct wd_conf *conf, const char *name);
+
+/* Acks coalesced per frame on a consumer of q: broker.ack_batch, but at
+ * most half the prefetch window, so the broker always has credit to send
+ * the next deliveries while the first half's acks are on their way
+ * (waiting for a full window would stall the consumer until the time
+ * bound, broker.ack_delay_ms). */
+int wd_conf_ack_batch(const struct wd_conf *conf,
+                      const struct wd_conf_queue *q);
+
+/* What changed between two confs: conf/conf_diff.h. */
 
 #endif

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/topology.h"
+#include "conf/conf_diff.h"
 
 static const char AREA[] = "reload";
 
@@ -101,72 +102,6 @@ static int retire(struct wd_reloader *r, struct wd_gen *g)
 	return 0;
 }
 
-/* ---- the summary: what changed ----------------------------------------- */
-
-struct diff {
-	size_t routes_added, routes_removed, routes_changed;
-	size_t queues_added, queues_removed;
-};
-
-static const struct wd_conf_route *route_like(const struct wd_conf *conf,
-                                              const struct wd_conf *other,
-                                              const struct wd_conf_route *r)
-{
-	const char *q = other->queues[r->queue].name;
-
-	for (size_t i = 0; i < conf->nroutes; i++)
-		if (strcmp(conf->routes[i].type, r->type) == 0 &&
-		    strcmp(conf->queues[conf->routes[i].queue].name, q) == 0)
-			return &conf->routes[i];
-	return NULL;
-}
-
-static bool consumes(const struct wd_conf *conf, const char *queue)
-{
-	for (size_t i = 0; i < conf->nqueues; i++)
-		if (conf->queues[i].consumed && strcmp(conf->queues[i].name, queue) == 0)
-			return true;
-	return false;
-}
-
-/* Field by field: a struct's padding is not part of its value. */
-static bool same_policy(const struct wd_policy *a, const struct wd_policy *b)
-{
-	return a->max_attempts == b->max_attempts &&
-	       a->retry_delay_ms == b->retry_delay_ms &&
-	       a->retry_multiplier == b->retry_multiplier &&
-	       a->retry_max_delay_ms == b->retry_max_delay_ms &&
-	       a->retry_jitter == b->retry_jitter &&
-	       a->batch_size == b->batch_size &&
-	       a->batch_timeout_ms == b->batch_timeout_ms;
-}
-
-static void compare(const struct wd_conf *old, const struct wd_conf *new,
-                    struct diff *d)
-{
-	memset(d, 0, sizeof(*d));
-	for (size_t i = 0; i < new->nroutes; i++) {
-		const struct wd_conf_route *n = &new->routes[i];
-		const struct wd_conf_route *o = route_like(old, new, n);
-		if (!o)
-			d->routes_added++;
-		else if (strcmp(o->handler, n->handler) != 0 ||
-		         strcmp(old->plugins[o->plugin].name,
-		                new->plugins[n->plugin].name) != 0 ||
-		         !same_policy(&o->policy, &n->policy))
-			d->routes_changed++;
-	}
-	for (size_t i = 0; i < old->nroutes; i++)
-		if (!route_like(new, old, &old->routes[i]))
-			d->routes_removed++;
-	for (size_t i = 0; i < new->nqueues; i++)
-		if (new->queues[i].consumed && !consumes(old, new->queues[i].name))
-			d->queues_added++;
-	for (size_t i = 0; i < old->nqueues; i++)
-		if (old->queues[i].consumed && !consumes(new, old->queues[i].name))
-			d->queues_removed++;
-}
-
 /* ---- reload -------------------------------------------------------------- */
 
 static int failed(struct wd_reloader *r, uint64_t number, int64_t t0,
@@ -215,7 +150,7 @@ int wd_reload(struct wd_reloader *r)
 	struct wd_gen *g, *old = r->current;
 	const struct wd_conf *conf;
 	bool keep_pool;
-	struct diff d;
+	struct wd_conf_diff d;
 	char err[2048];
 
 	wd_log_info(AREA, "SIGHUP: reloading %s as generation %ju",
@@ -230,7 +165,7 @@ int wd_reload(struct wd_reloader *r)
 	if (keep_pool) {
 		/* Most reloads bring new code, not a new topology: then the
 		 * broker has nothing to do, and is not asked. */
-		if (!wd_topology_same(r->current->routes->conf, conf) &&
+		if (!wd_conf_same_topology(r->current->routes->conf, conf) &&
 		    declare(r->pool, g, err, sizeof(err)) < 0) {
 			wd_gen_free(g);
 			return failed(r, number, t0, err);
@@ -259,7 +194,7 @@ int wd_reload(struct wd_reloader *r)
 	}
 	r->current = g;
 	wd_log_set_level((enum wd_log_level)conf->log_level);
-	compare(old->routes->conf, conf, &d);
+	wd_conf_diff(old->routes->conf, conf, &d);
 	wd_metric_inc(reloads);
 	atomic_store(&wd_metrics.generation, number);
 	wd_log_info(AREA, "reload: generation %ju ready in %jd ms: %zu "

@@ -1,0 +1,354 @@
+/* conf_load.c - wd_conf_load: the parsed file into the model, section by
+ * section. The sections load in the order their references need (a
+ * binding names an exchange and a queue, a plugin's path is resolved
+ * against plugin_dir), so that each reference is checked as it is read and
+ * its error points at the line that makes it.
+ *
+ * An array's count is set only once the array exists: on failure
+ * wd_conf_free walks what was loaded so far. */
+#include "conf/conf_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/amqp_fields.h"
+#include "base/log.h"
+
+/* A copy of optional key `key` (NULL if unset) into *dst: 0, or -1 out of
+ * memory. */
+static int copy_opt(char **dst, cfg_t *sec, const char *key)
+{
+	const char *s = cfg_getstr(sec, key);
+
+	*dst = s ? strdup(s) : NULL;
+	return s && !*dst ? -1 : 0;
+}
+
+static long exchange_index(const struct wd_conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		if (strcmp(conf->exchanges[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int load_broker(struct wd_conf *c, cfg_t *cfg)
+{
+	cfg_t *b = cfg_getsec(cfg, "broker");
+	const char *env = getenv("WARREN_AMQP_URL");
+
+	c->broker.url = strdup(env && *env ? env : cfg_getstr(b, "url"));
+	c->broker.heartbeat = (int)cfg_getint(b, "heartbeat");
+	c->broker.connect_timeout = (int)cfg_getint(b, "connect_timeout");
+	c->broker.pool_size = (int)cfg_getint(b, "pool_size");
+	c->broker.prefetch = (int)cfg_getint(b, "prefetch");
+	c->broker.verify_peer = cfg_getbool(b, "verify_peer");
+	c->broker.ack_batch = (int)cfg_getint(b, "ack_batch");
+	c->broker.ack_delay_ms = (int)cfg_getint(b, "ack_delay_ms");
+	c->broker.publish_timeout = (int)cfg_getint(b, "publish_timeout");
+	if (!c->broker.url ||
+	    copy_opt(&c->broker.password_file, b, "password_file") < 0 ||
+	    copy_opt(&c->broker.ca_cert, b, "ca_cert") < 0 ||
+	    copy_opt(&c->broker.client_cert, b, "client_cert") < 0 ||
+	    copy_opt(&c->broker.client_key, b, "client_key") < 0)
+		return -1;
+	if (strncmp(c->broker.url, "amqp://", 7) != 0 &&
+	    strncmp(c->broker.url, "amqps://", 8) != 0) {
+		wd_conf_set_err(c->file, b->line,
+		                "broker: url must start with amqp:// or "
+		                "amqps://%s",
+		                env && *env ? " (it comes from WARREN_AMQP_URL)"
+		                            : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int load_exchanges(struct wd_conf *c, cfg_t *cfg)
+{
+	size_t n = cfg_size(cfg, "exchange");
+
+	c->exchanges = calloc(n + 1, sizeof(*c->exchanges));
+	if (!c->exchanges)
+		return -1;
+	c->nexchanges = n;
+	for (size_t i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "exchange", (unsigned)i);
+		struct wd_conf_exchange *e = &c->exchanges[i];
+
+		e->name = strdup(cfg_title(s));
+		e->type = strdup(cfg_getstr(s, "type"));
+		e->durable = cfg_getbool(s, "durable");
+		e->line = s->line;
+		if (!e->name || !e->type)
+			return -1;
+		if (!*e->name) {
+			wd_conf_set_err(c->file, s->line,
+			                "exchange: the default exchange \"\" "
+			                "cannot be declared");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "x-key=value": numbers stay numbers (x-max-priority=10 must be an int). */
+static int parse_argument(struct wd_conf *c, cfg_t *s, const char *text,
+                          struct wd_conf_arg *a)
+{
+	const char *eq = strchr(text, '=');
+	char *end;
+
+	if (!eq || eq == text) {
+		wd_conf_set_err(c->file, wd_conf_line_of(s, "arguments"),
+		                "queue \"%s\": argument \"%s\" is not "
+		                "\"key=value\"", cfg_title(s), text);
+		return -1;
+	}
+	a->key = strndup(text, (size_t)(eq - text));
+	errno = 0;
+	a->ival = strtol(eq + 1, &end, 10);
+	a->is_int = eq[1] && !*end && errno == 0;
+	a->sval = strdup(eq + 1);
+	return a->key && a->sval ? 0 : -1;
+}
+
+static int load_arguments(struct wd_conf *c, cfg_t *s, struct wd_conf_queue *q)
+{
+	size_t n = cfg_size(s, "arguments");
+
+	q->args = calloc(n + 1, sizeof(*q->args));
+	if (!q->args)
+		return -1;
+	q->nargs = n;
+	for (size_t j = 0; j < n; j++)
+		if (parse_argument(c, s,
+		                   cfg_getnstr(s, "arguments", (unsigned)j),
+		                   &q->args[j]) < 0)
+			return -1;
+	return 0;
+}
+
+/* A queue's own input policy key, else the `policy` section's. */
+static enum wd_bad_input bad_input(cfg_t *sec, cfg_t *policy, const char *key)
+{
+	const char *v = cfg_size(sec, key) ? cfg_getstr(sec, key)
+	                                   : cfg_getstr(policy, key);
+	return strcmp(v, "drop") == 0 ? WD_BAD_DROP : WD_BAD_DEAD_LETTER;
+}
+
+static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
+                      struct wd_conf_queue *q)
+{
+	const char *from = cfg_getstr(s, "type_from");
+	long consumers = cfg_getint(s, "consumers");
+
+	q->name = strdup(cfg_title(s));
+	q->line = s->line;
+	q->durable = cfg_getbool(s, "durable");
+	q->quorum = strcmp(cfg_getstr(s, "type"), "quorum") == 0;
+	q->message_ttl = cfg_getint(s, "message_ttl");
+	q->max_length = cfg_getint(s, "max_length");
+	q->delivery_limit = cfg_getint(s, "delivery_limit");
+	q->type_from = strcmp(from, "property") == 0 ? WD_TYPE_FROM_PROPERTY
+	               : strcmp(from, "routing_key") == 0
+	                   ? WD_TYPE_FROM_ROUTING_KEY
+	                   : WD_TYPE_FROM_JSON;
+	q->type_field = strdup(cfg_getstr(s, "type_field"));
+	q->prefetch = (int)cfg_getint(s, "prefetch");
+	if (q->prefetch == 0)
+		q->prefetch = c->broker.prefetch;
+	q->consumers = consumers == 0 || consumers > c->broker.pool_size
+	                   ? c->broker.pool_size
+	                   : (int)consumers;
+	q->max_body_size = cfg_size(s, "max_body_size")
+	                       ? cfg_getint(s, "max_body_size")
+	                       : cfg_getint(policy, "max_body_size");
+	q->on_unknown_type = bad_input(s, policy, "on_unknown_type");
+	q->on_unparseable = bad_input(s, policy, "on_unparseable");
+	q->on_too_large = bad_input(s, policy, "on_too_large");
+	if (!q->name || !q->type_field ||
+	    copy_opt(&q->dead_letter_exchange, s, "dead_letter_exchange") < 0 ||
+	    copy_opt(&q->dead_letter_routing_key, s,
+	             "dead_letter_routing_key") < 0)
+		return -1;
+	if (!*q->name || strlen(q->name) > 255) {
+		wd_conf_set_err(c->file, s->line,
+		                "queue: a name of 1 to 255 bytes is required");
+		return -1;
+	}
+	if (q->delivery_limit && !q->quorum) {
+		wd_conf_set_err(c->file, wd_conf_line_of(s, "delivery_limit"),
+		                "queue \"%s\": delivery_limit needs type = "
+		                "\"quorum\" (classic queues ignore it)",
+		                q->name);
+		return -1;
+	}
+	if (q->quorum && !q->durable) {
+		wd_conf_set_err(c->file, s->line,
+		                "queue \"%s\": quorum queues must be durable",
+		                q->name);
+		return -1;
+	}
+	return load_arguments(c, s, q);
+}
+
+static int load_queues(struct wd_conf *c, cfg_t *cfg)
+{
+	cfg_t *policy = cfg_getsec(cfg, "policy");
+	size_t n = cfg_size(cfg, "queue");
+
+	c->queues = calloc(n + 1, sizeof(*c->queues));
+	if (!c->queues)
+		return -1;
+	c->nqueues = n;
+	for (size_t i = 0; i < n; i++)
+		if (load_queue(c, cfg_getnsec(cfg, "queue", (unsigned)i),
+		               policy, &c->queues[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static int load_bindings(struct wd_conf *c, cfg_t *cfg)
+{
+	size_t n = cfg_size(cfg, "binding");
+
+	c->bindings = calloc(n + 1, sizeof(*c->bindings));
+	if (!c->bindings)
+		return -1;
+	c->nbindings = n;
+	for (size_t i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "binding", (unsigned)i);
+		struct wd_conf_binding *b = &c->bindings[i];
+
+		if (wd_conf_require(c->file, s, "binding", "exchange") < 0 ||
+		    wd_conf_require(c->file, s, "binding", "queue") < 0)
+			return -1;
+		b->exchange = strdup(cfg_getstr(s, "exchange"));
+		b->queue = strdup(cfg_getstr(s, "queue"));
+		b->key = strdup(cfg_getstr(s, "key"));
+		b->line = wd_conf_line_of(s, "exchange");
+		if (!b->exchange || !b->queue || !b->key)
+			return -1;
+		/* Every broker has the amq.* exchanges without a declare. */
+		if (exchange_index(c, b->exchange) < 0 &&
+		    !wd_amqp_predeclared(amqp_cstring_bytes(b->exchange))) {
+			wd_conf_set_err(c->file, wd_conf_line_of(s, "exchange"),
+			                "binding: exchange \"%s\" is not "
+			                "declared", b->exchange);
+			return -1;
+		}
+		if (wd_conf_queue_index(c, b->queue) < 0) {
+			wd_conf_set_err(c->file, wd_conf_line_of(s, "queue"),
+			                "binding: queue \"%s\" is not declared",
+			                b->queue);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static char *resolve_path(const char *dir, const char *path)
+{
+	size_t len = strlen(dir) + strlen(path) + 2;
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s/%s", dir, path);
+	return out;
+}
+
+static int load_params(struct wd_conf_plugin *p, cfg_t *params)
+{
+	size_t n = params ? cfg_num(params) : 0;
+
+	p->params = calloc(n + 1, sizeof(*p->params));
+	if (!p->params)
+		return -1;
+	p->nparams = n;
+	for (size_t j = 0; j < n; j++) {
+		cfg_opt_t *o = cfg_getnopt(params, (unsigned)j);
+
+		p->params[j].key = strdup(cfg_opt_name(o));
+		p->params[j].value = strdup(cfg_opt_getnstr(o, 0));
+		if (!p->params[j].key || !p->params[j].value)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_plugins(struct wd_conf *c, cfg_t *cfg)
+{
+	size_t n = cfg_size(cfg, "plugin");
+
+	c->plugins = calloc(n + 1, sizeof(*c->plugins));
+	if (!c->plugins)
+		return -1;
+	c->nplugins = n;
+	for (size_t i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "plugin", (unsigned)i);
+		struct wd_conf_plugin *p = &c->plugins[i];
+
+		p->name = strdup(cfg_title(s));
+		p->line = s->line;
+		if (wd_conf_require(c->file, s, "plugin", "path") < 0)
+			return -1;
+		p->line = wd_conf_line_of(s, "path");
+		p->path = resolve_path(c->plugin_dir, cfg_getstr(s, "path"));
+		if (!p->name || !p->path ||
+		    load_params(p, cfg_getsec(s, "params")) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
+{
+	struct wd_conf_load_ctx ctx = {.path = path, .err = err,
+	                               .errlen = errlen};
+	struct wd_conf *c = NULL;
+	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
+	enum wd_log_level level;
+	cfg_t *cfg;
+
+	err[0] = '\0';
+	wd_conf_cur = &ctx;
+	cfg = wd_conf_parse_file(path);
+	if (!cfg)
+		goto out;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail;
+	c->file = strdup(path);
+	wd_log_level_parse(cfg_getstr(cfg, "log_level"), &level);
+	c->log_level = (int)level;
+	c->workers = (int)cfg_getint(cfg, "workers");
+	c->shutdown_timeout = (int)cfg_getint(cfg, "shutdown_timeout");
+	c->plugin_dir = strdup(env_dir && *env_dir
+	                           ? env_dir
+	                           : cfg_getstr(cfg, "plugin_dir"));
+	if (!c->file || !c->plugin_dir)
+		goto fail;
+	if (load_broker(c, cfg) < 0 || load_exchanges(c, cfg) < 0 ||
+	    load_queues(c, cfg) < 0 || load_bindings(c, cfg) < 0 ||
+	    load_plugins(c, cfg) < 0 || wd_conf_load_routes(c, cfg) < 0 ||
+	    wd_conf_check(c, cfg->line) < 0)
+		goto fail;
+	cfg_free(cfg);
+	goto out;
+fail:
+	if (!ctx.failed)
+		wd_conf_set_err(path, 0, "out of memory");
+	cfg_free(cfg);
+	wd_conf_free(c);
+	c = NULL;
+out:
+	free(ctx.lines);
+	wd_conf_cur = NULL;
+	return c;
+}

@@ -1,0 +1,102 @@
+/* conf_text.c - the file's text as libconfuse gets it.
+ *
+ * The text has its comments blanked out (newlines kept), after a check
+ * that strings, comments and braces are closed. Two libconfuse 3.3 bugs
+ * make this necessary: every `#` comment line advances its line counter by
+ * three, so FILE:LINE would point past the error, and a file that ends
+ * inside an open section parses as if it were complete.
+ */
+#include "conf/conf_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *wd_conf_read_text(const char *path)
+{
+	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+	int open_lines[64], depth = 0, line = 1, start = 0;
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f) {
+		wd_conf_set_err(path, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	if (getdelim(&text, &len, '\0', f) < 0) {
+		free(text);
+		text = strdup("");
+	}
+	fclose(f);
+	if (!text) {
+		wd_conf_set_err(path, 0, "out of memory");
+		return NULL;
+	}
+	for (char *p = text; *p; p++) {
+		char ch = *p;
+		switch (st) {
+		case CODE:
+			if (ch == '"' || ch == '\'') {
+				st = ch == '"' ? STR_DQ : STR_SQ;
+				start = line;
+			} else if (ch == '#' || (ch == '/' && p[1] == '/')) {
+				st = LINE_COMMENT;
+				*p = ' ';
+			} else if (ch == '/' && p[1] == '*') {
+				st = BLOCK_COMMENT;
+				start = line;
+				p[0] = p[1] = ' ';
+				p++;
+			} else if (ch == '{') {
+				if (depth < 64)
+					open_lines[depth] = line;
+				depth++;
+			} else if (ch == '}' && depth > 0) {
+				depth--;
+			}
+			break;
+		case STR_DQ:
+		case STR_SQ:
+			if (ch == '\\' && p[1]) {
+				p++;
+				line += *p == '\n';
+			} else if (ch == (st == STR_DQ ? '"' : '\'')) {
+				st = CODE;
+			}
+			break;
+		case LINE_COMMENT:
+			if (ch == '\n')
+				st = CODE;
+			else
+				*p = ' ';
+			break;
+		case BLOCK_COMMENT:
+			if (ch == '*' && p[1] == '/') {
+				p[0] = p[1] = ' ';
+				p++;
+				st = CODE;
+			} else if (ch != '\n') {
+				*p = ' ';
+			}
+			break;
+		}
+		line += ch == '\n';
+	}
+	if (st == STR_DQ || st == STR_SQ || st == BLOCK_COMMENT) {
+		wd_conf_set_err(path, start,
+		                "%s is not closed at the end of the file",
+		                st == BLOCK_COMMENT ? "this comment"
+		                                    : "this string");
+	} else if (depth > 0) {
+		wd_conf_set_err(path, open_lines[depth > 64 ? 63 : depth - 1],
+		                "this section is not closed ('}' missing) at "
+		                "the end of the file");
+	}
+	if (wd_conf_cur->failed) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
