@@ -8,6 +8,7 @@
 
 #include "broker/broker.h"
 #include "base/clock.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/topology.h"
@@ -90,14 +91,8 @@ static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
 
 static int retire(struct wd_reloader *r, struct wd_gen *g)
 {
-	if (r->nretired == r->capretired) {
-		size_t cap = r->capretired ? r->capretired * 2 : 8;
-		void *n = realloc(r->retired, cap * sizeof(*r->retired));
-		if (!n)
-			return -1;
-		r->retired = n;
-		r->capretired = cap;
-	}
+	if (WD_GROW(r->retired, r->capretired, r->nretired + 1, 8) < 0)
+		return -1;
 	r->retired[r->nretired++] = g;
 	return 0;
 }

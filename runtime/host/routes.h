@@ -1,5 +1,5 @@
-/* routes.h - one generation of what warrend runs: the conf, its plugins
- * loaded and initialised, and the route table (queue, type) -> handler.
+/* routes.h - what a generation runs: the conf, its plugins loaded and
+ * initialised, and the route table (queue, type) -> handler.
  * Built whole or not at all, so a bad conf never half-starts (and, on
  * reload, never touches the running generation). */
 #ifndef WD_ROUTES_H

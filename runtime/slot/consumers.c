@@ -9,18 +9,9 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/broker.h"
+#include "conf/conf_diff.h"
 
 static const char AREA[] = "conn";
-
-/* Acks coalesced per frame: ack_batch, but at most half the prefetch
- * window, so the broker always has credit to send the next deliveries
- * while the first half's acks are on their way (waiting for a full
- * window would stall the consumer until the time bound). */
-static int ack_batch(const struct wd_conf *conf, const struct wd_conf_queue *q)
-{
-	int half = q->prefetch / 2 > 0 ? q->prefetch / 2 : 1;
-	return conf->broker.ack_batch < half ? conf->broker.ack_batch : half;
-}
 
 /* The slot of a queue's nth consumer. From the queue's name, not its place
  * in the conf, so that a reload which adds or moves queues leaves the
@@ -43,13 +34,9 @@ static const struct wd_conf_queue *queue_conf(const struct wd_consumer *k)
 static bool same_consumer(const struct wd_consumer *k, const struct wd_gen *g,
                           size_t q, int nth)
 {
-	const struct wd_conf *conf = g->routes->conf;
-	const struct wd_conf_queue *a = queue_conf(k), *b = &conf->queues[q];
-
-	return k->nth == nth && strcmp(a->name, b->name) == 0 &&
-	       a->prefetch == b->prefetch &&
-	       k->acks.batch == ack_batch(conf, b) &&
-	       k->acks.delay_ms == conf->broker.ack_delay_ms;
+	return k->nth == nth &&
+	       wd_conf_same_consumer(k->gen->routes->conf, k->queue,
+	                             g->routes->conf, q);
 }
 
 struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch)
@@ -92,7 +79,8 @@ static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	k->nth = nth;
 	k->gen = g;
 	k->channel = free_channel(cs);
-	wd_acks_init(&k->acks, ack_batch(conf, qc), conf->broker.ack_delay_ms);
+	wd_acks_init(&k->acks, wd_conf_ack_batch(conf, qc),
+	             conf->broker.ack_delay_ms);
 	wd_gen_ref(g);
 	cs->n++;
 	if (wd_broker_channel_open(amqp, k->channel, err, errlen) < 0)

@@ -6,19 +6,7 @@
 #ifndef WR_BENCH_H
 #define WR_BENCH_H
 
-#if defined(__has_include)
-#if __has_include(<rabbitmq-c/amqp.h>)
-#define WR_RABBITMQ_C_NEW_HEADERS 1
-#endif
-#endif
-
-#ifdef WR_RABBITMQ_C_NEW_HEADERS /* rabbitmq-c 0.12+ */
-#include <rabbitmq-c/amqp.h>
-#include <rabbitmq-c/tcp_socket.h>
-#else /* rabbitmq-c 0.11 (Debian 12) */
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
-#endif
+#include "base/amqp_compat.h" /* <amqp.h> (0.11) or <rabbitmq-c/amqp.h> */
 
 #include <stdarg.h>
 #include <stdio.h>
