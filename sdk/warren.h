@@ -112,7 +112,7 @@ typedef struct warren_message {
 	/* The parsed body (a JSON object), borrowed: json_incref() it to keep
 	 * it past the call, never json_decref() it otherwise. Since 1.0. */
 	const json_t *json;
-	/* Routing key and exchange the message was published with. Since 1.0. */
+	/* Routing key and exchange it was published with. Since 1.0. */
 	warren_bytes routing_key;
 	warren_bytes exchange;
 	/* The name of the queue it was consumed from. Since 1.0. */

@@ -45,7 +45,7 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 	}
 	amqp_default_connection_info(&b->info);
 	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
-		/* The URL may hold a password: name the problem, not the URL. */
+		/* The URL may hold a password: name the problem, not it. */
 		snprintf(err, errlen,
 		         "broker url is not a valid amqp:// or amqps:// URL");
 		wd_broker_free(b);

@@ -181,7 +181,7 @@ int wd_reload(struct wd_reloader *r)
 		wd_gen_ref(old);
 	}
 	if (retire(r, old) < 0) {
-		/* Cannot track it: keep it loaded rather than free it in use. */
+		/* Cannot track it: keep it loaded, never free it in use. */
 		wd_log_error(AREA, "out of memory: generation %ju stays loaded",
 		             (uintmax_t)old->number);
 	} else {

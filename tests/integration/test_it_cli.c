@@ -113,7 +113,7 @@ Test(cli, wrong_password_is_not_logged)
 	const char *real = it_url();
 	const char *at = strchr(real + 7, '@');
 	cr_assert(at);
-	/* amqp://guest:guest@host:port -> amqp://guest:Wr0ngPassw0rd@host:port */
+	/* guest:guest@host:port -> guest:Wr0ngPassw0rd@host:port */
 	snprintf(url, sizeof(url), "amqp://guest:Wr0ngPassw0rd%s", at);
 	it_url_override = url;
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL, NULL,

@@ -404,7 +404,7 @@ Test(settle, drop_is_acked_without_a_copy)
 	cr_expect_eq(wd_metric_get(dropped), dropped + 1);
 }
 
-/* ---- a copy that is refused: held, then requeued -------------------------- */
+/* ---- a copy that is refused: held, then requeued ------------------------ */
 
 Test(settle, nacked_copy_is_held_then_requeued)
 {
@@ -458,7 +458,7 @@ Test(settle, refused_while_stopping_is_requeued_at_once)
 	cr_expect_eq(settler.nheld, 0);
 }
 
-/* ---- the connection fails or goes ----------------------------------------- */
+/* ---- the connection fails or goes --------------------------------------- */
 
 Test(settle, a_failed_publish_fails_the_connection)
 {
