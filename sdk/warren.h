@@ -46,7 +46,7 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define WARREN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define WARREN_EXPORT __attribute__((visibility("default")))
+#define WARREN_EXPORT       __attribute__((visibility("default")))
 #else
 #define WARREN_PRINTF(f, a)
 #define WARREN_EXPORT
@@ -158,15 +158,15 @@ typedef struct warren_header {
  * sizeof(warren_publish), then the fields you need. Since 1.1.
  */
 typedef struct warren_publish {
-	size_t size;             /* sizeof(warren_publish) */
-	const char *exchange;    /* NULL or "" = the default exchange */
-	const char *routing_key; /* NULL = "" */
-	warren_bytes body;       /* copied; may be empty */
-	const char *content_type;   /* NULL = unset */
-	const char *message_id;     /* NULL = unset */
-	const char *correlation_id; /* NULL = unset */
-	const char *type;           /* the AMQP type property, NULL = unset */
-	int transient;           /* 0 = persistent (delivery mode 2) */
+	size_t size;                  /* sizeof(warren_publish) */
+	const char *exchange;         /* NULL or "" = the default exchange */
+	const char *routing_key;      /* NULL = "" */
+	warren_bytes body;            /* copied; may be empty */
+	const char *content_type;     /* NULL = unset */
+	const char *message_id;       /* NULL = unset */
+	const char *correlation_id;   /* NULL = unset */
+	const char *type;             /* the AMQP type property, NULL = unset */
+	int transient;                /* 0 = persistent (delivery mode 2) */
 	const warren_header *headers; /* nheaders entries, may be NULL */
 	size_t nheaders;
 } warren_publish;
@@ -185,8 +185,8 @@ typedef struct warren_api {
 	 * plugin's name. Thread-safe. `ctx` is the ctx given to init, fini or
 	 * the handler. The formatted text is cut at 4 KiB. Since 1.0.
 	 */
-	void (*log)(warren_ctx *ctx, warren_log_level level, const char *fmt, ...)
-	    WARREN_PRINTF(3, 4);
+	void (*log)(warren_ctx *ctx, warren_log_level level, const char *fmt,
+	            ...) WARREN_PRINTF(3, 4);
 
 	/*
 	 * reason - attach a reason to the outcome of the current handler call
@@ -194,7 +194,8 @@ typedef struct warren_api {
 	 * ctx; the text is copied (cut at 1 KiB), a later call replaces it.
 	 * Since 1.0.
 	 */
-	void (*reason)(warren_ctx *ctx, const char *fmt, ...) WARREN_PRINTF(2, 3);
+	void (*reason)(warren_ctx *ctx, const char *fmt, ...)
+	    WARREN_PRINTF(2, 3);
 
 	/*
 	 * header_string - look up an AMQP header (a field of the message's
@@ -315,18 +316,19 @@ typedef void (*warren_fini_fn)(void *state, warren_ctx *ctx);
  * WARREN_PLUGIN_ABI so the runtime can check the ABI first. Since 1.0.
  */
 typedef struct warren_plugin {
-	uint32_t abi_major;     /* WARREN_ABI_MAJOR the plugin was built with */
-	uint32_t abi_minor;     /* WARREN_ABI_MINOR the plugin was built with */
-	const char *name;       /* short name, used in logs */
-	const char *version;    /* the plugin's own version string */
-	warren_init_fn init;    /* may be NULL */
-	warren_fini_fn fini;    /* may be NULL */
+	uint32_t abi_major;  /* WARREN_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;  /* WARREN_ABI_MINOR the plugin was built with */
+	const char *name;    /* short name, used in logs */
+	const char *version; /* the plugin's own version string */
+	warren_init_fn init; /* may be NULL */
+	warren_fini_fn fini; /* may be NULL */
 	const warren_handler *handlers; /* ends with a { NULL } entry */
-	void *reserved[4];      /* reserved for later ABI minors; leave zero */
+	void *reserved[4]; /* reserved for later ABI minors; leave zero */
 } warren_plugin;
 
 /* Put first in a warren_plugin initializer. */
-#define WARREN_PLUGIN_ABI .abi_major = WARREN_ABI_MAJOR, .abi_minor = WARREN_ABI_MINOR
+#define WARREN_PLUGIN_ABI                                                      \
+	.abi_major = WARREN_ABI_MAJOR, .abi_minor = WARREN_ABI_MINOR
 
 /*
  * The entry symbol every plugin defines:

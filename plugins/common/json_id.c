@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void
-json_id_format(const json_t *v, char *buf, size_t buflen)
+void json_id_format(const json_t *v, char *buf, size_t buflen)
 {
 	const char *s;
 	size_t len, n, max, i;

@@ -24,9 +24,9 @@ struct email_state {
 	const char *from;
 };
 
-static int
-email_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
-           size_t nparams, void **state, char *err, size_t errlen)
+static int email_init(const warren_api *api, warren_ctx *ctx,
+                      const warren_param *params, size_t nparams, void **state,
+                      char *err, size_t errlen)
 {
 	struct email_state *st;
 
@@ -43,15 +43,14 @@ email_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 	return 0;
 }
 
-static void
-email_fini(void *state, warren_ctx *ctx)
+static void email_fini(void *state, warren_ctx *ctx)
 {
 	(void)ctx;
 	free(state);
 }
 
-static warren_outcome
-email_send(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome email_send(void *state, const warren_message *msg,
+                                 warren_ctx *ctx)
 {
 	const struct email_state *st = state;
 	char why[256], to[JSON_ID_BUFSZ];
@@ -68,20 +67,16 @@ email_send(void *state, const warren_message *msg, warren_ctx *ctx)
 }
 
 static const warren_handler email_handlers[] = {
-	{ .name = "send", .handle = email_send },
-	{ .name = NULL },
+    {.name = "send", .handle = email_send},
+    {.name = NULL},
 };
 
-WARREN_EXPORT const warren_plugin *
-warren_plugin_entry(void)
+WARREN_EXPORT const warren_plugin *warren_plugin_entry(void)
 {
 	static const warren_plugin p = {
-		WARREN_PLUGIN_ABI,
-		.name = "email_send",
-		.version = "1.0.0",
-		.init = email_init,
-		.fini = email_fini,
-		.handlers = email_handlers,
+	    WARREN_PLUGIN_ABI,  .name = "email_send",
+	    .version = "1.0.0", .init = email_init,
+	    .fini = email_fini, .handlers = email_handlers,
 	};
 
 	return &p;

@@ -6,16 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static int
-fail(char *why, size_t whylen, const char *reason)
+static int fail(char *why, size_t whylen, const char *reason)
 {
 	if (why != NULL && whylen > 0)
 		snprintf(why, whylen, "email:send: %s", reason);
 	return -1;
 }
 
-int
-email_validate(const json_t *obj, char *why, size_t whylen)
+int email_validate(const json_t *obj, char *why, size_t whylen)
 {
 	const json_t *to;
 

@@ -23,9 +23,9 @@ struct order_state {
 	const char *followup_exchange; /* NULL: no follow-ups */
 };
 
-static int
-order_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
-           size_t nparams, void **state, char *err, size_t errlen)
+static int order_init(const warren_api *api, warren_ctx *ctx,
+                      const warren_param *params, size_t nparams, void **state,
+                      char *err, size_t errlen)
 {
 	struct order_state *st;
 
@@ -39,7 +39,8 @@ order_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 	/* Params stay valid until fini. */
 	st->followup_exchange = api->param(ctx, "followup_exchange");
 	if (st->followup_exchange && api->abi_minor < 1) {
-		snprintf(err, errlen, "followup_exchange needs a warrend with "
+		snprintf(err, errlen,
+		         "followup_exchange needs a warrend with "
 		         "SDK ABI 1.1 (publish)");
 		free(st);
 		return -1;
@@ -48,17 +49,16 @@ order_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 	return 0;
 }
 
-static void
-order_fini(void *state, warren_ctx *ctx)
+static void order_fini(void *state, warren_ctx *ctx)
 {
 	(void)ctx;
 	free(state);
 }
 
 /* Queue one follow-up: `fields` of the order, copied into a new object. */
-static int
-follow_up(const struct order_state *st, warren_ctx *ctx, const json_t *order,
-          const char *rk, const char *const *fields)
+static int follow_up(const struct order_state *st, warren_ctx *ctx,
+                     const json_t *order, const char *rk,
+                     const char *const *fields)
 {
 	json_t *out = json_object();
 	char *body;
@@ -71,12 +71,12 @@ follow_up(const struct order_state *st, warren_ctx *ctx, const json_t *order,
 	body = json_dumps(out, JSON_COMPACT);
 	if (body != NULL) {
 		warren_publish p = {
-			.size = sizeof(p),
-			.exchange = st->followup_exchange,
-			.routing_key = rk,
-			.body = { body, strlen(body) },
-			.content_type = "application/json",
-			.type = rk,
+		    .size = sizeof(p),
+		    .exchange = st->followup_exchange,
+		    .routing_key = rk,
+		    .body = {body, strlen(body)},
+		    .content_type = "application/json",
+		    .type = rk,
 		};
 		rc = st->api->publish(ctx, &p);
 		free(body);
@@ -85,12 +85,12 @@ follow_up(const struct order_state *st, warren_ctx *ctx, const json_t *order,
 	return rc;
 }
 
-static warren_outcome
-order_created(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome order_created(void *state, const warren_message *msg,
+                                    warren_ctx *ctx)
 {
-	static const char *const payment[] = { "orderId", "userId",
-		                               "totalAmount", NULL };
-	static const char *const inventory[] = { "orderId", "items", NULL };
+	static const char *const payment[] = {"orderId", "userId",
+	                                      "totalAmount", NULL};
+	static const char *const inventory[] = {"orderId", "items", NULL};
 	const struct order_state *st = state;
 	char why[256], id[JSON_ID_BUFSZ];
 
@@ -102,7 +102,8 @@ order_created(void *state, const warren_message *msg, warren_ctx *ctx)
 	json_id_format(json_object_get(msg->json, "orderId"), id, sizeof(id));
 	if (st->followup_exchange != NULL &&
 	    (follow_up(st, ctx, msg->json, "payment.process", payment) != 0 ||
-	     follow_up(st, ctx, msg->json, "inventory.update", inventory) != 0)) {
+	     follow_up(st, ctx, msg->json, "inventory.update", inventory) !=
+	         0)) {
 		st->api->reason(ctx, "cannot queue the follow-ups");
 		return WARREN_RETRY;
 	}
@@ -112,20 +113,16 @@ order_created(void *state, const warren_message *msg, warren_ctx *ctx)
 }
 
 static const warren_handler order_handlers[] = {
-	{ .name = "created", .handle = order_created },
-	{ .name = NULL },
+    {.name = "created", .handle = order_created},
+    {.name = NULL},
 };
 
-WARREN_EXPORT const warren_plugin *
-warren_plugin_entry(void)
+WARREN_EXPORT const warren_plugin *warren_plugin_entry(void)
 {
 	static const warren_plugin p = {
-		WARREN_PLUGIN_ABI,
-		.name = "order_created",
-		.version = "1.1.0",
-		.init = order_init,
-		.fini = order_fini,
-		.handlers = order_handlers,
+	    WARREN_PLUGIN_ABI,  .name = "order_created",
+	    .version = "1.1.0", .init = order_init,
+	    .fini = order_fini, .handlers = order_handlers,
 	};
 
 	return &p;

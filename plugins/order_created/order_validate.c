@@ -5,8 +5,7 @@
 
 #include <stdio.h>
 
-static int
-fail(char *why, size_t whylen, const char *reason)
+static int fail(char *why, size_t whylen, const char *reason)
 {
 	if (why != NULL && whylen > 0)
 		snprintf(why, whylen, "order:created: %s", reason);
@@ -15,15 +14,13 @@ fail(char *why, size_t whylen, const char *reason)
 
 /* An id is present if it is an integer or a string with something in it:
  * an empty id identifies nothing (the tutorial's `!orderId` agrees). */
-static int
-id_present(const json_t *v)
+static int id_present(const json_t *v)
 {
 	return json_is_integer(v) ||
 	       (json_is_string(v) && json_string_length(v) > 0);
 }
 
-int
-order_validate(const json_t *obj, char *why, size_t whylen)
+int order_validate(const json_t *obj, char *why, size_t whylen)
 {
 	const json_t *items, *total;
 

@@ -5,16 +5,14 @@
 
 #include <stdio.h>
 
-static int
-fail(char *why, size_t whylen, const char *reason)
+static int fail(char *why, size_t whylen, const char *reason)
 {
 	if (why != NULL && whylen > 0)
 		snprintf(why, whylen, "user:signup: %s", reason);
 	return -1;
 }
 
-int
-signup_validate(const json_t *obj, char *why, size_t whylen)
+int signup_validate(const json_t *obj, char *why, size_t whylen)
 {
 	const json_t *id, *email;
 

@@ -16,9 +16,9 @@ struct signup_state {
 	const warren_api *api;
 };
 
-static int
-signup_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
-            size_t nparams, void **state, char *err, size_t errlen)
+static int signup_init(const warren_api *api, warren_ctx *ctx,
+                       const warren_param *params, size_t nparams, void **state,
+                       char *err, size_t errlen)
 {
 	struct signup_state *st;
 
@@ -34,15 +34,14 @@ signup_init(const warren_api *api, warren_ctx *ctx, const warren_param *params,
 	return 0;
 }
 
-static void
-signup_fini(void *state, warren_ctx *ctx)
+static void signup_fini(void *state, warren_ctx *ctx)
 {
 	(void)ctx;
 	free(state);
 }
 
-static warren_outcome
-signup_handle(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome signup_handle(void *state, const warren_message *msg,
+                                    warren_ctx *ctx)
 {
 	const struct signup_state *st = state;
 	char why[256], id[JSON_ID_BUFSZ];
@@ -58,20 +57,16 @@ signup_handle(void *state, const warren_message *msg, warren_ctx *ctx)
 }
 
 static const warren_handler signup_handlers[] = {
-	{ .name = "signup", .handle = signup_handle },
-	{ .name = NULL },
+    {.name = "signup", .handle = signup_handle},
+    {.name = NULL},
 };
 
-WARREN_EXPORT const warren_plugin *
-warren_plugin_entry(void)
+WARREN_EXPORT const warren_plugin *warren_plugin_entry(void)
 {
 	static const warren_plugin p = {
-		WARREN_PLUGIN_ABI,
-		.name = "user_signup",
-		.version = "1.0.0",
-		.init = signup_init,
-		.fini = signup_fini,
-		.handlers = signup_handlers,
+	    WARREN_PLUGIN_ABI,   .name = "user_signup",
+	    .version = "1.0.0",  .init = signup_init,
+	    .fini = signup_fini, .handlers = signup_handlers,
 	};
 
 	return &p;

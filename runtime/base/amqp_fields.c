@@ -3,8 +3,7 @@
 
 #include <string.h>
 
-const amqp_field_value_t *wd_table_get(const amqp_table_t *t,
-                                       const char *name)
+const amqp_field_value_t *wd_table_get(const amqp_table_t *t, const char *name)
 {
 	size_t len = strlen(name);
 
@@ -31,13 +30,27 @@ int wd_field_int(const amqp_field_value_t *v, int64_t *out)
 	if (!v)
 		return -1;
 	switch (v->kind) {
-	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
-	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
-	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
-	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
-	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
-	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
-	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return 0;
+	case AMQP_FIELD_KIND_I8:
+		*out = v->value.i8;
+		return 0;
+	case AMQP_FIELD_KIND_U8:
+		*out = v->value.u8;
+		return 0;
+	case AMQP_FIELD_KIND_I16:
+		*out = v->value.i16;
+		return 0;
+	case AMQP_FIELD_KIND_U16:
+		*out = v->value.u16;
+		return 0;
+	case AMQP_FIELD_KIND_I32:
+		*out = v->value.i32;
+		return 0;
+	case AMQP_FIELD_KIND_U32:
+		*out = v->value.u32;
+		return 0;
+	case AMQP_FIELD_KIND_I64:
+		*out = v->value.i64;
+		return 0;
 	case AMQP_FIELD_KIND_U64:
 		if (v->value.u64 > INT64_MAX)
 			return -1;

@@ -11,8 +11,7 @@
 #include "base/amqp_compat.h"
 
 /* Look up `name` in an AMQP table, or NULL. */
-const amqp_field_value_t *wd_table_get(const amqp_table_t *t,
-                                       const char *name);
+const amqp_field_value_t *wd_table_get(const amqp_table_t *t, const char *name);
 
 /* Look up header `name` in a delivery's headers table, or NULL. */
 const amqp_field_value_t *wd_amqp_header(const amqp_envelope_t *amqp,

@@ -12,7 +12,7 @@
 int wd_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
 
 /* wd_grow for an array pointer `a` of any element type. */
-#define WD_GROW(a, cap, need, first) \
+#define WD_GROW(a, cap, need, first)                                           \
 	wd_grow(&(a), &(cap), (need), sizeof(*(a)), (first))
 
 #endif

@@ -28,11 +28,11 @@ void wd_log(enum wd_log_level level, const char *area, const char *fmt, ...)
 
 #define wd_log_error(area, ...) wd_log(WD_LOG_ERROR, area, __VA_ARGS__)
 #define wd_log_warnx(area, ...) wd_log(WD_LOG_WARN, area, __VA_ARGS__)
-#define wd_log_info(area, ...) wd_log(WD_LOG_INFO, area, __VA_ARGS__)
+#define wd_log_info(area, ...)  wd_log(WD_LOG_INFO, area, __VA_ARGS__)
 /* Checked before the call: debug lines sit on per-message paths. */
-#define wd_log_debug(area, ...)                                              \
-	do {                                                                 \
-		if (wd_log_get_level() >= WD_LOG_DEBUG)                      \
-			wd_log(WD_LOG_DEBUG, area, __VA_ARGS__);             \
+#define wd_log_debug(area, ...)                                                \
+	do {                                                                   \
+		if (wd_log_get_level() >= WD_LOG_DEBUG)                        \
+			wd_log(WD_LOG_DEBUG, area, __VA_ARGS__);               \
 	} while (0)
 #endif

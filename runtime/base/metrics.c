@@ -5,7 +5,7 @@
 
 struct wd_metrics wd_metrics;
 
-#define M(name) (uintmax_t)wd_metric_get(name)
+#define M(name) (uintmax_t) wd_metric_get(name)
 
 void wd_metrics_log(const char *when)
 {

@@ -13,7 +13,7 @@ struct wd_metrics {
 	atomic_uint_fast64_t dead_lettered;
 	atomic_uint_fast64_t unparseable;
 	atomic_uint_fast64_t unknown_type;
-	atomic_uint_fast64_t rejected;      /* by a handler */
+	atomic_uint_fast64_t rejected; /* by a handler */
 	atomic_uint_fast64_t invalid_outcome;
 	atomic_uint_fast64_t too_large;
 	atomic_uint_fast64_t dropped;         /* by an on_* = "drop" policy */
@@ -33,11 +33,11 @@ struct wd_metrics {
 
 extern struct wd_metrics wd_metrics;
 
-#define wd_metric_inc(name) \
+#define wd_metric_inc(name)                                                    \
 	atomic_fetch_add_explicit(&wd_metrics.name, 1, memory_order_relaxed)
-#define wd_metric_add(name, n) \
+#define wd_metric_add(name, n)                                                 \
 	atomic_fetch_add_explicit(&wd_metrics.name, (n), memory_order_relaxed)
-#define wd_metric_get(name) \
+#define wd_metric_get(name)                                                    \
 	atomic_load_explicit(&wd_metrics.name, memory_order_relaxed)
 
 /* One log line with every counter, e.g. at shutdown. */

@@ -19,15 +19,15 @@
 typedef int (*wd_acks_send_fn)(void *arg, uint64_t tag, bool multiple);
 
 struct wd_acks {
-	int batch;          /* flush at this many waiting acks */
-	int delay_ms;       /* or when the oldest has waited this long */
-	uint64_t base;      /* lowest tag not settled yet */
-	uint64_t next;      /* one past the highest tag seen */
-	uint8_t *state;     /* ring of tag states from base, cap entries */
+	int batch;      /* flush at this many waiting acks */
+	int delay_ms;   /* or when the oldest has waited this long */
+	uint64_t base;  /* lowest tag not settled yet */
+	uint64_t next;  /* one past the highest tag seen */
+	uint8_t *state; /* ring of tag states from base, cap entries */
 	size_t cap;
-	uint64_t *pending;  /* tags waiting to be acked, in arrival order */
+	uint64_t *pending; /* tags waiting to be acked, in arrival order */
 	size_t npending, cappending;
-	int64_t oldest_ms;  /* when pending[0] started waiting */
+	int64_t oldest_ms; /* when pending[0] started waiting */
 };
 
 void wd_acks_init(struct wd_acks *a, int batch, int delay_ms);

@@ -36,8 +36,10 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 	b->verify_peer = conf->verify_peer;
 	/* Copies: the pool outlives the conf it started with (reload). */
 	b->url_buf = strdup(conf->url);
-	if (!b->url_buf || (conf->ca_cert && !(b->ca_cert = strdup(conf->ca_cert))) ||
-	    (conf->client_cert && !(b->client_cert = strdup(conf->client_cert))) ||
+	if (!b->url_buf ||
+	    (conf->ca_cert && !(b->ca_cert = strdup(conf->ca_cert))) ||
+	    (conf->client_cert &&
+	     !(b->client_cert = strdup(conf->client_cert))) ||
 	    (conf->client_key && !(b->client_key = strdup(conf->client_key)))) {
 		snprintf(err, errlen, "out of memory");
 		wd_broker_free(b);
@@ -54,7 +56,8 @@ int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
 	if (env && *env)
 		b->password = strdup(env);
 	else if (conf->password_file)
-		b->password = read_password_file(conf->password_file, err, errlen);
+		b->password =
+		    read_password_file(conf->password_file, err, errlen);
 	else
 		b->password = strdup(b->info.password);
 	if (!b->password) {
@@ -135,13 +138,16 @@ static amqp_socket_t *new_socket(const struct wd_broker *b,
 	amqp_ssl_socket_set_verify_peer(s, b->verify_peer);
 	amqp_ssl_socket_set_verify_hostname(s, b->verify_peer);
 	if (b->ca_cert && amqp_ssl_socket_set_cacert(s, b->ca_cert)) {
-		snprintf(err, errlen, "ca_cert %s: cannot be loaded", b->ca_cert);
+		snprintf(err, errlen, "ca_cert %s: cannot be loaded",
+		         b->ca_cert);
 		return NULL;
 	}
 	if (b->client_cert && b->client_key &&
 	    amqp_ssl_socket_set_key(s, b->client_cert, b->client_key)) {
-		snprintf(err, errlen, "client_cert %s / client_key %s: cannot be "
-		         "loaded", b->client_cert, b->client_key);
+		snprintf(err, errlen,
+		         "client_cert %s / client_key %s: cannot be "
+		         "loaded",
+		         b->client_cert, b->client_key);
 		return NULL;
 	}
 	return s;
@@ -184,10 +190,9 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 	wd_table_add_str(&props_table, "connection_name",
 	                 amqp_cstring_bytes(name));
 
-	r = amqp_login_with_properties(conn, b->info.vhost, 0, 131072,
-	                               b->heartbeat, &props_table,
-	                               AMQP_SASL_METHOD_PLAIN, b->info.user,
-	                               b->password);
+	r = amqp_login_with_properties(
+	    conn, b->info.vhost, 0, 131072, b->heartbeat, &props_table,
+	    AMQP_SASL_METHOD_PLAIN, b->info.user, b->password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		snprintf(err, errlen, "cannot log in to %s: %s", b->redacted,
 		         wd_broker_reply_str(r, why, sizeof(why)));

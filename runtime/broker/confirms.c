@@ -123,12 +123,13 @@ void wd_confirms_returned(struct wd_confirms *c, amqp_bytes_t exchange,
 		    !wd_bytes_eq(routing_key, r->routing_key))
 			continue;
 		r->returned = true;
-		snprintf(r->why, sizeof(r->why),
-		         "unroutable: exchange \"%.50s\" routing key \"%.50s\": "
-		         "%.*s (%u)",
-		         r->exchange, r->routing_key,
-		         (int)(text.len > 40 ? 40 : text.len),
-		         (const char *)text.bytes, code);
+		snprintf(
+		    r->why, sizeof(r->why),
+		    "unroutable: exchange \"%.50s\" routing key \"%.50s\": "
+		    "%.*s (%u)",
+		    r->exchange, r->routing_key,
+		    (int)(text.len > 40 ? 40 : text.len),
+		    (const char *)text.bytes, code);
 	}
 }
 

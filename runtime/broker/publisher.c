@@ -32,8 +32,9 @@ int wd_pub_open(struct wd_publisher *p, amqp_connection_state_t amqp,
 	amqp_confirm_select(amqp, channel);
 	r = amqp_get_rpc_reply(amqp);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		snprintf(err, errlen, "cannot put channel %u in confirm mode: %s",
-		         channel, wd_broker_reply_str(r, why, sizeof(why)));
+		snprintf(err, errlen,
+		         "cannot put channel %u in confirm mode: %s", channel,
+		         wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
 	return 0;
@@ -92,8 +93,8 @@ static int probe(struct wd_publisher *p, amqp_bytes_t x, char *why,
 	amqp_rpc_reply_t r;
 	char text[256], err[256];
 
-	amqp_exchange_declare(p->amqp, p->probe_channel, x, amqp_empty_bytes,
-	                      1, 0, 0, 0, amqp_empty_table);
+	amqp_exchange_declare(p->amqp, p->probe_channel, x, amqp_empty_bytes, 1,
+	                      0, 0, 0, amqp_empty_table);
 	r = amqp_get_rpc_reply(p->amqp);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		add_known(p, x);
@@ -107,7 +108,8 @@ static int probe(struct wd_publisher *p, amqp_bytes_t x, char *why,
 	         wd_broker_reply_str(r, text, sizeof(text)));
 	amqp_channel_close_ok_t ok;
 	if (amqp_send_method(p->amqp, p->probe_channel,
-	                     AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK ||
+	                     AMQP_CHANNEL_CLOSE_OK_METHOD,
+	                     &ok) != AMQP_STATUS_OK ||
 	    wd_broker_channel_open(p->amqp, p->probe_channel, err,
 	                           sizeof(err)) < 0)
 		return -1;
@@ -115,9 +117,8 @@ static int probe(struct wd_publisher *p, amqp_bytes_t x, char *why,
 }
 
 int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
-                amqp_bytes_t routing_key,
-                const amqp_basic_properties_t *props, amqp_bytes_t body,
-                int64_t now_ms, char *why, size_t whylen)
+                amqp_bytes_t routing_key, const amqp_basic_properties_t *props,
+                amqp_bytes_t body, int64_t now_ms, char *why, size_t whylen)
 {
 	int rc;
 
@@ -146,8 +147,7 @@ void wd_pub_confirm(struct wd_publisher *p, uint64_t tag, bool multiple,
 }
 
 void wd_pub_returned(struct wd_publisher *p, amqp_bytes_t exchange,
-                     amqp_bytes_t routing_key, uint16_t code,
-                     amqp_bytes_t text)
+                     amqp_bytes_t routing_key, uint16_t code, amqp_bytes_t text)
 {
 	wd_confirms_returned(&p->confirms, exchange, routing_key, code, text);
 }

@@ -44,9 +44,8 @@ void wd_pub_known(struct wd_publisher *p, const char *exchange);
  * not called), -1 if the connection failed.
  */
 int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
-                amqp_bytes_t routing_key,
-                const amqp_basic_properties_t *props, amqp_bytes_t body,
-                int64_t now_ms, char *why, size_t whylen);
+                amqp_bytes_t routing_key, const amqp_basic_properties_t *props,
+                amqp_bytes_t body, int64_t now_ms, char *why, size_t whylen);
 
 /* basic.ack / basic.nack from the broker on the publish channel. */
 void wd_pub_confirm(struct wd_publisher *p, uint64_t tag, bool multiple,

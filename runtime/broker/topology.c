@@ -17,20 +17,23 @@ static amqp_table_t queue_args(const struct wd_conf_queue *q,
 	amqp_table_t t = {.entries = e};
 
 	if (q->quorum)
-		wd_table_add_str(&t, "x-queue-type", amqp_cstring_bytes("quorum"));
+		wd_table_add_str(&t, "x-queue-type",
+		                 amqp_cstring_bytes("quorum"));
 	if (q->dead_letter_exchange)
 		wd_table_add_str(&t, "x-dead-letter-exchange",
 		                 amqp_cstring_bytes(q->dead_letter_exchange));
 	if (q->dead_letter_routing_key)
-		wd_table_add_str(&t, "x-dead-letter-routing-key",
-		                 amqp_cstring_bytes(q->dead_letter_routing_key));
+		wd_table_add_str(
+		    &t, "x-dead-letter-routing-key",
+		    amqp_cstring_bytes(q->dead_letter_routing_key));
 	if (q->message_ttl)
 		wd_table_add_i64(&t, "x-message-ttl", q->message_ttl);
 	if (q->max_length)
 		wd_table_add_i64(&t, "x-max-length", q->max_length);
 	if (q->delivery_limit)
 		wd_table_add_i64(&t, "x-delivery-limit", q->delivery_limit);
-	for (size_t i = 0; i < q->nargs && t.num_entries < MAX_QUEUE_ARGS; i++) {
+	for (size_t i = 0; i < q->nargs && t.num_entries < MAX_QUEUE_ARGS;
+	     i++) {
 		if (q->args[i].is_int)
 			wd_table_add_i64(&t, q->args[i].key, q->args[i].ival);
 		else
@@ -41,8 +44,7 @@ static amqp_table_t queue_args(const struct wd_conf_queue *q,
 }
 
 static int check(amqp_connection_state_t conn, char *err, size_t errlen,
-                 const char *what, const char *name, int line,
-                 const char *file)
+                 const char *what, const char *name, int line, const char *file)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
 	char why[512];
@@ -61,8 +63,8 @@ static int check(amqp_connection_state_t conn, char *err, size_t errlen,
  * straight back to its queue, and to no other queue bound to the original
  * exchange.
  */
-static int declare_retry_queues(amqp_connection_state_t conn,
-                                amqp_channel_t ch, const struct wd_conf *conf,
+static int declare_retry_queues(amqp_connection_state_t conn, amqp_channel_t ch,
+                                const struct wd_conf *conf,
                                 const struct wd_conf_queue *q, char *err,
                                 size_t errlen)
 {
@@ -74,8 +76,10 @@ static int declare_retry_queues(amqp_connection_state_t conn,
 
 		if (wd_policy_retry_queue(name, sizeof(name), q->name,
 		                          q->retry_delays[i]) < 0) {
-			snprintf(err, errlen, "%s:%d: queue \"%s\": retry queue "
-			         "name too long", conf->file, q->line, q->name);
+			snprintf(err, errlen,
+			         "%s:%d: queue \"%s\": retry queue "
+			         "name too long",
+			         conf->file, q->line, q->name);
 			return -1;
 		}
 		wd_table_add_i64(&args, "x-message-ttl", q->retry_delays[i]);
@@ -97,8 +101,8 @@ static int declare_retry_queues(amqp_connection_state_t conn,
 static int check_dead_letter_exchange(amqp_connection_state_t conn,
                                       amqp_channel_t ch,
                                       const struct wd_conf *conf,
-                                      const struct wd_conf_queue *q,
-                                      char *err, size_t errlen)
+                                      const struct wd_conf_queue *q, char *err,
+                                      size_t errlen)
 {
 	const char *x = q->dead_letter_exchange;
 	amqp_rpc_reply_t r;
@@ -114,9 +118,11 @@ static int check_dead_letter_exchange(amqp_connection_state_t conn,
 	r = amqp_get_rpc_reply(conn);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 0;
-	snprintf(err, errlen, "%s:%d: queue \"%s\": dead_letter_exchange "
+	snprintf(err, errlen,
+	         "%s:%d: queue \"%s\": dead_letter_exchange "
 	         "\"%s\" is not declared in the conf and does not exist on "
-	         "the broker: %s", conf->file, q->line, q->name, x,
+	         "the broker: %s",
+	         conf->file, q->line, q->name, x,
 	         wd_broker_reply_str(r, why, sizeof(why)));
 	return -1;
 }
@@ -129,8 +135,8 @@ int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
 	for (size_t i = 0; i < conf->nexchanges; i++) {
 		const struct wd_conf_exchange *x = &conf->exchanges[i];
 		amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x->name),
-		                      amqp_cstring_bytes(x->type), 0, x->durable,
-		                      0, 0, amqp_empty_table);
+		                      amqp_cstring_bytes(x->type), 0,
+		                      x->durable, 0, 0, amqp_empty_table);
 		if (check(conn, err, errlen, "exchange", x->name, x->line,
 		          conf->file) < 0)
 			return -1;

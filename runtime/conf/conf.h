@@ -61,7 +61,7 @@ struct wd_conf_queue {
 	size_t nargs;
 	enum wd_type_source type_from;
 	char *type_field;
-	int prefetch;  /* resolved: the queue's or broker.prefetch */
+	int prefetch; /* resolved: the queue's or broker.prefetch */
 	/* Input policy, resolved from the queue's keys or `policy`. */
 	long max_body_size; /* bytes; a longer body is "too-large" */
 	enum wd_bad_input on_unknown_type, on_unparseable, on_too_large;

@@ -27,8 +27,8 @@ static int check_retry_names(const struct wd_conf *c,
 		if (other >= 0) {
 			wd_conf_set_err(c->file, c->queues[other].line,
 			                "queue \"%s\": the name is taken by a "
-			                "retry queue of queue \"%s\"", name,
-			                q->name);
+			                "retry queue of queue \"%s\"",
+			                name, q->name);
 			return -1;
 		}
 	}
@@ -44,21 +44,24 @@ static int check_consumed_queue(const struct wd_conf *c,
 		wd_conf_set_err(c->file, q->line,
 		                "queue \"%s\": a consumed queue needs a "
 		                "dead_letter_exchange (rejected and failing "
-		                "messages are dead-lettered there)", q->name);
+		                "messages are dead-lettered there)",
+		                q->name);
 		return -1;
 	}
 	if (!*q->dead_letter_exchange) {
 		wd_conf_set_err(c->file, q->line,
 		                "queue \"%s\": dead_letter_exchange must name "
 		                "an exchange (the default exchange \"\" cannot "
-		                "be one)", q->name);
+		                "be one)",
+		                q->name);
 		return -1;
 	}
 	if (q->nretry_delays && strlen(q->name) > 255 - 20) {
 		wd_conf_set_err(c->file, q->line,
 		                "queue \"%s\": the name is too long for its "
 		                "retry queues (\"%s.retry.<ms>\"): at most "
-		                "235 bytes", q->name, q->name);
+		                "235 bytes",
+		                q->name, q->name);
 		return -1;
 	}
 	if (q->nretry_delays > MAX_RETRY_QUEUES) {
@@ -66,8 +69,8 @@ static int check_consumed_queue(const struct wd_conf *c,
 		                "queue \"%s\": its routes' retry policies "
 		                "need %zu distinct delays (one retry queue "
 		                "each); at most %d: lower max_attempts or "
-		                "raise retry_multiplier", q->name, q->nretry_delays,
-		                MAX_RETRY_QUEUES);
+		                "raise retry_multiplier",
+		                q->name, q->nretry_delays, MAX_RETRY_QUEUES);
 		return -1;
 	}
 	return check_retry_names(c, q);

@@ -104,7 +104,8 @@ static int parse_argument(struct wd_conf *c, cfg_t *s, const char *text,
 	if (!eq || eq == text) {
 		wd_conf_set_err(c->file, wd_conf_line_of(s, "arguments"),
 		                "queue \"%s\": argument \"%s\" is not "
-		                "\"key=value\"", cfg_title(s), text);
+		                "\"key=value\"",
+		                cfg_title(s), text);
 		return -1;
 	}
 	a->key = strndup(text, (size_t)(eq - text));
@@ -134,8 +135,8 @@ static int load_arguments(struct wd_conf *c, cfg_t *s, struct wd_conf_queue *q)
 /* A queue's own input policy key, else the `policy` section's. */
 static enum wd_bad_input bad_input(cfg_t *sec, cfg_t *policy, const char *key)
 {
-	const char *v = cfg_size(sec, key) ? cfg_getstr(sec, key)
-	                                   : cfg_getstr(policy, key);
+	const char *v =
+	    cfg_size(sec, key) ? cfg_getstr(sec, key) : cfg_getstr(policy, key);
 	return strcmp(v, "drop") == 0 ? WD_BAD_DROP : WD_BAD_DEAD_LETTER;
 }
 
@@ -237,7 +238,8 @@ static int load_bindings(struct wd_conf *c, cfg_t *cfg)
 		    !wd_amqp_predeclared(amqp_cstring_bytes(b->exchange))) {
 			wd_conf_set_err(c->file, wd_conf_line_of(s, "exchange"),
 			                "binding: exchange \"%s\" is not "
-			                "declared", b->exchange);
+			                "declared",
+			                b->exchange);
 			return -1;
 		}
 		if (wd_conf_queue_index(c, b->queue) < 0) {
@@ -309,8 +311,8 @@ static int load_plugins(struct wd_conf *c, cfg_t *cfg)
 
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 {
-	struct wd_conf_load_ctx ctx = {.path = path, .err = err,
-	                               .errlen = errlen};
+	struct wd_conf_load_ctx ctx = {
+	    .path = path, .err = err, .errlen = errlen};
 	struct wd_conf *c = NULL;
 	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
 	enum wd_log_level level;
@@ -329,9 +331,8 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	c->log_level = (int)level;
 	c->workers = (int)cfg_getint(cfg, "workers");
 	c->shutdown_timeout = (int)cfg_getint(cfg, "shutdown_timeout");
-	c->plugin_dir = strdup(env_dir && *env_dir
-	                           ? env_dir
-	                           : cfg_getstr(cfg, "plugin_dir"));
+	c->plugin_dir = strdup(
+	    env_dir && *env_dir ? env_dir : cfg_getstr(cfg, "plugin_dir"));
 	if (!c->file || !c->plugin_dir)
 		goto fail;
 	if (load_broker(c, cfg) < 0 || load_exchanges(c, cfg) < 0 ||

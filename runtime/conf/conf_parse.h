@@ -27,7 +27,7 @@ struct wd_conf_load_ctx {
 	struct {
 		const cfg_opt_t *opt;
 		int line;
-	} *lines;
+	} * lines;
 	size_t nlines, caplines;
 };
 

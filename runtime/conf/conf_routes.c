@@ -92,8 +92,8 @@ static int load_route(struct wd_conf *c, cfg_t *s, cfg_t *policy, size_t i)
 	/* The title names the route and is its type unless `type` says
 	 * otherwise (the same type routed on two queues needs two route
 	 * names). */
-	const char *type = cfg_size(s, "type") ? cfg_getstr(s, "type")
-	                                       : cfg_title(s);
+	const char *type =
+	    cfg_size(s, "type") ? cfg_getstr(s, "type") : cfg_title(s);
 	long q, p;
 
 	if (wd_conf_require(c->file, s, "route", "queue") < 0 ||

@@ -152,7 +152,8 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 	char path[128];
 
 	opt_path(cfg, opt, path, sizeof(path));
-	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++) {
+	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]);
+	     i++) {
 		if (strcmp(int_ranges[i].path, path) != 0)
 			continue;
 		if (v < int_ranges[i].min || v > int_ranges[i].max) {
@@ -196,8 +197,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_END()};
 	static cfg_opt_t exchange_opts[] = {
 	    CFG_STR("type", "direct", CFGF_NONE),
-	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
-	    CFG_END()};
+	    CFG_BOOL("durable", cfg_true, CFGF_NONE), CFG_END()};
 	static cfg_opt_t queue_opts[] = {
 	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
 	    CFG_STR("type", "classic", CFGF_NONE),
@@ -219,13 +219,11 @@ cfg_t *wd_conf_parse_file(const char *path)
 	static cfg_opt_t binding_opts[] = {
 	    CFG_STR("exchange", NULL, CFGF_NODEFAULT),
 	    CFG_STR("queue", NULL, CFGF_NODEFAULT),
-	    CFG_STR("key", "", CFGF_NONE),
-	    CFG_END()};
+	    CFG_STR("key", "", CFGF_NONE), CFG_END()};
 	static cfg_opt_t params_opts[] = {CFG_END()};
 	static cfg_opt_t plugin_opts[] = {
 	    CFG_STR("path", NULL, CFGF_NODEFAULT),
-	    CFG_SEC("params", params_opts, CFGF_KEYSTRVAL),
-	    CFG_END()};
+	    CFG_SEC("params", params_opts, CFGF_KEYSTRVAL), CFG_END()};
 	static cfg_opt_t route_opts[] = {
 	    CFG_STR("type", NULL, CFGF_NODEFAULT),
 	    CFG_STR("queue", NULL, CFGF_NODEFAULT),
@@ -257,9 +255,9 @@ cfg_t *wd_conf_parse_file(const char *path)
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	    CFG_END()};
 	static const char *const remembered[] = {
-	    "route|queue",      "route|plugin", "route|handler", "route|type",
-	    "binding|exchange", "binding|queue", "plugin|path",
-	    "queue|arguments",  "queue|delivery_limit"};
+	    "route|queue", "route|plugin",     "route|handler",
+	    "route|type",  "binding|exchange", "binding|queue",
+	    "plugin|path", "queue|arguments",  "queue|delivery_limit"};
 	static const char *const bad_input_keys[] = {
 	    "policy|on_unknown_type", "policy|on_unparseable",
 	    "policy|on_too_large",    "queue|on_unknown_type",
@@ -283,9 +281,10 @@ cfg_t *wd_conf_parse_file(const char *path)
 	     i++)
 		cfg_set_validate_func(cfg, float_ranges[i].path,
 		                      validate_float_range);
-	for (size_t i = 0; i < sizeof(bad_input_keys) / sizeof(bad_input_keys[0]);
-	     i++)
-		cfg_set_validate_func(cfg, bad_input_keys[i], validate_bad_input);
+	for (size_t i = 0;
+	     i < sizeof(bad_input_keys) / sizeof(bad_input_keys[0]); i++)
+		cfg_set_validate_func(cfg, bad_input_keys[i],
+		                      validate_bad_input);
 	for (size_t i = 0; i < sizeof(remembered) / sizeof(remembered[0]); i++)
 		cfg_set_validate_func(cfg, remembered[i],
 		                      wd_conf_remember_line);

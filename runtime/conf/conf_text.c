@@ -85,10 +85,9 @@ char *wd_conf_read_text(const char *path)
 		line += ch == '\n';
 	}
 	if (st == STR_DQ || st == STR_SQ || st == BLOCK_COMMENT) {
-		wd_conf_set_err(path, start,
-		                "%s is not closed at the end of the file",
-		                st == BLOCK_COMMENT ? "this comment"
-		                                    : "this string");
+		wd_conf_set_err(
+		    path, start, "%s is not closed at the end of the file",
+		    st == BLOCK_COMMENT ? "this comment" : "this string");
 	} else if (depth > 0) {
 		wd_conf_set_err(path, open_lines[depth > 64 ? 63 : depth - 1],
 		                "this section is not closed ('}' missing) at "

@@ -12,8 +12,8 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
-#include "slot/pool.h"
 #include "daemon/reload.h"
+#include "slot/pool.h"
 
 int wd_daemon_check(const char *conf_path)
 {
@@ -51,9 +51,11 @@ int wd_daemon_run(const char *conf_path)
 
 	if (wd_reload_start(&r, conf_path) < 0)
 		return 1;
-	wd_log_info("daemon", "warrend %s started (pid %d): %zu route(s), "
-	            "%zu plugin(s)", WARREN_VERSION, (int)getpid(),
-	            r.current->routes->nroutes, r.current->routes->nplugins);
+	wd_log_info("daemon",
+	            "warrend %s started (pid %d): %zu route(s), "
+	            "%zu plugin(s)",
+	            WARREN_VERSION, (int)getpid(), r.current->routes->nroutes,
+	            r.current->routes->nplugins);
 
 	for (;;) {
 		/* Retired generations are freed soon after their last
@@ -71,13 +73,15 @@ int wd_daemon_run(const char *conf_path)
 		break;
 	}
 	timeout = r.current->routes->conf->shutdown_timeout;
-	wd_log_info("daemon", "%s: stopping (waiting up to %d s for "
-	            "handlers)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-	            timeout);
+	wd_log_info("daemon",
+	            "%s: stopping (waiting up to %d s for "
+	            "handlers)",
+	            sig == SIGINT ? "SIGINT" : "SIGTERM", timeout);
 	wd_pool_stop(r.pool, timeout);
 	if (wd_pool_join(r.pool) < 0) {
 		wd_metrics_log("at exit");
-		wd_log_error("daemon", "stopped with handlers still running "
+		wd_log_error("daemon",
+		             "stopped with handlers still running "
 		             "after %d s; their messages will be redelivered",
 		             timeout);
 		/* A handler still runs plugin code: nothing may be freed

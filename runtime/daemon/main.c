@@ -45,8 +45,9 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("warrend %s (plugin ABI %d.%d)\n", WARREN_VERSION,
-			       WARREN_ABI_MAJOR, WARREN_ABI_MINOR);
+			printf("warrend %s (plugin ABI %d.%d)\n",
+			       WARREN_VERSION, WARREN_ABI_MAJOR,
+			       WARREN_ABI_MINOR);
 			return 0;
 		default:
 			usage(stderr);

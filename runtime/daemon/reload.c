@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/broker.h"
 #include "base/clock.h"
 #include "base/grow.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "broker/broker.h"
 #include "broker/topology.h"
 #include "conf/conf_diff.h"
 
@@ -55,7 +55,8 @@ int wd_reload_start(struct wd_reloader *r, const char *conf_path)
 	r->current = wd_reload_load(conf_path, ++r->last_number);
 	if (!r->current)
 		return -1;
-	wd_log_set_level((enum wd_log_level)r->current->routes->conf->log_level);
+	wd_log_set_level(
+	    (enum wd_log_level)r->current->routes->conf->log_level);
 	r->pool = wd_pool_start(r->current, err, sizeof(err));
 	if (!r->pool) {
 		wd_log_error("pool", "%s", err);
@@ -103,9 +104,10 @@ static int failed(struct wd_reloader *r, uint64_t number, int64_t t0,
                   const char *why)
 {
 	wd_metric_inc(reload_failures);
-	wd_log_error(AREA, "reload: generation %ju failed after %jd ms, "
-	             "generation %ju keeps serving: %s", (uintmax_t)number,
-	             (intmax_t)(wd_now_ms() - t0),
+	wd_log_error(AREA,
+	             "reload: generation %ju failed after %jd ms, "
+	             "generation %ju keeps serving: %s",
+	             (uintmax_t)number, (intmax_t)(wd_now_ms() - t0),
 	             (uintmax_t)r->current->number, why);
 	return -1;
 }
@@ -127,7 +129,8 @@ static int replace_pool(struct wd_reloader *r, struct wd_gen *g, char *err,
 	if (wd_pool_join(old) < 0) {
 		/* Its handlers still run the old code: neither the pool nor
 		 * its generation may be freed. Kept (leaked) on purpose. */
-		wd_log_error(AREA, "the old connections still had handlers "
+		wd_log_error(AREA,
+		             "the old connections still had handlers "
 		             "running after %d s: their messages will be "
 		             "redelivered; generation %ju stays loaded",
 		             timeout, (uintmax_t)r->current->number);
@@ -168,8 +171,9 @@ int wd_reload(struct wd_reloader *r)
 		old = wd_pool_swap(r->pool, g);
 		if (!old) {
 			wd_gen_free(g);
-			return failed(r, number, t0, "cannot start its batch "
-			                             "thread");
+			return failed(r, number, t0,
+			              "cannot start its batch "
+			              "thread");
 		}
 		/* The pool's reference to old is ours now: dropped below,
 		 * once it is on the retired list. */
@@ -192,13 +196,14 @@ int wd_reload(struct wd_reloader *r)
 	wd_conf_diff(old->routes->conf, conf, &d);
 	wd_metric_inc(reloads);
 	atomic_store(&wd_metrics.generation, number);
-	wd_log_info(AREA, "reload: generation %ju ready in %jd ms: %zu "
+	wd_log_info(AREA,
+	            "reload: generation %ju ready in %jd ms: %zu "
 	            "plugin(s) loaded, routes +%zu -%zu ~%zu, consumed queues "
 	            "+%zu -%zu, %s; generation %ju retires once its last "
-	            "message is settled", (uintmax_t)number,
-	            (intmax_t)(wd_now_ms() - t0), g->routes->nplugins,
-	            d.routes_added, d.routes_removed, d.routes_changed,
-	            d.queues_added, d.queues_removed,
+	            "message is settled",
+	            (uintmax_t)number, (intmax_t)(wd_now_ms() - t0),
+	            g->routes->nplugins, d.routes_added, d.routes_removed,
+	            d.routes_changed, d.queues_added, d.queues_removed,
 	            keep_pool ? "connections kept"
 	                      : "new connections (broker settings changed)",
 	            (uintmax_t)old->number);
@@ -218,8 +223,10 @@ size_t wd_reload_collect(struct wd_reloader *r)
 		}
 		uint64_t number = g->number;
 		wd_gen_free(g);
-		wd_log_info(AREA, "generation %ju retired: its plugins are "
-		            "finished and unloaded", (uintmax_t)number);
+		wd_log_info(AREA,
+		            "generation %ju retired: its plugins are "
+		            "finished and unloaded",
+		            (uintmax_t)number);
 	}
 	r->nretired = keep;
 	return keep;
@@ -228,14 +235,18 @@ size_t wd_reload_collect(struct wd_reloader *r)
 void wd_reload_finish(struct wd_reloader *r)
 {
 	if (r->current && !wd_gen_unused(r->current))
-		wd_log_error(AREA, "generation %ju is still in use at exit: "
-		             "left loaded", (uintmax_t)r->current->number);
+		wd_log_error(AREA,
+		             "generation %ju is still in use at exit: "
+		             "left loaded",
+		             (uintmax_t)r->current->number);
 	else
 		wd_gen_free(r->current);
 	r->current = NULL;
 	if (wd_reload_collect(r) > 0)
-		wd_log_error(AREA, "%zu retired generation(s) still in use at "
-		             "exit: left loaded", r->nretired);
+		wd_log_error(AREA,
+		             "%zu retired generation(s) still in use at "
+		             "exit: left loaded",
+		             r->nretired);
 	free(r->retired);
 	r->retired = NULL;
 	r->nretired = 0;

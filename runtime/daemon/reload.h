@@ -18,8 +18,8 @@
 
 struct wd_reloader {
 	const char *conf_path;
-	struct wd_pool *pool;  /* serving current */
-	struct wd_gen *current; /* the pool holds its reference */
+	struct wd_pool *pool;    /* serving current */
+	struct wd_gen *current;  /* the pool holds its reference */
 	struct wd_gen **retired; /* swapped out, freed once unused */
 	size_t nretired, capretired;
 	uint64_t last_number; /* the last generation number given out */

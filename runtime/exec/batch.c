@@ -104,7 +104,8 @@ void wd_batchers_add(struct wd_batchers *bs, struct wd_delivery *d)
 		if (!b->items) {
 			pthread_mutex_unlock(&bs->lock);
 			/* Not handled: it goes the retry way, never lost. */
-			wd_verdict_retry(&d->verdict, "out of memory for a batch");
+			wd_verdict_retry(&d->verdict,
+			                 "out of memory for a batch");
 			d->task.finish(&d->task);
 			return;
 		}
@@ -130,8 +131,8 @@ static void *flusher(void *arg)
 			struct batcher *b = &bs->b[i];
 			if (b->n == 0)
 				continue;
-			int64_t due = b->first_ms +
-			              b->route->policy->batch_timeout_ms;
+			int64_t due =
+			    b->first_ms + b->route->policy->batch_timeout_ms;
 			if (due <= now || bs->draining)
 				flush(bs, b);
 			else if (due < next)

@@ -9,8 +9,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "host/routes.h"
 #include "exec/workers.h"
+#include "host/routes.h"
 
 struct wd_delivery;
 

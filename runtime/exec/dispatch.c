@@ -15,8 +15,9 @@ static const char AREA[] = "dispatch";
 
 /* Printable (and bounded) routing key for log lines. */
 #define RK_FMT "%.*s"
-#define RK_ARG(a) (int)((a)->routing_key.len > 128 ? 128 : (a)->routing_key.len), \
-	(const char *)(a)->routing_key.bytes
+#define RK_ARG(a)                                                              \
+	(int)((a)->routing_key.len > 128 ? 128 : (a)->routing_key.len),        \
+	    (const char *)(a)->routing_key.bytes
 
 /* A delivery no handler will see: dead-letter it, or drop it if the
  * queue's policy says so. */
@@ -29,10 +30,11 @@ static int refuse(struct wd_verdict *v, enum wd_bad_input policy,
 	v->action = drop ? WD_ACTION_DROP : WD_ACTION_DEAD_LETTER;
 	v->reason = reason;
 	snprintf(v->text, sizeof(v->text), "%s", text);
-	wd_log_warnx(AREA, "queue \"%s\" tag %ju rk \"" RK_FMT "\": %s: %s "
-	             "as %s", q->name, (uintmax_t)amqp->delivery_tag,
-	             RK_ARG(amqp), text, drop ? "dropped" : "dead-lettered",
-	             reason);
+	wd_log_warnx(AREA,
+	             "queue \"%s\" tag %ju rk \"" RK_FMT "\": %s: %s "
+	             "as %s",
+	             q->name, (uintmax_t)amqp->delivery_tag, RK_ARG(amqp), text,
+	             drop ? "dropped" : "dead-lettered", reason);
 	return -1;
 }
 
@@ -51,30 +53,34 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 		/* Its dead-letter copy still says how often it was tried. */
 		wd_policy_attempts(amqp, q->name, &env->attempts);
 		wd_metric_inc(too_large);
-		snprintf(text, sizeof(text), "body of %zu bytes is over "
-		         "max_body_size (%ld)", amqp->message.body.len,
-		         q->max_body_size);
-		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp, text);
+		snprintf(text, sizeof(text),
+		         "body of %zu bytes is over "
+		         "max_body_size (%ld)",
+		         amqp->message.body.len, q->max_body_size);
+		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
+		              text);
 	}
-	if (wd_envelope_parse(env, amqp, q->name, q->type_from,
-	                      q->type_field) < 0) {
+	if (wd_envelope_parse(env, amqp, q->name, q->type_from, q->type_field) <
+	    0) {
 		wd_metric_inc(unparseable);
 		return refuse(v, q->on_unparseable,
 		              env->bad_type ? WD_R_BAD_TYPE : WD_R_UNPARSEABLE,
 		              q, amqp, env->reason);
 	}
 	if (env->attempts.header_bad)
-		wd_log_warnx(AREA, "queue \"%s\" tag %ju: header " WD_H_ATTEMPTS
+		wd_log_warnx(AREA,
+		             "queue \"%s\" tag %ju: header " WD_H_ATTEMPTS
 		             " is not a count: using x-death (%d earlier "
-		             "attempts)", q->name,
-		             (uintmax_t)amqp->delivery_tag,
+		             "attempts)",
+		             q->name, (uintmax_t)amqp->delivery_tag,
 		             env->attempts.from_xdeath);
 	v->route = wd_routes_find(routes, queue, env->msg.type);
 	if (!v->route) {
 		wd_metric_inc(unknown_type);
-		snprintf(text, sizeof(text), "no route for type \"%.*s\" on "
-		         "this queue", (int)env->msg.type.len,
-		         env->msg.type.ptr);
+		snprintf(text, sizeof(text),
+		         "no route for type \"%.*s\" on "
+		         "this queue",
+		         (int)env->msg.type.len, env->msg.type.ptr);
 		return refuse(v, q->on_unknown_type, WD_R_UNKNOWN_TYPE, q, amqp,
 		              text);
 	}

@@ -10,10 +10,10 @@
 #define WD_DISPATCH_H
 
 #include "base/amqp_compat.h"
-#include "message/envelope.h"
-#include "message/outbox.h"
 #include "host/routes.h"
 #include "host/sdk_api.h"
+#include "message/envelope.h"
+#include "message/outbox.h"
 
 enum wd_action {
 	WD_ACTION_ACK = 0,         /* follow-ups, then basic.ack */

@@ -33,8 +33,10 @@ int wd_gen_start_batchers(struct wd_gen *g, struct wd_workers *workers)
 		return 0;
 	g->batchers = wd_batchers_start(g->routes, workers);
 	if (!g->batchers) {
-		wd_log_error("reload", "generation %ju: cannot start the batch "
-		             "thread", (uintmax_t)g->number);
+		wd_log_error("reload",
+		             "generation %ju: cannot start the batch "
+		             "thread",
+		             (uintmax_t)g->number);
 		return -1;
 	}
 	return 0;

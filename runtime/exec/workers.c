@@ -66,7 +66,8 @@ static void *worker_main(void *arg)
 
 struct wd_workers *wd_workers_start(int n)
 {
-	struct wd_workers *w = calloc(1, sizeof(*w) + (size_t)n * sizeof(pthread_t));
+	struct wd_workers *w =
+	    calloc(1, sizeof(*w) + (size_t)n * sizeof(pthread_t));
 	int rc;
 
 	if (!w)

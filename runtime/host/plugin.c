@@ -135,8 +135,10 @@ int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
 		goto fail;
 	}
 	if (!d->handlers) {
-		snprintf(err, errlen, "plugin \"%s\" (%s): its descriptor has "
-		         "no handler table", conf->name, conf->path);
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): its descriptor has "
+		         "no handler table",
+		         conf->name, conf->path);
 		goto fail;
 	}
 	p->desc = d;
@@ -159,8 +161,7 @@ static const warren_handler *find_handler(const struct wd_plugin *p,
 	return NULL;
 }
 
-warren_handler_fn wd_plugin_handler(const struct wd_plugin *p,
-                                    const char *name)
+warren_handler_fn wd_plugin_handler(const struct wd_plugin *p, const char *name)
 {
 	const warren_handler *h = find_handler(p, name);
 
@@ -176,8 +177,7 @@ warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
 	return h && p->desc->abi_minor >= 1 ? h->handle_batch : NULL;
 }
 
-uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
-                                  const char *name)
+uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p, const char *name)
 {
 	const warren_handler *h = find_handler(p, name);
 
@@ -199,8 +199,8 @@ int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
 		return -1;
 	}
 	p->inited = true;
-	wd_log_info("plugin", "loaded \"%s\" (%s %s) from %s",
-	            p->conf->name, p->desc->name ? p->desc->name : "?",
+	wd_log_info("plugin", "loaded \"%s\" (%s %s) from %s", p->conf->name,
+	            p->desc->name ? p->desc->name : "?",
 	            p->desc->version ? p->desc->version : "?", p->conf->path);
 	return 0;
 }

@@ -21,9 +21,9 @@ struct wd_plugin {
 };
 
 /*
- * dlopen a private copy of conf->path and check its descriptor: entry symbol, ABI major,
- * ABI minor not newer than ours, a name and a handler table. On failure
- * returns -1 with err naming the plugin, its path and what to do.
+ * dlopen a private copy of conf->path and check its descriptor: entry symbol,
+ * ABI major, ABI minor not newer than ours, a name and a handler table. On
+ * failure returns -1 with err naming the plugin, its path and what to do.
  */
 int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
                    char *err, size_t errlen);
@@ -39,8 +39,7 @@ warren_batch_fn wd_plugin_batch_handler(const struct wd_plugin *p,
 
 /* The WARREN_HANDLER_* flags of the handler called `name` (0 for a plugin
  * built for ABI 1.0 or 1.1, whose table has no such field). */
-uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p,
-                                  const char *name);
+uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p, const char *name);
 
 /* Run the plugin's init with its params. -1 with err on failure. */
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen);

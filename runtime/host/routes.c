@@ -35,40 +35,44 @@ static int resolve_routes(struct wd_routes *r, char *err, size_t errlen)
 		rt->index = i;
 		rt->handle = wd_plugin_handler(p, cr->handler);
 		rt->handle_batch = wd_plugin_batch_handler(p, cr->handler);
-		if (cr->policy.batch_size > 1 && rt->handle && !rt->handle_batch) {
+		if (cr->policy.batch_size > 1 && rt->handle &&
+		    !rt->handle_batch) {
 			snprintf(err, errlen,
 			         "%s:%d: route \"%s\": batch_size is %d but "
 			         "handler \"%s\" of plugin \"%s\" (%s) has no "
 			         "handle_batch",
-			         c->file, cr->line, cr->type, cr->policy.batch_size,
-			         cr->handler, p->conf->name, p->conf->path);
+			         c->file, cr->line, cr->type,
+			         cr->policy.batch_size, cr->handler,
+			         p->conf->name, p->conf->path);
 			return -1;
 		}
 		if (cr->policy.batch_size <= 1 && !rt->handle &&
 		    rt->handle_batch) {
-			snprintf(err, errlen,
-			         "%s:%d: route \"%s\": handler \"%s\" of plugin "
-			         "\"%s\" (%s) only handles batches: set "
-			         "batch_size above 1",
-			         c->file, cr->line, cr->type, cr->handler,
-			         p->conf->name, p->conf->path);
+			snprintf(
+			    err, errlen,
+			    "%s:%d: route \"%s\": handler \"%s\" of plugin "
+			    "\"%s\" (%s) only handles batches: set "
+			    "batch_size above 1",
+			    c->file, cr->line, cr->type, cr->handler,
+			    p->conf->name, p->conf->path);
 			return -1;
 		}
 		if (cr->policy.batch_size > 1)
 			rt->handle = NULL;
 		else
 			rt->handle_batch = NULL;
-		rt->nonblocking = rt->handle &&
-		                  (wd_plugin_handler_flags(p, cr->handler) &
+		rt->nonblocking =
+		    rt->handle && (wd_plugin_handler_flags(p, cr->handler) &
 		                   WARREN_HANDLER_NONBLOCKING);
 		atomic_init(&rt->on_workers, false);
 		if (!rt->handle && !rt->handle_batch) {
 			handler_names(p, names, sizeof(names));
-			snprintf(err, errlen,
-			         "%s:%d: route \"%s\": plugin \"%s\" (%s) has no "
-			         "handler \"%s\" (it has: %s)",
-			         c->file, cr->line, cr->type, p->conf->name,
-			         p->conf->path, cr->handler, names);
+			snprintf(
+			    err, errlen,
+			    "%s:%d: route \"%s\": plugin \"%s\" (%s) has no "
+			    "handler \"%s\" (it has: %s)",
+			    c->file, cr->line, cr->type, p->conf->name,
+			    p->conf->path, cr->handler, names);
 			return -1;
 		}
 	}

@@ -19,10 +19,10 @@ struct wd_route {
 	size_t queue;
 	const struct wd_plugin *plugin;
 	const char *handler_name;
-	warren_handler_fn handle;      /* NULL for a batch route */
-	warren_batch_fn handle_batch;  /* set for a batch route only */
+	warren_handler_fn handle;       /* NULL for a batch route */
+	warren_batch_fn handle_batch;   /* set for a batch route only */
 	const struct wd_policy *policy; /* borrowed from conf */
-	size_t index;                  /* in wd_routes.routes */
+	size_t index;                   /* in wd_routes.routes */
 	/* WARREN_HANDLER_NONBLOCKING: called on the connection's thread,
 	 * until a call takes too long (on_workers, set once). */
 	bool nonblocking;
@@ -32,7 +32,7 @@ struct wd_route {
 /* The prefix of a log line about a route: "plugin/handler: type \"t\"".
  * One pair, so that every line about a route reads (and greps) the same:
  *   wd_log_info(AREA, WD_ROUTE_FMT " tag %ju", WD_ROUTE_ARGS(r), tag); */
-#define WD_ROUTE_FMT "%s/%s: type \"%s\""
+#define WD_ROUTE_FMT     "%s/%s: type \"%s\""
 #define WD_ROUTE_ARGS(r) (r)->plugin->conf->name, (r)->handler_name, (r)->type
 
 struct wd_routes {

@@ -39,7 +39,8 @@ static void api_reason(warren_ctx *ctx, const char *fmt, ...)
 	va_list ap;
 
 	if (!ctx || !ctx->reason) {
-		wd_log_warnx("sdk", "plugin %s: reason() outside a handler "
+		wd_log_warnx("sdk",
+		             "plugin %s: reason() outside a handler "
 		             "call is ignored",
 		             ctx && ctx->plugin ? ctx->plugin->name : "?");
 		return;
@@ -94,14 +95,14 @@ static int api_publish(warren_ctx *ctx, const warren_publish *p)
 	char why[256];
 
 	if (!ctx || !ctx->outbox) {
-		wd_log_warnx("sdk", "plugin %s: publish() outside a handler "
+		wd_log_warnx("sdk",
+		             "plugin %s: publish() outside a handler "
 		             "call is refused",
 		             ctx && ctx->plugin ? ctx->plugin->name : "?");
 		return -1;
 	}
 	if (wd_outbox_add(ctx->outbox, p, why, sizeof(why)) < 0) {
-		wd_log_warnx("sdk", "plugin %s: %s", ctx->plugin->name,
-		             why);
+		wd_log_warnx("sdk", "plugin %s: %s", ctx->plugin->name, why);
 		return -1;
 	}
 	return 0;

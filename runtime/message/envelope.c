@@ -70,7 +70,8 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	 * first. */
 	e->msg.delivery_count = e->attempts.delivery_count >= 0
 	                            ? (uint32_t)e->attempts.delivery_count
-	                        : amqp->redelivered ? 1 : 0;
+	                        : amqp->redelivered ? 1
+	                                            : 0;
 
 	if (body.len == 0)
 		return fail(e, "%s", "unparseable: empty body");
@@ -82,7 +83,8 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	                     JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!e->json) {
 		snprintf(e->reason, sizeof(e->reason),
-		         "unparseable: %s at byte %d", jerr.text, jerr.position);
+		         "unparseable: %s at byte %d", jerr.text,
+		         jerr.position);
 		return -1;
 	}
 	if (!json_is_object(e->json))
@@ -94,18 +96,20 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 		t = json_object_get(e->json, type_field);
 		if (!t)
 			return fail_type(e, "no type: field \"%s\" is missing",
-			            type_field);
+			                 type_field);
 		if (!json_is_string(t))
-			return fail_type(e, "bad type: field \"%s\" is not a string",
-			            type_field);
-		e->msg.type = (warren_bytes){json_string_value(t),
-		                             json_string_length(t)};
+			return fail_type(
+			    e, "bad type: field \"%s\" is not a string",
+			    type_field);
+		e->msg.type =
+		    (warren_bytes){json_string_value(t), json_string_length(t)};
 		return check_type(e, "bad type: the type field",
 		                  e->msg.type.len);
 	case WD_TYPE_FROM_PROPERTY:
 		if (!(p->_flags & AMQP_BASIC_TYPE_FLAG))
-			return fail_type(e, "%s", "no type: the AMQP type property "
-			                     "is not set");
+			return fail_type(e, "%s",
+			                 "no type: the AMQP type property "
+			                 "is not set");
 		e->msg.type = view(p->type);
 		return check_type(e, "bad type: the AMQP type property",
 		                  e->msg.type.len);

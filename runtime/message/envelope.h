@@ -26,17 +26,17 @@ struct wd_envelope {
 	warren_message msg; /* first: the SDK's view, cast back in sdk_api.c */
 	json_t *json;       /* owned: the one parse of the body */
 	const amqp_envelope_t *amqp; /* borrowed delivery */
-	char reason[256];   /* why it could not be made ready */
-	bool bad_type;      /* ... because of its type, not its body */
+	char reason[256];            /* why it could not be made ready */
+	bool bad_type;               /* ... because of its type, not its body */
 	struct wd_attempts attempts;
 };
 
 /*
  * Parse `amqp`'s body and find its type. A retried copy shows the handler
  * the exchange and routing key it was first published with (and its type
- * comes from that routing key), not the retry queue's. On success returns 0 and e->msg
- * is ready. On failure returns -1 with e->reason set (invalid JSON, not an
- * object, missing / non-string / empty / too long type); e->json is then
+ * comes from that routing key), not the retry queue's. On success returns 0 and
+ * e->msg is ready. On failure returns -1 with e->reason set (invalid JSON, not
+ * an object, missing / non-string / empty / too long type); e->json is then
  * NULL. Never reads past the body's length. Always call
  * wd_envelope_clear() afterwards.
  */

@@ -63,8 +63,9 @@ int wd_outbox_add(struct wd_outbox *o, const warren_publish *p, char *why,
 	amqp_basic_properties_t *pr;
 
 	if (!p || p->size < offsetof(warren_publish, nheaders) +
-	                         sizeof(p->nheaders)) {
-		snprintf(why, whylen, "publish: NULL or short warren_publish "
+	                        sizeof(p->nheaders)) {
+		snprintf(why, whylen,
+		         "publish: NULL or short warren_publish "
 		         "(set .size = sizeof(warren_publish))");
 		return -1;
 	}
@@ -74,20 +75,23 @@ int wd_outbox_add(struct wd_outbox *o, const warren_publish *p, char *why,
 	}
 	if ((p->exchange && strlen(p->exchange) > 255) ||
 	    (p->routing_key && strlen(p->routing_key) > 255)) {
-		snprintf(why, whylen, "publish: exchange or routing key longer "
+		snprintf(why, whylen,
+		         "publish: exchange or routing key longer "
 		         "than 255 bytes");
 		return -1;
 	}
 	if (p->nheaders > 64 || (p->nheaders && !p->headers)) {
-		snprintf(why, whylen, "publish: at most 64 headers, and "
+		snprintf(why, whylen,
+		         "publish: at most 64 headers, and "
 		         "headers must not be NULL when nheaders > 0");
 		return -1;
 	}
 	if (o->n >= WD_OUTBOX_MAX_MESSAGES ||
 	    o->bytes + p->body.len > WD_OUTBOX_MAX_BYTES) {
-		snprintf(why, whylen, "publish: over %d messages or %u MiB in "
-		         "one handler call", WD_OUTBOX_MAX_MESSAGES,
-		         WD_OUTBOX_MAX_BYTES >> 20);
+		snprintf(why, whylen,
+		         "publish: over %d messages or %u MiB in "
+		         "one handler call",
+		         WD_OUTBOX_MAX_MESSAGES, WD_OUTBOX_MAX_BYTES >> 20);
 		return -1;
 	}
 	f = calloc(1, sizeof(*f));
@@ -109,7 +113,8 @@ int wd_outbox_add(struct wd_outbox *o, const warren_publish *p, char *why,
 	    opt_prop(pr, AMQP_BASIC_TYPE_FLAG, &pr->type, p->type) < 0)
 		goto bad_prop;
 	if (p->nheaders) {
-		pr->headers.entries = calloc(p->nheaders, sizeof(amqp_table_entry_t));
+		pr->headers.entries =
+		    calloc(p->nheaders, sizeof(amqp_table_entry_t));
 		if (!pr->headers.entries)
 			goto oom;
 		pr->_flags |= AMQP_BASIC_HEADERS_FLAG;
@@ -137,7 +142,8 @@ int wd_outbox_add(struct wd_outbox *o, const warren_publish *p, char *why,
 	return 0;
 bad_prop:
 	free_followup(f);
-	snprintf(why, whylen, "publish: a property is longer than 255 bytes, "
+	snprintf(why, whylen,
+	         "publish: a property is longer than 255 bytes, "
 	         "or a header has no key or no value");
 	return -1;
 oom:

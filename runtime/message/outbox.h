@@ -10,7 +10,7 @@
 #include "warren.h"
 
 #define WD_OUTBOX_MAX_MESSAGES 256
-#define WD_OUTBOX_MAX_BYTES (64u << 20)
+#define WD_OUTBOX_MAX_BYTES    (64u << 20)
 
 struct wd_followup {
 	struct wd_followup *next;

@@ -34,8 +34,8 @@ static int xdeath_retries(const amqp_envelope_t *env, const char *queue)
 		q = wd_table_get(&e->value.table, "queue");
 		r = wd_table_get(&e->value.table, "reason");
 		c = field_count(wd_table_get(&e->value.table, "count"));
-		if (!wd_field_is_string(q) || !wd_field_is_string(r) || c <= 0 ||
-		    !wd_bytes_eq(r->value.bytes, "expired"))
+		if (!wd_field_is_string(q) || !wd_field_is_string(r) ||
+		    c <= 0 || !wd_bytes_eq(r->value.bytes, "expired"))
 			continue;
 		if (q->value.bytes.len > qlen + 7 &&
 		    memcmp(q->value.bytes.bytes, queue, qlen) == 0 &&
@@ -118,8 +118,7 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 	int nin = in ? in->num_entries : 0;
 	int64_t first = 0;
 
-	if (wd_field_int(wd_amqp_header(env, WD_H_FIRST_FAILURE),
-	                 &first) < 0)
+	if (wd_field_int(wd_amqp_header(env, WD_H_FIRST_FAILURE), &first) < 0)
 		first = 0;
 
 	out->num_entries = 0;
@@ -133,16 +132,20 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 	wd_table_add_i64(out, WD_H_ATTEMPTS, f->attempts);
 	wd_table_add_str(out, WD_H_REASON, amqp_cstring_bytes(f->reason));
 	wd_table_add_str(out, WD_H_REASON_TEXT,
-	        amqp_cstring_bytes(f->text ? f->text : ""));
+	                 amqp_cstring_bytes(f->text ? f->text : ""));
 	if (f->plugin)
-		wd_table_add_str(out, WD_H_PLUGIN, amqp_cstring_bytes(f->plugin));
+		wd_table_add_str(out, WD_H_PLUGIN,
+		                 amqp_cstring_bytes(f->plugin));
 	if (f->handler)
-		wd_table_add_str(out, WD_H_HANDLER, amqp_cstring_bytes(f->handler));
-	wd_table_add_i64(out, WD_H_FIRST_FAILURE, first > 0 ? first : f->now_ms);
+		wd_table_add_str(out, WD_H_HANDLER,
+		                 amqp_cstring_bytes(f->handler));
+	wd_table_add_i64(out, WD_H_FIRST_FAILURE,
+	                 first > 0 ? first : f->now_ms);
 	wd_table_add_i64(out, WD_H_LAST_FAILURE, f->now_ms);
 	wd_table_add_str(out, WD_H_QUEUE, amqp_cstring_bytes(scratch->queue));
-	wd_table_add_str(out, WD_H_ORIG_EXCHANGE, wd_policy_original_exchange(env));
+	wd_table_add_str(out, WD_H_ORIG_EXCHANGE,
+	                 wd_policy_original_exchange(env));
 	wd_table_add_str(out, WD_H_ORIG_ROUTING_KEY,
-	        wd_policy_original_routing_key(env));
+	                 wd_policy_original_routing_key(env));
 	return 0;
 }

@@ -12,27 +12,27 @@
 #include "base/amqp_compat.h"
 
 /* warren's own headers; the README documents each. */
-#define WD_H_ATTEMPTS "x-warren-attempts"
-#define WD_H_REASON "x-warren-reason"
-#define WD_H_REASON_TEXT "x-warren-reason-text"
-#define WD_H_PLUGIN "x-warren-plugin"
-#define WD_H_HANDLER "x-warren-handler"
-#define WD_H_FIRST_FAILURE "x-warren-first-failure-ms"
-#define WD_H_LAST_FAILURE "x-warren-last-failure-ms"
-#define WD_H_ORIG_EXCHANGE "x-warren-original-exchange"
+#define WD_H_ATTEMPTS         "x-warren-attempts"
+#define WD_H_REASON           "x-warren-reason"
+#define WD_H_REASON_TEXT      "x-warren-reason-text"
+#define WD_H_PLUGIN           "x-warren-plugin"
+#define WD_H_HANDLER          "x-warren-handler"
+#define WD_H_FIRST_FAILURE    "x-warren-first-failure-ms"
+#define WD_H_LAST_FAILURE     "x-warren-last-failure-ms"
+#define WD_H_ORIG_EXCHANGE    "x-warren-original-exchange"
 #define WD_H_ORIG_ROUTING_KEY "x-warren-original-routing-key"
-#define WD_H_QUEUE "x-warren-queue"
+#define WD_H_QUEUE            "x-warren-queue"
 
 /* Reason classes of x-warren-reason. */
-#define WD_R_HANDLER_REJECT "handler-reject"
-#define WD_R_MAX_ATTEMPTS "max-attempts"
-#define WD_R_UNPARSEABLE "unparseable"
-#define WD_R_BAD_TYPE "bad-type" /* missing, not a string, empty, too long */
-#define WD_R_UNKNOWN_TYPE "unknown-type"
-#define WD_R_TOO_LARGE "too-large"
+#define WD_R_HANDLER_REJECT  "handler-reject"
+#define WD_R_MAX_ATTEMPTS    "max-attempts"
+#define WD_R_UNPARSEABLE     "unparseable"
+#define WD_R_BAD_TYPE        "bad-type" /* missing, not a string, empty, too long */
+#define WD_R_UNKNOWN_TYPE    "unknown-type"
+#define WD_R_TOO_LARGE       "too-large"
 #define WD_R_INVALID_OUTCOME "invalid-outcome"
 /* On a retry queue's copy: why the last attempt failed. */
-#define WD_R_HANDLER_RETRY "handler-retry"
+#define WD_R_HANDLER_RETRY   "handler-retry"
 #define WD_R_FOLLOWUP_FAILED "followup-failed"
 
 /* A route's delivery policy, resolved: the route's own keys, else the
@@ -54,12 +54,12 @@ long wd_policy_delay_ms(const struct wd_policy *p, int attempt);
 
 /* How many attempts a delivery has behind it. */
 struct wd_attempts {
-	int from_header;  /* x-warren-attempts, -1 if absent or unusable */
-	int from_xdeath;  /* expiries from this queue's retry queues */
+	int from_header; /* x-warren-attempts, -1 if absent or unusable */
+	int from_xdeath; /* expiries from this queue's retry queues */
 	int64_t delivery_count; /* x-delivery-count (quorum queues), or -1 */
-	int redeliveries; /* the same as an attempt count, else 0 */
-	bool header_bad;  /* x-warren-attempts present but not a count */
-	int attempt;      /* this delivery's attempt, 1-based */
+	int redeliveries;       /* the same as an attempt count, else 0 */
+	bool header_bad;        /* x-warren-attempts present but not a count */
+	int attempt;            /* this delivery's attempt, 1-based */
 };
 
 /*
@@ -83,12 +83,12 @@ long wd_policy_jittered_ms(const struct wd_policy *p, int attempt, double rnd);
 
 /* Why a copy is republished. */
 struct wd_failure {
-	const char *reason;  /* a WD_R_* class */
-	const char *text;    /* the handler's or the parser's reason, or "" */
-	const char *plugin;  /* NULL if no handler was involved */
+	const char *reason; /* a WD_R_* class */
+	const char *text;   /* the handler's or the parser's reason, or "" */
+	const char *plugin; /* NULL if no handler was involved */
 	const char *handler;
-	int attempts;        /* attempts made, this one included */
-	int64_t now_ms;      /* the time of this failure */
+	int attempts;   /* attempts made, this one included */
+	int64_t now_ms; /* the time of this failure */
 };
 
 /*

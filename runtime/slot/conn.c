@@ -65,7 +65,8 @@ static void finish_delivery(struct wd_task *t)
 	                                                memory_order_relaxed);
 	atomic_store(&c->has_done, true);
 	if (wake)
-		atomic_store(&c->wake_due, true); /* seq_cst: pairs with the loop */
+		atomic_store(&c->wake_due,
+		             true); /* seq_cst: pairs with the loop */
 	pthread_mutex_unlock(&c->lock);
 	/* A busy connection thread finds the list on its next turn; a
 	 * sleeping one needs one wake-up (the exchange makes it one), and
@@ -120,8 +121,7 @@ static struct wd_delivery *new_delivery(struct wd_conn *c)
 	/* Not calloc: the envelope, its parse and the verdict (over 1 KiB
 	 * for the reason text) are filled by whoever writes them. */
 	memset(d, 0, offsetof(struct wd_delivery, env));
-	memset(&d->stage, 0,
-	       sizeof(*d) - offsetof(struct wd_delivery, stage));
+	memset(&d->stage, 0, sizeof(*d) - offsetof(struct wd_delivery, stage));
 	d->parsed.json = NULL;
 	wd_verdict_init(&d->verdict);
 	return d;
@@ -158,8 +158,8 @@ static int requeue_op(void *arg, struct wd_delivery *d)
 {
 	struct wd_conn *c = arg;
 	struct wd_consumer *k = wd_consumer_of(&c->consumers, d->env.channel);
-	int rc = amqp_basic_nack(c->amqp, d->env.channel, d->env.delivery_tag,
-	                         0, 1);
+	int rc =
+	    amqp_basic_nack(c->amqp, d->env.channel, d->env.delivery_tag, 0, 1);
 
 	if (k)
 		wd_acks_settled(&k->acks, d->env.delivery_tag);
@@ -246,7 +246,8 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 	c->amqp = wd_broker_connect(env->broker, name, err, errlen);
 	if (!c->amqp)
 		return -1;
-	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) < 0 ||
+	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) <
+	        0 ||
 	    wd_topology_declare(c->amqp, WD_CHANNEL_PUBLISH, g->routes->conf,
 	                        err, errlen) < 0 ||
 	    wd_pub_open(&c->pub, c->amqp, WD_CHANNEL_PUBLISH, WD_CHANNEL_PROBE,
@@ -357,18 +358,22 @@ static int handle_frame(struct wd_conn *c)
 	case AMQP_CONNECTION_CLOSE_METHOD: {
 		amqp_connection_close_t *m = f.payload.method.decoded;
 		amqp_connection_close_ok_t ok;
-		wd_log_warnx(AREA, "slot %d: the broker closed the connection: "
-		             "%.*s (%u)", c->id, (int)m->reply_text.len,
+		wd_log_warnx(AREA,
+		             "slot %d: the broker closed the connection: "
+		             "%.*s (%u)",
+		             c->id, (int)m->reply_text.len,
 		             (const char *)m->reply_text.bytes, m->reply_code);
-		amqp_send_method(c->amqp, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+		amqp_send_method(c->amqp, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
+		                 &ok);
 		return -1;
 	}
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		amqp_channel_close_t *m = f.payload.method.decoded;
 		amqp_channel_close_ok_t ok;
-		wd_log_warnx(AREA, "slot %d: the broker closed channel %u: "
-		             "%.*s (%u)", c->id, f.channel,
-		             (int)m->reply_text.len,
+		wd_log_warnx(AREA,
+		             "slot %d: the broker closed channel %u: "
+		             "%.*s (%u)",
+		             c->id, f.channel, (int)m->reply_text.len,
 		             (const char *)m->reply_text.bytes, m->reply_code);
 		amqp_send_method(c->amqp, f.channel,
 		                 AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
@@ -377,20 +382,25 @@ static int handle_frame(struct wd_conn *c)
 		return -1;
 	}
 	case AMQP_BASIC_CANCEL_METHOD:
-		wd_log_warnx(AREA, "slot %d: the broker cancelled the consumer "
+		wd_log_warnx(AREA,
+		             "slot %d: the broker cancelled the consumer "
 		             "on channel %u (queue deleted?): reconnecting",
 		             c->id, f.channel);
 		return -1;
 	case AMQP_CONNECTION_BLOCKED_METHOD:
-		wd_log_warnx(AREA, "slot %d: the broker blocked the connection "
-		             "(resource alarm): publishes wait", c->id);
+		wd_log_warnx(AREA,
+		             "slot %d: the broker blocked the connection "
+		             "(resource alarm): publishes wait",
+		             c->id);
 		return 0;
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
-		wd_log_info(AREA, "slot %d: the broker unblocked the connection",
+		wd_log_info(AREA,
+		            "slot %d: the broker unblocked the connection",
 		            c->id);
 		return 0;
 	default:
-		wd_log_debug(AREA, "slot %d: ignored method 0x%08x on channel %u",
+		wd_log_debug(AREA,
+		             "slot %d: ignored method 0x%08x on channel %u",
 		             c->id, f.payload.method.id, f.channel);
 		return 0;
 	}
@@ -415,9 +425,10 @@ int wd_conn_read(struct wd_conn *c, struct wd_delivery **out)
 		d->epoch = atomic_load(&c->epoch);
 		k = wd_consumer_of(&c->consumers, d->env.channel);
 		if (!k || wd_acks_seen(&k->acks, d->env.delivery_tag) < 0) {
-			wd_log_error(AREA, "slot %d: delivery on unknown channel "
-			             "%u (or out of memory)", c->id,
-			             d->env.channel);
+			wd_log_error(AREA,
+			             "slot %d: delivery on unknown channel "
+			             "%u (or out of memory)",
+			             c->id, d->env.channel);
 			wd_conn_forget(d);
 			return -1;
 		}

@@ -51,7 +51,7 @@ struct wd_conn {
 	/* Finished deliveries, filled by workers. */
 	pthread_mutex_t lock;
 	struct wd_delivery *done_head, *done_tail;
-	size_t ndone; /* in the list; under lock */
+	size_t ndone;         /* in the list; under lock */
 	atomic_bool has_done; /* done_head != NULL, readable without the lock */
 	/* Set while the thread is (about to be) in poll(): only then does a
 	 * finished delivery cost a write to wakefd. */
@@ -76,8 +76,8 @@ struct wd_conn {
 	struct wd_publisher pub;
 	struct wd_settler settler;
 	struct wd_consumers consumers; /* and the generation consumed for */
-	bool acks_full; /* some consumer's ack batch is full: flush */
-	bool cancelled; /* stopping: the consumers are cancelled */
+	bool acks_full;   /* some consumer's ack batch is full: flush */
+	bool cancelled;   /* stopping: the consumers are cancelled */
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */

@@ -53,10 +53,13 @@ static int run_here(struct wd_conn *c, struct wd_delivery *d)
 	took = d->done_ms - t0;
 	if (took > NONBLOCKING_LIMIT_MS &&
 	    !atomic_exchange(&((struct wd_route *)r)->on_workers, true))
-		wd_log_warnx(AREA, WD_ROUTE_FMT ": a call took %jd ms, but the "
+		wd_log_warnx(AREA,
+		             WD_ROUTE_FMT
+		             ": a call took %jd ms, but the "
 		             "handler is declared non-blocking: its route runs "
 		             "on the workers from now on (until the next "
-		             "reload)", WD_ROUTE_ARGS(r), (intmax_t)took);
+		             "reload)",
+		             WD_ROUTE_ARGS(r), (intmax_t)took);
 	return wd_settle(&c->settler, d);
 }
 
@@ -66,8 +69,8 @@ static int run_here(struct wd_conn *c, struct wd_delivery *d)
 static int take(struct wd_conn *c, struct wd_delivery *d)
 {
 	c->inflight++;
-	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)",
-	             c->id, (uintmax_t)d->env.delivery_tag, c->inflight);
+	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)", c->id,
+	             (uintmax_t)d->env.delivery_tag, c->inflight);
 	if (!d->task.run)
 		return wd_settle(&c->settler, d);
 	if (d->verdict.route->handle_batch) {
@@ -146,9 +149,11 @@ static int settle_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 	                           next_due) < 0)
 		return -1;
 	if (wd_pub_expired(&c->pub, now, next_due)) {
-		wd_log_error(AREA, "slot %d: no publisher confirm within %d s: "
+		wd_log_error(AREA,
+		             "slot %d: no publisher confirm within %d s: "
 		             "reconnecting (unconfirmed deliveries are "
-		             "redelivered)", c->id, c->env->publish_timeout);
+		             "redelivered)",
+		             c->id, c->env->publish_timeout);
 		return -1;
 	}
 	if (!c->cancelled &&
@@ -176,8 +181,10 @@ static int stop_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 		 * what is in the handlers can still be acked. */
 		if (wd_consumers_cancel(&c->consumers, c->amqp) < 0)
 			return -1;
-		wd_log_info(AREA, "slot %d: stopped consuming; %zu deliveries "
-		            "in flight", c->id, c->inflight);
+		wd_log_info(AREA,
+		            "slot %d: stopped consuming; %zu deliveries "
+		            "in flight",
+		            c->id, c->inflight);
 	}
 	if (!c->cancelled)
 		return 1;
@@ -189,9 +196,11 @@ static int stop_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 		                              next_due);
 	if (now > atomic_load(c->env->stop_deadline_ms)) {
 		c->abandoned = c->inflight;
-		wd_log_error(AREA, "slot %d: shutdown timeout with %zu "
+		wd_log_error(AREA,
+		             "slot %d: shutdown timeout with %zu "
 		             "deliveries still in handlers or unconfirmed: the "
-		             "broker will redeliver them", c->id, c->inflight);
+		             "broker will redeliver them",
+		             c->id, c->inflight);
 		wd_consumers_flush_due(&c->consumers, c->amqp, now, true,
 		                       next_due);
 		return 0;
@@ -283,7 +292,8 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 		atomic_store(&c->sleeping, false);
 		return 0;
 	}
-	fds[0] = (struct pollfd){.fd = amqp_get_sockfd(c->amqp), .events = POLLIN};
+	fds[0] =
+	    (struct pollfd){.fd = amqp_get_sockfd(c->amqp), .events = POLLIN};
 	fds[1] = (struct pollfd){.fd = c->wakefd, .events = POLLIN};
 	r = poll(fds, 2, poll_timeout_ms(c, *now, next_due, lazy_ms));
 	atomic_store(&c->sleeping, false);
@@ -295,9 +305,10 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 		c->last_rx_ms = *now;
 	} else if (hb_ms > 0 && *now - c->last_rx_ms > 2 * hb_ms) {
-		wd_log_warnx(AREA, "slot %d: no heartbeat from the broker for "
-		             "%d s: reconnecting", c->id,
-		             2 * c->env->broker->heartbeat);
+		wd_log_warnx(AREA,
+		             "slot %d: no heartbeat from the broker for "
+		             "%d s: reconnecting",
+		             c->id, 2 * c->env->broker->heartbeat);
 		return -1;
 	}
 	/* Without data, still let rabbitmq-c send a due heartbeat now and
@@ -364,7 +375,8 @@ void *wd_conn_main(void *arg)
 			}
 			wd_metric_inc(connections_lost);
 			wd_conn_drop(c, false);
-			wd_log_warnx(AREA, "slot %d: connection dropped; "
+			wd_log_warnx(AREA,
+			             "slot %d: connection dropped; "
 			             "deliveries in flight will be redelivered",
 			             c->id);
 		}

@@ -103,8 +103,10 @@ static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
 		         wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
-	wd_log_info(AREA, "slot %d: consuming queue \"%s\" (prefetch %d, "
-	            "channel %u)", cs->slot, qc->name, qc->prefetch, k->channel);
+	wd_log_info(AREA,
+	            "slot %d: consuming queue \"%s\" (prefetch %d, "
+	            "channel %u)",
+	            cs->slot, qc->name, qc->prefetch, k->channel);
 	return 0;
 }
 
@@ -179,9 +181,10 @@ static int cancel(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
 	r = amqp_get_rpc_reply(amqp);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		wd_log_warnx(AREA, "slot %d: cannot cancel consumer of queue "
-		             "\"%s\" on channel %u: %s", cs->slot,
-		             queue_conf(k)->name, k->channel,
+		wd_log_warnx(AREA,
+		             "slot %d: cannot cancel consumer of queue "
+		             "\"%s\" on channel %u: %s",
+		             cs->slot, queue_conf(k)->name, k->channel,
 		             wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
@@ -199,7 +202,8 @@ static int add_missing(const struct assigned *on, struct wd_gen *g, size_t q,
 	(void)arg;
 	for (size_t i = 0; i < cs->n; i++) {
 		struct wd_consumer *k = &cs->v[i];
-		if (!k->draining && k->gen == g && k->queue == q && k->nth == nth)
+		if (!k->draining && k->gen == g && k->queue == q &&
+		    k->nth == nth)
 			return 0;
 	}
 	if (add(cs, on->amqp, g, q, nth, err, sizeof(err)) < 0) {
@@ -252,10 +256,11 @@ int wd_consumers_update(struct wd_consumers *cs, amqp_connection_state_t amqp,
 		if (cancel(cs, amqp, k) < 0)
 			goto fail;
 		cs->ndraining++;
-		wd_log_info(AREA, "slot %d: stopped consuming queue \"%s\" "
+		wd_log_info(AREA,
+		            "slot %d: stopped consuming queue \"%s\" "
 		            "(channel %u) for generation %ju; it closes once "
-		            "what it delivered is settled", cs->slot,
-		            queue_conf(k)->name, k->channel,
+		            "what it delivered is settled",
+		            cs->slot, queue_conf(k)->name, k->channel,
 		            (uintmax_t)g->number);
 	}
 	cs->gen = g;
@@ -286,14 +291,16 @@ int wd_consumers_close_drained(struct wd_consumers *cs,
 		}
 		r = amqp_channel_close(amqp, k->channel, AMQP_REPLY_SUCCESS);
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			wd_log_warnx(AREA, "slot %d: cannot close channel %u: %s",
+			wd_log_warnx(AREA,
+			             "slot %d: cannot close channel %u: %s",
 			             cs->slot, k->channel,
 			             wd_broker_reply_str(r, err, sizeof(err)));
 			return -1;
 		}
-		wd_log_info(AREA, "slot %d: channel %u of queue \"%s\" closed: "
-		            "everything it delivered is settled", cs->slot,
-		            k->channel, queue_conf(k)->name);
+		wd_log_info(AREA,
+		            "slot %d: channel %u of queue \"%s\" closed: "
+		            "everything it delivered is settled",
+		            cs->slot, k->channel, queue_conf(k)->name);
 		forget(k);
 		cs->v[i] = cs->v[--cs->n];
 		cs->ndraining--;
@@ -342,8 +349,8 @@ static int ack_frame(void *arg, uint64_t tag, bool multiple)
 		return -1;
 	wd_metric_inc(ack_frames);
 	wd_log_debug(AREA, "slot %d: ack sent: tag %ju%s on channel %u",
-	             t->cs->slot, (uintmax_t)tag,
-	             multiple ? " and below" : "", t->ch);
+	             t->cs->slot, (uintmax_t)tag, multiple ? " and below" : "",
+	             t->ch);
 	return 0;
 }
 

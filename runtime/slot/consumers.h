@@ -20,8 +20,8 @@
 
 /* Channel 1 declares the topology and then publishes in confirm mode;
  * channel 2 checks exchanges; consumers use 3, 4, ... */
-#define WD_CHANNEL_PUBLISH 1
-#define WD_CHANNEL_PROBE 2
+#define WD_CHANNEL_PUBLISH        1
+#define WD_CHANNEL_PROBE          2
 #define WD_CHANNEL_FIRST_CONSUMER 3
 
 struct wd_consumer {

@@ -83,8 +83,10 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 		rc = pthread_create(&p->conns[i].thread, NULL, wd_conn_main,
 		                    &p->conns[i]);
 		if (rc != 0) {
-			snprintf(err, errlen, "cannot start a connection "
-			         "thread: %s", strerror(rc));
+			snprintf(err, errlen,
+			         "cannot start a connection "
+			         "thread: %s",
+			         strerror(rc));
 			wd_pool_stop(p, 1);
 			wd_pool_join(p);
 			goto fail_started;

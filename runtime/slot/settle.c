@@ -90,12 +90,12 @@ static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
                             const char *why)
 {
 	wd_metric_inc(republish_failed);
-	wd_log_error(AREA, "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
-	             "requeued in %d ms", s->slot, queue_of(d)->name,
-	             (uintmax_t)d->env.delivery_tag,
-	             d->verdict.action == WD_ACTION_RETRY
-	                 ? "schedule its retry"
-	                 : "dead-letter it",
+	wd_log_error(AREA,
+	             "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
+	             "requeued in %d ms",
+	             s->slot, queue_of(d)->name, (uintmax_t)d->env.delivery_tag,
+	             d->verdict.action == WD_ACTION_RETRY ? "schedule its retry"
+	                                                  : "dead-letter it",
 	             why, WD_REQUEUE_HOLD_MS);
 	if (!s->stopping && hold(s, d) == 0)
 		return 0;
@@ -107,8 +107,8 @@ static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
 /* Publish the copy of d to exchange/rk with warren's failure headers (and,
  * for a retry, a per-message expiration: the jittered delay). */
 static int republish(struct wd_settler *s, struct wd_delivery *d,
-                     amqp_bytes_t exchange, amqp_bytes_t rk,
-                     const char *reason, long expiration_ms)
+                     amqp_bytes_t exchange, amqp_bytes_t rk, const char *reason,
+                     long expiration_ms)
 {
 	const struct wd_conf_queue *q = queue_of(d);
 	const struct wd_route *r = d->verdict.route;
@@ -125,8 +125,8 @@ static int republish(struct wd_settler *s, struct wd_delivery *d,
 	char exp[32], why[256];
 	int rc;
 
-	if (wd_policy_headers(&d->env, q->name, &f, &scratch,
-	                      &props.headers) < 0)
+	if (wd_policy_headers(&d->env, q->name, &f, &scratch, &props.headers) <
+	    0)
 		return republish_failed(s, d, "out of memory");
 	props._flags |= AMQP_BASIC_HEADERS_FLAG;
 	props._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
@@ -170,20 +170,21 @@ static int retry(struct wd_settler *s, struct wd_delivery *d)
 
 	if (attempt >= r->policy->max_attempts) {
 		wd_metric_inc(max_attempts);
-		wd_log_warnx(AREA, WD_ROUTE_FMT " tag %ju: attempt %d of %d "
-		             "failed (%s%s%s): dead-lettered", WD_ROUTE_ARGS(r),
-		             (uintmax_t)d->env.delivery_tag, attempt,
-		             r->policy->max_attempts, d->verdict.reason,
-		             d->verdict.text[0] ? ": " : "", d->verdict.text);
+		wd_log_warnx(AREA,
+		             WD_ROUTE_FMT " tag %ju: attempt %d of %d "
+		                          "failed (%s%s%s): dead-lettered",
+		             WD_ROUTE_ARGS(r), (uintmax_t)d->env.delivery_tag,
+		             attempt, r->policy->max_attempts,
+		             d->verdict.reason, d->verdict.text[0] ? ": " : "",
+		             d->verdict.text);
 		return dead_letter(s, d, WD_R_MAX_ATTEMPTS);
 	}
 	delay = wd_policy_delay_ms(r->policy, attempt);
 	wd_policy_retry_queue(name, sizeof(name), queue_of(d)->name, delay);
-	return republish(s, d, amqp_empty_bytes, amqp_cstring_bytes(name),
-	                 d->verdict.reason,
-	                 wd_policy_jittered_ms(r->policy, attempt,
-	                                       rand_r(&s->rnd) /
-	                                           (RAND_MAX + 1.0)));
+	return republish(
+	    s, d, amqp_empty_bytes, amqp_cstring_bytes(name), d->verdict.reason,
+	    wd_policy_jittered_ms(r->policy, attempt,
+	                          rand_r(&s->rnd) / (RAND_MAX + 1.0)));
 }
 
 static int send_followups(struct wd_settler *s, struct wd_delivery *d)
@@ -225,9 +226,11 @@ static int followups_done(struct wd_settler *s, struct wd_delivery *d)
 		return s->ops->ack(s->arg, d);
 	}
 	wd_metric_inc(followups_failed);
-	wd_log_warnx(AREA, WD_ROUTE_FMT " tag %ju: follow-up publish failed: "
-	             "%s: the input goes the retry way", WD_ROUTE_ARGS(r),
-	             (uintmax_t)d->env.delivery_tag, d->publish_why);
+	wd_log_warnx(AREA,
+	             WD_ROUTE_FMT " tag %ju: follow-up publish failed: "
+	                          "%s: the input goes the retry way",
+	             WD_ROUTE_ARGS(r), (uintmax_t)d->env.delivery_tag,
+	             d->publish_why);
 	wd_outbox_clear(&d->verdict.outbox);
 	d->verdict.action = WD_ACTION_RETRY;
 	d->verdict.reason = WD_R_FOLLOWUP_FAILED;

@@ -20,19 +20,22 @@
 
 #include <jansson.h>
 
-#define TIMEOUT_S 300
+#define TIMEOUT_S   300
 #define MULTI_BATCH 100
 
 int main(int argc, char **argv)
 {
 	wr_prog = "wr-baseline";
 	if (argc != 6) {
-		fprintf(stderr, "usage: wr-baseline URL QUEUE COUNT PREFETCH each|multi\n");
+		fprintf(
+		    stderr,
+		    "usage: wr-baseline URL QUEUE COUNT PREFETCH each|multi\n");
 		return 2;
 	}
 	const char *url = argv[1], *queue = argv[2];
 	unsigned long count = wr_arg_ulong(argv[3], "COUNT", 1, 100000000UL);
-	uint16_t prefetch = (uint16_t)wr_arg_ulong(argv[4], "PREFETCH", 1, 65535);
+	uint16_t prefetch =
+	    (uint16_t)wr_arg_ulong(argv[4], "PREFETCH", 1, 65535);
 	int multi;
 	if (strcmp(argv[5], "each") == 0)
 		multi = 0;
@@ -44,8 +47,8 @@ int main(int argc, char **argv)
 	amqp_connection_state_t c = wr_connect(url);
 	amqp_basic_qos(c, 1, 0, prefetch, 0);
 	wr_check_reply(c, "basic.qos");
-	amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
-			   amqp_empty_table);
+	amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0,
+	                   0, 0, amqp_empty_table);
 	wr_check_reply(c, "basic.consume");
 
 	unsigned long received = 0, pending = 0, wrong_type = 0;
@@ -59,23 +62,28 @@ int main(int argc, char **argv)
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 		    r.library_error == AMQP_STATUS_TIMEOUT) {
 			if (wr_now() > deadline)
-				wr_die("timed out after %d s: got %lu of %lu messages", TIMEOUT_S,
-				       received, count);
+				wr_die("timed out after %d s: got %lu of %lu "
+				       "messages",
+				       TIMEOUT_S, received, count);
 			continue;
 		}
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 		    r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
 			/* Not a delivery: read the method that is waiting. */
 			amqp_frame_t f;
-			wr_check_status(amqp_simple_wait_frame(c, &f), "reading frame");
+			wr_check_status(amqp_simple_wait_frame(c, &f),
+			                "reading frame");
 			if (f.frame_type == AMQP_FRAME_METHOD &&
 			    (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-			     f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))
-				wr_die("broker closed the %s after %lu messages",
-				       f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD
-					       ? "channel"
-					       : "connection",
-				       received);
+			     f.payload.method.id ==
+			         AMQP_CONNECTION_CLOSE_METHOD))
+				wr_die(
+				    "broker closed the %s after %lu messages",
+				    f.payload.method.id ==
+				            AMQP_CHANNEL_CLOSE_METHOD
+				        ? "channel"
+				        : "connection",
+				    received);
 			continue;
 		}
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -89,12 +97,16 @@ int main(int argc, char **argv)
 
 		/* The work warrend does per message: parse, find the type. */
 		json_error_t jerr;
-		json_t *root = json_loadb(env.message.body.bytes, env.message.body.len, 0, &jerr);
+		json_t *root = json_loadb(env.message.body.bytes,
+		                          env.message.body.len, 0, &jerr);
 		if (root == NULL)
-			wr_die("message %lu is not JSON: %s", received, jerr.text);
-		const char *type = json_string_value(json_object_get(root, "type"));
+			wr_die("message %lu is not JSON: %s", received,
+			       jerr.text);
+		const char *type =
+		    json_string_value(json_object_get(root, "type"));
 		if (type == NULL)
-			wr_die("message %lu has no string field \"type\"", received);
+			wr_die("message %lu has no string field \"type\"",
+			       received);
 		if (strcmp(type, "bench:noop") != 0)
 			wrong_type++;
 		json_decref(root);
@@ -102,17 +114,21 @@ int main(int argc, char **argv)
 		uint64_t tag = env.delivery_tag;
 		amqp_destroy_envelope(&env);
 		if (!multi) {
-			wr_check_status(amqp_basic_ack(c, 1, tag, 0), "basic.ack");
+			wr_check_status(amqp_basic_ack(c, 1, tag, 0),
+			                "basic.ack");
 		} else if (++pending == MULTI_BATCH || received == count) {
-			wr_check_status(amqp_basic_ack(c, 1, tag, 1), "basic.ack multiple");
+			wr_check_status(amqp_basic_ack(c, 1, tag, 1),
+			                "basic.ack multiple");
 			pending = 0;
 		}
 	}
 	t1 = wr_now();
 
 	if (wrong_type > 0)
-		fprintf(stderr, "wr-baseline: warning: %lu messages had a type other than bench:noop\n",
-			wrong_type);
+		fprintf(stderr,
+		        "wr-baseline: warning: %lu messages had a type other "
+		        "than bench:noop\n",
+		        wrong_type);
 	double dt = t1 - t0;
 	printf("baseline: %lu messages in %.6f s (%.0f msg/s)\n", count, dt,
 	       dt > 0 ? (double)count / dt : 0.0);

@@ -20,7 +20,8 @@
 
 static const char *wr_prog = "wr-bench";
 
-static void wr_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void wr_die(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
 static void wr_die(const char *fmt, ...)
 {
 	va_list ap;
@@ -52,17 +53,19 @@ static const char *wr_reply_str(amqp_rpc_reply_t r, char *buf, size_t len)
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
 		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			const amqp_connection_close_t *m = r.reply.decoded;
-			snprintf(buf, len, "connection closed by broker: %u %.*s",
-				 (unsigned)m->reply_code, (int)m->reply_text.len,
-				 (const char *)m->reply_text.bytes);
+			snprintf(
+			    buf, len, "connection closed by broker: %u %.*s",
+			    (unsigned)m->reply_code, (int)m->reply_text.len,
+			    (const char *)m->reply_text.bytes);
 		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			const amqp_channel_close_t *m = r.reply.decoded;
 			snprintf(buf, len, "channel closed by broker: %u %.*s",
-				 (unsigned)m->reply_code, (int)m->reply_text.len,
-				 (const char *)m->reply_text.bytes);
+			         (unsigned)m->reply_code,
+			         (int)m->reply_text.len,
+			         (const char *)m->reply_text.bytes);
 		} else {
 			snprintf(buf, len, "unexpected server method 0x%08x",
-				 (unsigned)r.reply.id);
+			         (unsigned)r.reply.id);
 		}
 		return buf;
 	}
@@ -100,12 +103,14 @@ static amqp_connection_state_t wr_connect(const char *url)
 	if (c == NULL || s == NULL)
 		wr_die("out of memory");
 	struct timeval tv = {.tv_sec = WR_RPC_TIMEOUT_S, .tv_usec = 0};
-	wr_check_status(amqp_socket_open_noblock(s, ci.host, ci.port, &tv), "connect");
+	wr_check_status(amqp_socket_open_noblock(s, ci.host, ci.port, &tv),
+	                "connect");
 	wr_check_status(amqp_set_rpc_timeout(c, &tv), "set rpc timeout");
 
 	char buf[256];
-	amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
-					ci.user, ci.password);
+	amqp_rpc_reply_t r =
+	    amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+	               ci.user, ci.password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 		wr_die("login to %s:%d as %s: %s", ci.host, ci.port, ci.user,
 		       wr_reply_str(r, buf, sizeof buf));
@@ -124,13 +129,14 @@ static void wr_close(amqp_connection_state_t c)
 }
 
 /* Parse an integer argument in min..max or exit. */
-static unsigned long wr_arg_ulong(const char *s, const char *name, unsigned long min,
-				  unsigned long max)
+static unsigned long wr_arg_ulong(const char *s, const char *name,
+                                  unsigned long min, unsigned long max)
 {
 	char *end;
 	unsigned long v = strtoul(s, &end, 10);
 	if (*s < '0' || *s > '9' || *end != '\0' || v < min || v > max)
-		wr_die("%s must be an integer in %lu..%lu, got '%s'", name, min, max, s);
+		wr_die("%s must be an integer in %lu..%lu, got '%s'", name, min,
+		       max, s);
 	return v;
 }
 

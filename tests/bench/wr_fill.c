@@ -28,9 +28,9 @@
 #define WINDOW 1000UL
 
 struct confirms {
-	unsigned char *done; /* done[tag] != 0 once confirmed, tags 1..count */
+	unsigned char *done;  /* done[tag] != 0 once confirmed, tags 1..count */
 	unsigned long lowest; /* every tag below this one is confirmed */
-	unsigned long count; /* confirmed so far */
+	unsigned long count;  /* confirmed so far */
 	unsigned long max;
 };
 
@@ -50,14 +50,16 @@ static void mark(struct confirms *cf, unsigned long tag, int multiple)
 }
 
 /* Read confirms until at least `target` messages are confirmed. */
-static void wait_confirms(amqp_connection_state_t c, struct confirms *cf, unsigned long target)
+static void wait_confirms(amqp_connection_state_t c, struct confirms *cf,
+                          unsigned long target)
 {
 	while (cf->count < target) {
 		amqp_frame_t f;
 		struct timeval tv = {.tv_sec = WR_RPC_TIMEOUT_S, .tv_usec = 0};
 		int st = amqp_simple_wait_frame_noblock(c, &f, &tv);
 		if (st == AMQP_STATUS_TIMEOUT)
-			wr_die("no publisher confirm within %d s (%lu of %lu confirmed)",
+			wr_die("no publisher confirm within %d s (%lu of %lu "
+			       "confirmed)",
 			       WR_RPC_TIMEOUT_S, cf->count, target);
 		wr_check_status(st, "waiting for publisher confirms");
 		if (f.frame_type != AMQP_FRAME_METHOD)
@@ -70,20 +72,26 @@ static void wait_confirms(amqp_connection_state_t c, struct confirms *cf, unsign
 		}
 		case AMQP_BASIC_NACK_METHOD: {
 			const amqp_basic_nack_t *n = f.payload.method.decoded;
-			wr_die("broker nacked publish %lu", (unsigned long)n->delivery_tag);
+			wr_die("broker nacked publish %lu",
+			       (unsigned long)n->delivery_tag);
 		}
 		case AMQP_CHANNEL_CLOSE_METHOD: {
-			const amqp_channel_close_t *m = f.payload.method.decoded;
-			wr_die("channel closed by broker: %u %.*s", (unsigned)m->reply_code,
-			       (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+			const amqp_channel_close_t *m =
+			    f.payload.method.decoded;
+			wr_die("channel closed by broker: %u %.*s",
+			       (unsigned)m->reply_code, (int)m->reply_text.len,
+			       (const char *)m->reply_text.bytes);
 		}
 		case AMQP_CONNECTION_CLOSE_METHOD: {
-			const amqp_connection_close_t *m = f.payload.method.decoded;
-			wr_die("connection closed by broker: %u %.*s", (unsigned)m->reply_code,
-			       (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+			const amqp_connection_close_t *m =
+			    f.payload.method.decoded;
+			wr_die("connection closed by broker: %u %.*s",
+			       (unsigned)m->reply_code, (int)m->reply_text.len,
+			       (const char *)m->reply_text.bytes);
 		}
 		default:
-			break; /* connection.blocked and the like: keep waiting */
+			break; /* connection.blocked and the like: keep waiting
+			        */
 		}
 	}
 	amqp_maybe_release_buffers(c);
@@ -93,22 +101,26 @@ static void wait_confirms(amqp_connection_state_t c, struct confirms *cf, unsign
 static unsigned long ensure_queue(amqp_connection_state_t c, const char *queue)
 {
 	amqp_bytes_t q = amqp_cstring_bytes(queue);
-	amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, q, 1, 0, 0, 0, amqp_empty_table);
+	amqp_queue_declare_ok_t *ok =
+	    amqp_queue_declare(c, 1, q, 1, 0, 0, 0, amqp_empty_table);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL && ok != NULL)
 		return ok->message_count;
-	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
 		wr_check_reply(c, "passive queue.declare");
 	/* 404: the broker closed the channel. Acknowledge and reopen it. */
 	amqp_channel_close_ok_t close_ok = {0};
-	wr_check_status(amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok),
-			"channel.close-ok");
+	wr_check_status(
+	    amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok),
+	    "channel.close-ok");
 	amqp_channel_open(c, 1);
 	wr_check_reply(c, "channel.open");
 	/* WR_FILL_DLX: declare it as warrend will (a consumed queue has a
 	 * dead-letter exchange), so warrend's declare is equivalent. */
 	const char *dlx = getenv("WR_FILL_DLX");
-	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-dead-letter-exchange")};
+	amqp_table_entry_t e = {
+	    .key = amqp_cstring_bytes("x-dead-letter-exchange")};
 	amqp_table_t args = amqp_empty_table;
 	if (dlx && *dlx) {
 		e.value.kind = AMQP_FIELD_KIND_UTF8;
@@ -128,7 +140,8 @@ static void pace(double at)
 	double d = at - wr_now();
 	if (d < 0.001)
 		return;
-	struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+	struct timespec ts = {.tv_sec = (time_t)d,
+	                      .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
 	nanosleep(&ts, NULL);
 }
 
@@ -141,7 +154,8 @@ int main(int argc, char **argv)
 	}
 	const char *url = argv[1], *queue = argv[2];
 	unsigned long count = wr_arg_ulong(argv[3], "COUNT", 0, 100000000UL);
-	unsigned long size = argc > 4 ? wr_arg_ulong(argv[4], "SIZE", 1, 64UL << 20) : 200;
+	unsigned long size =
+	    argc > 4 ? wr_arg_ulong(argv[4], "SIZE", 1, 64UL << 20) : 200;
 
 	amqp_connection_state_t c = wr_connect(url);
 	unsigned long ready = ensure_queue(c, queue);
@@ -154,24 +168,29 @@ int main(int argc, char **argv)
 	wr_check_reply(c, "confirm.select");
 
 	char *body = malloc(size + 64);
-	struct confirms cf = {.done = calloc(count + 1, 1), .lowest = 1, .max = count};
+	struct confirms cf = {
+	    .done = calloc(count + 1, 1), .lowest = 1, .max = count};
 	if (body == NULL || cf.done == NULL)
 		wr_die("out of memory");
 
 	amqp_basic_properties_t props = {
-		._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
-		.content_type = amqp_cstring_bytes("application/json"),
-		.delivery_mode = 1, /* transient */
+	    ._flags =
+	        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
+	    .content_type = amqp_cstring_bytes("application/json"),
+	    .delivery_mode = 1, /* transient */
 	};
 	amqp_bytes_t rk = amqp_cstring_bytes(queue);
 	const char *rate_env = getenv("WR_FILL_RATE");
-	unsigned long rate = rate_env && *rate_env
-	                         ? wr_arg_ulong(rate_env, "WR_FILL_RATE", 0, 10000000UL)
-	                         : 0;
+	unsigned long rate =
+	    rate_env && *rate_env
+	        ? wr_arg_ulong(rate_env, "WR_FILL_RATE", 0, 10000000UL)
+	        : 0;
 
 	double t0 = wr_now();
 	for (unsigned long i = 1; i <= count; i++) {
-		int n = snprintf(body, 64, "{\"type\":\"bench:noop\",\"id\":%lu,\"pad\":\"", i);
+		int n = snprintf(
+		    body, 64, "{\"type\":\"bench:noop\",\"id\":%lu,\"pad\":\"",
+		    i);
 		size_t len = (size_t)n;
 		size_t pad = size > len + 2 ? size - len - 2 : 0;
 		memset(body + len, 'x', pad);
@@ -179,7 +198,8 @@ int main(int argc, char **argv)
 		body[len++] = '"';
 		body[len++] = '}';
 		amqp_bytes_t b = {.len = len, .bytes = body};
-		int st = amqp_basic_publish(c, 1, amqp_empty_bytes, rk, 0, 0, &props, b);
+		int st = amqp_basic_publish(c, 1, amqp_empty_bytes, rk, 0, 0,
+		                            &props, b);
 		wr_check_status(st, "basic.publish");
 		if (i % WINDOW == 0)
 			wait_confirms(c, &cf, i - WINDOW);
@@ -189,8 +209,8 @@ int main(int argc, char **argv)
 	wait_confirms(c, &cf, count);
 	double dt = wr_now() - t0;
 
-	printf("wr-fill: published %lu messages to %s in %.3f s (%.0f msg/s)\n", count, queue, dt,
-	       dt > 0 ? (double)count / dt : 0.0);
+	printf("wr-fill: published %lu messages to %s in %.3f s (%.0f msg/s)\n",
+	       count, queue, dt, dt > 0 ? (double)count / dt : 0.0);
 	free(cf.done);
 	free(body);
 	wr_close(c);

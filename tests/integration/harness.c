@@ -26,9 +26,10 @@ int it_broker_ctl(const char *args)
 
 	if (!dir || !*dir)
 		return -1;
-	snprintf(cmd, sizeof(cmd),
-	         "bash '%s/tests/harness/broker.sh' ctl '%s' %s >/dev/null 2>&1",
-	         WARREN_SOURCE_DIR, dir, args);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "bash '%s/tests/harness/broker.sh' ctl '%s' %s >/dev/null 2>&1",
+	    WARREN_SOURCE_DIR, dir, args);
 	rc = system(cmd);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -98,9 +99,8 @@ void it_close(amqp_connection_state_t c)
 	amqp_destroy_connection(c);
 }
 
-void it_publish(amqp_connection_state_t c, const char *exchange,
-                const char *rk, const void *body, size_t len,
-                const char *type_prop)
+void it_publish(amqp_connection_state_t c, const char *exchange, const char *rk,
+                const void *body, size_t len, const char *type_prop)
 {
 	amqp_basic_properties_t p = {0};
 	amqp_bytes_t b = {.len = len, .bytes = (void *)body};
@@ -112,8 +112,8 @@ void it_publish(amqp_connection_state_t c, const char *exchange,
 		p.type = amqp_cstring_bytes(type_prop);
 	}
 	cr_assert(amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange),
-	                             amqp_cstring_bytes(rk), 0, 0, &p, b) ==
-	          AMQP_STATUS_OK);
+	                             amqp_cstring_bytes(rk), 0, 0, &p,
+	                             b) == AMQP_STATUS_OK);
 }
 
 void it_publish_str(amqp_connection_state_t c, const char *exchange,
@@ -179,7 +179,8 @@ bool it_get_msg(const char *queue, struct it_msg *out)
 		amqp_basic_get_ok_t *ok = r.reply.decoded;
 		out->redelivered = ok->redelivered;
 		snprintf(out->exchange, sizeof(out->exchange), "%.*s",
-		         (int)ok->exchange.len, (const char *)ok->exchange.bytes);
+		         (int)ok->exchange.len,
+		         (const char *)ok->exchange.bytes);
 		snprintf(out->routing_key, sizeof(out->routing_key), "%.*s",
 		         (int)ok->routing_key.len,
 		         (const char *)ok->routing_key.bytes);
@@ -228,15 +229,32 @@ bool it_msg_int(const struct it_msg *m, const char *name, int64_t *out)
 	if (!v)
 		return false;
 	switch (v->kind) {
-	case AMQP_FIELD_KIND_I8: *out = v->value.i8; return true;
-	case AMQP_FIELD_KIND_U8: *out = v->value.u8; return true;
-	case AMQP_FIELD_KIND_I16: *out = v->value.i16; return true;
-	case AMQP_FIELD_KIND_U16: *out = v->value.u16; return true;
-	case AMQP_FIELD_KIND_I32: *out = v->value.i32; return true;
-	case AMQP_FIELD_KIND_U32: *out = v->value.u32; return true;
-	case AMQP_FIELD_KIND_I64: *out = v->value.i64; return true;
-	case AMQP_FIELD_KIND_U64: *out = (int64_t)v->value.u64; return true;
-	default: return false;
+	case AMQP_FIELD_KIND_I8:
+		*out = v->value.i8;
+		return true;
+	case AMQP_FIELD_KIND_U8:
+		*out = v->value.u8;
+		return true;
+	case AMQP_FIELD_KIND_I16:
+		*out = v->value.i16;
+		return true;
+	case AMQP_FIELD_KIND_U16:
+		*out = v->value.u16;
+		return true;
+	case AMQP_FIELD_KIND_I32:
+		*out = v->value.i32;
+		return true;
+	case AMQP_FIELD_KIND_U32:
+		*out = v->value.u32;
+		return true;
+	case AMQP_FIELD_KIND_I64:
+		*out = v->value.i64;
+		return true;
+	case AMQP_FIELD_KIND_U64:
+		*out = (int64_t)v->value.u64;
+		return true;
+	default:
+		return false;
 	}
 }
 
@@ -254,8 +272,8 @@ void it_publish_props(amqp_connection_state_t c, const char *exchange,
 	amqp_bytes_t b = {.len = strlen(body), .bytes = (void *)body};
 
 	cr_assert(amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange),
-	                             amqp_cstring_bytes(rk), 0, 0, props, b) ==
-	          AMQP_STATUS_OK);
+	                             amqp_cstring_bytes(rk), 0, 0, props,
+	                             b) == AMQP_STATUS_OK);
 }
 
 void it_delete_queue(const char *queue)
@@ -439,7 +457,8 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	(void)stats;
 	if (run_dir[0] && rmdir(run_dir) < 0 && errno != ENOENT)
 		cr_log_error("harness: the files of failed tests are kept "
-		             "under %s", run_dir);
+		             "under %s",
+		             run_dir);
 }
 
 const char *it_tmp_dir(void)
@@ -451,8 +470,9 @@ const char *it_tmp_dir(void)
 
 	if (dir[0])
 		return dir;
-	cr_assert(run && *run, RUN_DIR_ENV " is not set: the runner could "
-	                       "not make the run's temporary directory");
+	cr_assert(run && *run,
+	          RUN_DIR_ENV " is not set: the runner could "
+	                      "not make the run's temporary directory");
 	n = test_dir(buf, sizeof(buf), run, criterion_current_test);
 	cr_assert(n > 0 && (size_t)n < sizeof(buf), "path too long: %s", buf);
 	cr_assert(mkdir(buf, 0700) == 0 || errno == EEXIST,
@@ -530,7 +550,8 @@ void it_daemon_start(struct it_daemon *d, const char *conf_text,
 		if (it_now_ms() > end) {
 			char *log = it_log_read(d);
 			it_daemon_stop(d);
-			cr_assert_fail("warrend did not start within 30 s:\n%s", log);
+			cr_assert_fail("warrend did not start within 30 s:\n%s",
+			               log);
 		}
 		nap_ms(20);
 	}
@@ -642,8 +663,7 @@ int64_t it_line_ms(const char *line)
 	int ms;
 
 	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	           &ms) != 7)
+	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
 		return -1;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
@@ -694,7 +714,8 @@ char *it_conf(const char *x, const char *q, const char *plugin_path,
 
 	fprintf(f,
 	        "log_level = \"debug\"\n%s\n"
-	        "broker {\n  heartbeat = 10\n  pool_size = 2\n  prefetch = 10\n%s\n}\n"
+	        "broker {\n  heartbeat = 10\n  pool_size = 2\n  prefetch = "
+	        "10\n%s\n}\n"
 	        "exchange \"%s\" { type = \"topic\" }\n"
 	        "exchange \"%s.dlx\" { type = \"fanout\" }\n"
 	        "queue \"%s\" {\n  dead_letter_exchange = \"%s.dlx\"\n%s\n}\n"
@@ -706,12 +727,15 @@ char *it_conf(const char *x, const char *q, const char *plugin_path,
 	        extra_broker ? extra_broker : "", x, x, q, x,
 	        extra_queue ? extra_queue : "", q, x, q, x, q, plugin_path,
 	        plugin_params ? plugin_params : "");
-	for (char *t = strtok_r(r, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+	for (char *t = strtok_r(r, ";", &save); t;
+	     t = strtok_r(NULL, ";", &save)) {
 		char *eq = strchr(t, '=');
 		cr_assert(eq, "route spec \"%s\" is not type=handler", t);
 		*eq = '\0';
-		fprintf(f, "route \"%s\" { queue = \"%s\" plugin = \"p\" "
-		           "handler = \"%s\" }\n", t, q, eq + 1);
+		fprintf(f,
+		        "route \"%s\" { queue = \"%s\" plugin = \"p\" "
+		        "handler = \"%s\" }\n",
+		        t, q, eq + 1);
 	}
 	fclose(f);
 	free(r);

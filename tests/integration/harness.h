@@ -4,10 +4,10 @@
 #ifndef IT_HARNESS_H
 #define IT_HARNESS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 #include <sys/types.h>
 
 #include "base/amqp_compat.h"
@@ -48,9 +48,8 @@ const char *it_tmp_dir(void);
 amqp_connection_state_t it_connect(void);
 void it_close(amqp_connection_state_t c);
 /* Publish body to exchange/rk (persistent off). type_prop may be NULL. */
-void it_publish(amqp_connection_state_t c, const char *exchange,
-                const char *rk, const void *body, size_t len,
-                const char *type_prop);
+void it_publish(amqp_connection_state_t c, const char *exchange, const char *rk,
+                const void *body, size_t len, const char *type_prop);
 void it_publish_str(amqp_connection_state_t c, const char *exchange,
                     const char *rk, const char *body);
 /* Ready messages in a queue (passive declare), or -1 if it does not exist. */
@@ -145,7 +144,7 @@ int64_t it_line_ms(const char *line);
 /* A counter of the "[metrics] at exit:" line (key=N, also inside its
  * parentheses), or -1 if the line or the key is not there. */
 long it_exit_metric(const char *log, const char *key);
-#define IT_EXPECT_METRIC(log, name, want)                                     \
+#define IT_EXPECT_METRIC(log, name, want)                                      \
 	cr_expect_eq(it_exit_metric((log), (name)), (want),                    \
 	             "metric %s = %ld, want %d", (name),                       \
 	             it_exit_metric((log), (name)), (want))

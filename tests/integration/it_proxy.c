@@ -33,8 +33,8 @@
 #define IT_PROXY_BUF 65536
 /* Upper bound of one poll() (the pipe wakes it sooner) and of the wait a
  * control call makes for the thread. */
-#define IT_PROXY_TICK_MS 250
-#define IT_PROXY_SYNC_MS 5000
+#define IT_PROXY_TICK_MS    250
+#define IT_PROXY_SYNC_MS    5000
 #define IT_PROXY_CONNECT_MS 2000
 
 /* Sockets of a connection, and the directions between them: UP reads the
@@ -142,8 +142,9 @@ static void sync_with_thread(struct it_proxy *p)
 	while (p->done < ticket && !p->stop)
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) ==
 		    ETIMEDOUT) {
-			fprintf(stderr, "it_proxy: thread did not answer "
-			                "within %d ms\n",
+			fprintf(stderr,
+			        "it_proxy: thread did not answer "
+			        "within %d ms\n",
 			        IT_PROXY_SYNC_MS);
 			break;
 		}
@@ -197,8 +198,9 @@ static void accept_all(struct it_proxy *p)
 		int ufd = connect_upstream(p->upstream_port);
 		struct it_conn *c = ufd >= 0 ? calloc(1, sizeof(*c)) : NULL;
 		if (!c || set_nonblock_cloexec(cfd) < 0) {
-			fprintf(stderr, "it_proxy: cannot forward a connection "
-			                "to 127.0.0.1:%d\n",
+			fprintf(stderr,
+			        "it_proxy: cannot forward a connection "
+			        "to 127.0.0.1:%d\n",
 			        p->upstream_port);
 			close(cfd);
 			if (ufd >= 0)

@@ -36,7 +36,8 @@ static void publish_n(const struct it_names *n, int count)
 	char body[64];
 
 	for (int id = 1; id <= count; id++) {
-		snprintf(body, sizeof(body), "{\"type\":\"flow\",\"id\":%d}", id);
+		snprintf(body, sizeof(body), "{\"type\":\"flow\",\"id\":%d}",
+		         id);
 		it_publish_str(c, n->x, "k", body);
 	}
 	it_close(c);
@@ -63,7 +64,8 @@ Test(acks, lone_ack_goes_out_after_ack_delay)
 		cr_assert_fail("no ack sent:\n%s", log);
 	}
 	char *log = it_log_read(&d);
-	cr_assert(it_log_line(log, "flow id=1 ", line, sizeof(line)), "%s", log);
+	cr_assert(it_log_line(log, "flow id=1 ", line, sizeof(line)), "%s",
+	          log);
 	int64_t handled = it_line_ms(line);
 	cr_assert(it_log_line(log, ": ack sent: tag 1 ", line, sizeof(line)));
 	int64_t acked = it_line_ms(line);

@@ -16,16 +16,16 @@
 
 #include "harness.h"
 
-#define WAIT_MS 20000
+#define WAIT_MS        20000
 #define RETRY_DELAY_MS 200
-#define STR_(v) #v
-#define STR(v) STR_(v)
+#define STR_(v)        #v
+#define STR(v)         STR_(v)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-#define assert_metric(log, key, want)                                        \
-	cr_assert_eq(it_exit_metric(log, key), (long)(want),                    \
-	             "exit metric %s: want %ld, got %ld\n%s", key,           \
+#define assert_metric(log, key, want)                                          \
+	cr_assert_eq(it_exit_metric(log, key), (long)(want),                   \
+	             "exit metric %s: want %ld, got %ld\n%s", key,             \
 	             (long)(want), it_exit_metric(log, key), log)
 
 static char *body_dup(const char *s)
@@ -76,8 +76,7 @@ static void str_header_is(const struct it_msg *m, const struct bad *b,
 
 /* The warren headers of a dead-lettered copy of b, published to exchange
  * x with routing key b->rk, arriving through x.dlx (a fanout). */
-static void check_copy(const struct it_msg *m, struct bad *b,
-                       const char *x)
+static void check_copy(const struct it_msg *m, struct bad *b, const char *x)
 {
 	char dlx[160], text[1024];
 	const amqp_field_value_t *v;
@@ -88,7 +87,8 @@ static void check_copy(const struct it_msg *m, struct bad *b,
 	                 b->what, m->exchange);
 	cr_assert_str_eq(m->routing_key, b->rk,
 	                 "%s: dead-lettered with routing key \"%s\", want the "
-	                 "original \"%s\"", b->what, m->routing_key, b->rk);
+	                 "original \"%s\"",
+	                 b->what, m->routing_key, b->rk);
 	str_header_is(m, b, "x-warren-reason", b->reason);
 	cr_assert(it_msg_str(m, "x-warren-reason-text", text, sizeof(text)),
 	          "%s: no x-warren-reason-text", b->what);
@@ -96,7 +96,8 @@ static void check_copy(const struct it_msg *m, struct bad *b,
 	if (b->text_has)
 		cr_assert(strstr(text, b->text_has),
 		          "%s: x-warren-reason-text \"%s\" does not mention "
-		          "\"%s\"", b->what, text, b->text_has);
+		          "\"%s\"",
+		          b->what, text, b->text_has);
 	str_header_is(m, b, "x-warren-queue", b->queue);
 	str_header_is(m, b, "x-warren-original-exchange", x);
 	str_header_is(m, b, "x-warren-original-routing-key", b->rk);
@@ -107,9 +108,9 @@ static void check_copy(const struct it_msg *m, struct bad *b,
 		cr_assert_null(it_msg_header(m, "x-warren-plugin"),
 		               "%s: x-warren-plugin set, but no handler saw it",
 		               b->what);
-		cr_assert_null(it_msg_header(m, "x-warren-handler"),
-		               "%s: x-warren-handler set, but no handler saw it",
-		               b->what);
+		cr_assert_null(
+		    it_msg_header(m, "x-warren-handler"),
+		    "%s: x-warren-handler set, but no handler saw it", b->what);
 	}
 	v = it_msg_header(m, "x-warren-attempts");
 	cr_assert(v && v->kind == AMQP_FIELD_KIND_I64,
@@ -150,10 +151,12 @@ static void drain_and_check(const char *dlq, const char *x, struct bad *bads,
 		          nbad);
 		for (size_t i = 0; i < nbad && !b; i++)
 			if (!bads[i].seen && m.len == strlen(bads[i].body) &&
-			    (m.len == 0 || memcmp(m.body, bads[i].body, m.len) == 0))
+			    (m.len == 0 ||
+			     memcmp(m.body, bads[i].body, m.len) == 0))
 				b = &bads[i];
-		cr_assert(b, "a dead-lettered body matches no input (or one "
-		             "twice), or was changed: %zu bytes \"%.*s\"",
+		cr_assert(b,
+		          "a dead-lettered body matches no input (or one "
+		          "twice), or was changed: %zu bytes \"%.*s\"",
 		          m.len, (int)(m.len > 200 ? 200 : m.len), m.body);
 		b->seen = true;
 		check_copy(&m, b, x);
@@ -207,7 +210,8 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	 * (20 KB), so those are refused for what they are, not for size. */
 	const char *policy =
 	    "policy {\n  max_body_size = 32768\n  max_attempts = 2\n"
-	    "  retry_delay_ms = " STR(RETRY_DELAY_MS) "\n  retry_jitter = 0\n}\n";
+	    "  retry_delay_ms = " STR(
+	        RETRY_DELAY_MS) "\n  retry_jitter = 0\n}\n";
 	struct bad bads[] = {
 	    {"invalid JSON", body_dup("not json at all"), "", "unparseable",
 	     NULL, false, 1, NULL, false, 0},
@@ -218,10 +222,11 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	    {"an empty body", body_dup(""), "", "unparseable", "empty", false,
 	     1, NULL, false, 0},
 	    {"invalid UTF-8",
-	     body_dup("{\"type\":\"flow\",\"id\":4,\"bad\":\"\xff\xfe" "\"}"),
+	     body_dup("{\"type\":\"flow\",\"id\":4,\"bad\":\"\xff\xfe"
+	              "\"}"),
 	     "", "unparseable", NULL, false, 1, NULL, false, 0},
-	    {"10,000 levels of nesting",
-	     NULL /* below */, "", "unparseable", NULL, false, 1, NULL, false, 0},
+	    {"10,000 levels of nesting", NULL /* below */, "", "unparseable",
+	     NULL, false, 1, NULL, false, 0},
 	    {"a missing type", body_dup("{\"id\":6}"), "", "bad-type",
 	     "missing", false, 1, NULL, false, 0},
 	    {"a numeric type", body_dup("{\"type\":42,\"id\":7}"), "",
@@ -230,8 +235,9 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	     "bad-type", "empty", false, 1, NULL, false, 0},
 	    {"a 10 KiB type", body_padded("{\"type\":\"", 'a', 10240, "\"}"),
 	     "", "bad-type", "longer than 255", false, 1, NULL, false, 0},
-	    {"an unknown type", body_dup("{\"type\":\"no:such:type\",\"id\":10}"),
-	     "", "unknown-type", "no:such:type", false, 1, NULL, false, 0},
+	    {"an unknown type",
+	     body_dup("{\"type\":\"no:such:type\",\"id\":10}"), "",
+	     "unknown-type", "no:such:type", false, 1, NULL, false, 0},
 	    {"a handler reject",
 	     body_dup("{\"type\":\"flow\",\"id\":11,\"reject\":true}"), "",
 	     "handler-reject", "rejected id=11", true, 1, NULL, false, 0},
@@ -253,7 +259,8 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	/* {"type":"flow","id":5,"d":[[[ ... ]]]} */
 	bads[5].body = malloc(2 * depth + 64);
 	cr_assert(bads[5].body);
-	int len = snprintf(bads[5].body, 64, "{\"type\":\"flow\",\"id\":5,\"d\":");
+	int len =
+	    snprintf(bads[5].body, 64, "{\"type\":\"flow\",\"id\":5,\"d\":");
 	memset(bads[5].body + len, '[', depth);
 	memset(bads[5].body + len + depth, ']', depth);
 	strcpy(bads[5].body + len + 2 * depth, "}");
@@ -276,24 +283,28 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	 * count): not trusted, the message is handled normally as attempt 1
 	 * (retried once by fail_until, then acked as attempt 2). Were "5"
 	 * believed, max_attempts 2 would dead-letter it at once. */
-	amqp_table_entry_t h = {.key = amqp_cstring_bytes("x-warren-attempts"),
-	                        .value = {.kind = AMQP_FIELD_KIND_UTF8,
-	                                  .value.bytes = amqp_cstring_bytes("5")}};
+	amqp_table_entry_t h = {
+	    .key = amqp_cstring_bytes("x-warren-attempts"),
+	    .value = {.kind = AMQP_FIELD_KIND_UTF8,
+	              .value.bytes = amqp_cstring_bytes("5")}};
 	amqp_basic_properties_t props = {
 	    ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG,
 	    .content_type = amqp_cstring_bytes("application/json"),
 	    .headers = {.num_entries = 1, .entries = &h},
 	};
 	it_publish_props(c, x, "forged",
-	                 "{\"type\":\"flow\",\"id\":15,\"fail_until\":2}", &props);
+	                 "{\"type\":\"flow\",\"id\":15,\"fail_until\":2}",
+	                 &props);
 	/* And after all of them, a good one is still handled. */
 	it_publish_str(c, x, "good", "{\"type\":\"flow\",\"id\":100}");
 	it_close(c);
 
 	long n = it_wait_queue(dlq, (long)nbad, WAIT_MS);
 	log = it_log_read(&d);
-	cr_assert_eq(n, (long)nbad, "%ld of %zu bad inputs reached the "
-	             "dead-letter queue\n%s", n, nbad, log);
+	cr_assert_eq(n, (long)nbad,
+	             "%ld of %zu bad inputs reached the "
+	             "dead-letter queue\n%s",
+	             n, nbad, log);
 	free(log);
 	cr_assert_eq(it_log_wait(&d, "flow id=100 attempt=1 ", 1, WAIT_MS), 1,
 	             "the good message published last was not handled");
@@ -329,7 +340,8 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	cr_assert_eq(it_log_count(&d, "flow id=14 "), 2, "%s", log);
 	cr_assert_eq(it_log_count(&d, needle), 2,
 	             "the retried copy did not carry the original routing key "
-	             "and exchange\n%s", log);
+	             "and exchange\n%s",
+	             log);
 	cr_assert_eq(it_log_count(&d, "flow id=15 attempt=1 "), 1,
 	             "a string x-warren-attempts was believed\n%s", log);
 	cr_assert_eq(it_log_count(&d, "flow id=15 "), 2, "%s", log);
@@ -337,12 +349,12 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 
 	/* Logged: each refusal, the reject, the invalid outcome, the failed
 	 * follow-ups, the exhausted attempts and the forged header. */
-	cr_assert_eq(it_log_count(&d, "dead-lettered as unparseable"), 6,
-	             "%s", log);
+	cr_assert_eq(it_log_count(&d, "dead-lettered as unparseable"), 6, "%s",
+	             log);
 	cr_assert_eq(it_log_count(&d, "dead-lettered as bad-type"), 4, "%s",
 	             log);
-	cr_assert_eq(it_log_count(&d, "dead-lettered as unknown-type"), 1,
-	             "%s", log);
+	cr_assert_eq(it_log_count(&d, "dead-lettered as unknown-type"), 1, "%s",
+	             log);
 	cr_assert_eq(it_log_count(&d, "dead-lettered as too-large"), 1, "%s",
 	             log);
 	cr_assert(strstr(log, "rejected: rejected id=11"), "%s", log);
@@ -418,8 +430,7 @@ Test(bad_input, unknown_type_dropped_by_policy_others_still_dead_lettered)
 	it_daemon_start(&d, conf, true);
 
 	amqp_connection_state_t c = it_connect();
-	it_publish_str(c, x, "unknown",
-	               "{\"type\":\"no:such:type\",\"id\":1}");
+	it_publish_str(c, x, "unknown", "{\"type\":\"no:such:type\",\"id\":1}");
 	publish_bads(c, x, bads, nbad);
 	it_publish_str(c, x, "good", "{\"type\":\"flow\",\"id\":5}");
 	it_close(c);
@@ -507,9 +518,9 @@ Test(bad_input, queue_on_too_large_drop_overrides_policy_dead_letter)
 
 	it_daemon_start(&d, conf, true);
 	amqp_connection_state_t c = it_connect();
-	it_publish_str(c, x, "one.big", big1);  /* q: dropped */
-	it_publish_str(c, x, "two.big", big2);  /* q: dropped; q2: DLQ */
-	it_publish_str(c, x, "one.edge", edge); /* q: handled */
+	it_publish_str(c, x, "one.big", big1);    /* q: dropped */
+	it_publish_str(c, x, "two.big", big2);    /* q: dropped; q2: DLQ */
+	it_publish_str(c, x, "one.edge", edge);   /* q: handled */
 	it_publish_str(c, x, "one.bad", "{oops"); /* q: DLQ (unparseable) */
 	it_publish_str(c, x, "two.good", "{\"type\":\"flow\",\"id\":4}");
 	it_close(c);

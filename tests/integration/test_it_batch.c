@@ -76,7 +76,8 @@ static void expect_items_once(const char *log, int first, int last)
 	char needle[64];
 
 	for (int id = first; id <= last; id++) {
-		snprintf(needle, sizeof(needle), "batch-item id=%d attempt=1", id);
+		snprintf(needle, sizeof(needle), "batch-item id=%d attempt=1",
+		         id);
 		cr_expect_eq(it_count(log, needle), 1, "id %d seen %d times",
 		             id, it_count(log, needle));
 	}
@@ -216,11 +217,11 @@ Test(batch, partial_outcomes)
 
 	it_names_init(&n, "bt.part");
 	snprintf(retry_q, sizeof(retry_q), "%s.retry.200", n.q);
-	char *conf = batch_conf(&n,
-	                        "policy { max_attempts = 2 retry_delay_ms = 200 "
-	                        "retry_jitter = 0 }",
-	                        NULL,
-	                        "batch_size = 4\n  batch_timeout_ms = 300");
+	char *conf =
+	    batch_conf(&n,
+	               "policy { max_attempts = 2 retry_delay_ms = 200 "
+	               "retry_jitter = 0 }",
+	               NULL, "batch_size = 4\n  batch_timeout_ms = 300");
 	it_daemon_start(&d, conf, true);
 
 	c = it_connect();
@@ -243,8 +244,7 @@ Test(batch, partial_outcomes)
 		it_daemon_stop(&d);
 		cr_assert_fail("3 and 4 not retried:\n%s", log);
 	}
-	cr_assert_eq(it_wait_queue(n.dlq, 3, WAIT_MS), 3,
-	             "not 3 dead letters");
+	cr_assert_eq(it_wait_queue(n.dlq, 3, WAIT_MS), 3, "not 3 dead letters");
 
 	log = it_stop_and_log(&d);
 	cr_expect_eq(it_queue_ready(n.q), 0, "input left:\n%s", log);
@@ -271,9 +271,9 @@ Test(batch, partial_outcomes)
 		cr_assert(id >= 2 && id <= 4 && !seen[id],
 		          "unexpected dead letter %.*s", (int)m.len, m.body);
 		seen[id] = true;
-		cr_expect_str_eq(it_msg_str(&m, "x-warren-handler", s,
-		                            sizeof(s)) ? s : "",
-		                 "batch");
+		cr_expect_str_eq(
+		    it_msg_str(&m, "x-warren-handler", s, sizeof(s)) ? s : "",
+		    "batch");
 		if (!it_msg_str(&m, "x-warren-reason", s, sizeof(s)))
 			s[0] = '\0';
 		if (id == 2) {

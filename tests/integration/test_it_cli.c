@@ -35,7 +35,8 @@ Test(cli, version_help_and_bad_option)
 {
 	char *out;
 	cr_assert_eq(run("-V", &out), 0);
-	cr_assert(strstr(out, "warrend ") && strstr(out, "plugin ABI 1."), "%s", out);
+	cr_assert(strstr(out, "warrend ") && strstr(out, "plugin ABI 1."), "%s",
+	          out);
 	free(out);
 	cr_assert_eq(run("-h", &out), 0);
 	cr_assert(strstr(out, "usage: warrend"), "%s", out);
@@ -47,9 +48,11 @@ Test(cli, version_help_and_bad_option)
 Test(cli, check_good_config)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL, NULL,
-	                     NULL, NULL), *out;
+	                     NULL, NULL),
+	     *out;
 	cr_assert_eq(it_warrend_run(conf, "-t", &out), 0, "%s", out);
-	cr_assert(strstr(out, "is ok: 1 plugin(s), 1 route(s), 2 queue(s)"), "%s", out);
+	cr_assert(strstr(out, "is ok: 1 plugin(s), 1 route(s), 2 queue(s)"),
+	          "%s", out);
 	free(out);
 	free(conf);
 }
@@ -57,10 +60,12 @@ Test(cli, check_good_config)
 Test(cli, check_refuses_route_to_missing_handler)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok;b=nope", NULL,
-	                     NULL, NULL, NULL), *out;
+	                     NULL, NULL, NULL),
+	     *out;
 	cr_assert_neq(it_warrend_run(conf, "-t", &out), 0);
 	cr_assert(strstr(out, "route \"b\": plugin \"p\"") &&
-	          strstr(out, "has no handler \"nope\" (it has: ok, reject, retry, bogus)"),
+	              strstr(out, "has no handler \"nope\" (it has: ok, "
+	                          "reject, retry, bogus)"),
 	          "%s", out);
 	/* FILE:LINE names the line of route "b" in the generated conf. */
 	int line = 1;
@@ -77,10 +82,12 @@ Test(cli, check_refuses_route_to_missing_handler)
 Test(cli, refuses_wrong_abi_and_missing_plugin)
 {
 	char *conf = it_conf("x", "q", fixture("fx_wrong_abi"), "a=ok", NULL,
-	                     NULL, NULL, NULL), *out;
+	                     NULL, NULL, NULL),
+	     *out;
 	cr_assert_neq(it_warrend_run(conf, "-t", &out), 0);
 	cr_assert(strstr(out, "fx_wrong_abi.so") &&
-	          strstr(out, "not binary compatible") && strstr(out, "rebuild"),
+	              strstr(out, "not binary compatible") &&
+	              strstr(out, "rebuild"),
 	          "%s", out);
 	free(out);
 	free(conf);
@@ -89,7 +96,8 @@ Test(cli, refuses_wrong_abi_and_missing_plugin)
 	               NULL, NULL);
 	cr_assert_eq(it_warrend_run(conf, NULL, &out), 1);
 	cr_assert(strstr(out, "/nonexistent/plugin.so") &&
-	          strstr(out, "cannot load"), "%s", out);
+	              strstr(out, "cannot load"),
+	          "%s", out);
 	cr_assert_null(strstr(out, "started"), "%s", out);
 	free(out);
 	free(conf);
@@ -98,10 +106,12 @@ Test(cli, refuses_wrong_abi_and_missing_plugin)
 Test(cli, unreachable_broker_fails_fast_without_password)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL,
-	                     "  connect_timeout = 2", NULL, NULL), *out;
+	                     "  connect_timeout = 2", NULL, NULL),
+	     *out;
 	it_url_override = "amqp://guest:Sup3rSecretPw@127.0.0.1:1/";
 	cr_assert_eq(it_warrend_run(conf, NULL, &out), 1);
-	cr_assert(strstr(out, "cannot connect to amqp://guest@127.0.0.1:1"), "%s", out);
+	cr_assert(strstr(out, "cannot connect to amqp://guest@127.0.0.1:1"),
+	          "%s", out);
 	cr_assert_null(strstr(out, "Sup3rSecretPw"), "%s", out);
 	free(out);
 	free(conf);

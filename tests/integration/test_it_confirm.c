@@ -59,8 +59,8 @@ static char *flow_conf(const struct names *n, const char *policy,
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/tests/fixtures/fx_flow.so",
 	         it_build_dir());
-	conf = it_conf(n->x, n->q, path, "flow=flow", global, broker, NULL,
-	               NULL);
+	conf =
+	    it_conf(n->x, n->q, path, "flow=flow", global, broker, NULL, NULL);
 	free(global);
 	return conf;
 }
@@ -214,7 +214,8 @@ Test(confirm, followups_published_then_acked)
 	IT_EXPECT_METRIC(log, "followups_failed", 0);
 	IT_EXPECT_METRIC(log, "retry_published", 0);
 	IT_EXPECT_METRIC(log, "dead_lettered", 0);
-	cr_expect_eq(it_log_count(&d, "flow id=1 "), 1, "handled more than once");
+	cr_expect_eq(it_log_count(&d, "flow id=1 "), 1,
+	             "handled more than once");
 
 	cr_assert(it_get_msg(n.f1, &m));
 	cr_expect(body_is(&m, "first"), "F1 body %.*s", (int)m.len, m.body);
@@ -255,9 +256,9 @@ Test(confirm, no_ack_before_confirm)
 	cr_assert_eq(it_proxy_open(p), 1, "warrend is not behind the proxy");
 
 	publish_sleepy_input(&n, 1500, "fu");
-	cr_assert_eq(it_log_wait(&d, "flow id=1 attempt=1 redelivered=0 ", 1,
-	                         WAIT_MS),
-	             1, "the handler did not run");
+	cr_assert_eq(
+	    it_log_wait(&d, "flow id=1 attempt=1 redelivered=0 ", 1, WAIT_MS),
+	    1, "the handler did not run");
 	/* The handler sleeps 1.5 s before publishing: its confirm will be
 	 * held. */
 	it_proxy_freeze_down(p, true);
@@ -268,8 +269,10 @@ Test(confirm, no_ack_before_confirm)
 	 * time enough for an early ack to land). */
 	unacked = ctl_unacked(n.q);
 	if (unacked != -2)
-		cr_expect_eq(unacked, 1, "input unacked count %ld while its "
-		             "follow-up is unconfirmed", unacked);
+		cr_expect_eq(unacked, 1,
+		             "input unacked count %ld while its "
+		             "follow-up is unconfirmed",
+		             unacked);
 	cr_expect_eq(it_queue_ready(n.q), 0);
 	cr_expect_eq(it_log_count(&d, "reconnect"), 0);
 
@@ -281,12 +284,13 @@ Test(confirm, no_ack_before_confirm)
 		it_daemon_stop(&d);
 		cr_assert_fail("warrend did not reconnect:\n%s", log);
 	}
-	if (it_log_wait(&d, "flow id=1 attempt=1 redelivered=1 ", 1,
-	                WAIT_MS) != 1) {
+	if (it_log_wait(&d, "flow id=1 attempt=1 redelivered=1 ", 1, WAIT_MS) !=
+	    1) {
 		log = it_log_read(&d);
 		it_daemon_stop(&d);
 		cr_assert_fail("the input was not redelivered: it was acked "
-		               "before its follow-up was confirmed:\n%s", log);
+		               "before its follow-up was confirmed:\n%s",
+		               log);
 	}
 	/* Handled again: its follow-up published again and confirmed. */
 	cr_assert_eq(it_wait_queue(n.f1, 2, WAIT_MS), 2,
@@ -375,8 +379,7 @@ Test(confirm, unroutable_followup_retried)
 	cr_expect(it_msg_int(&m, "x-warren-attempts", &v) && v == 2,
 	          "x-warren-attempts %lld", (long long)v);
 	cr_expect_str_eq(hdr(&m, "x-warren-handler", s, sizeof(s)), "flow");
-	cr_expect_str_eq(hdr(&m, "x-warren-original-routing-key", s,
-	                     sizeof(s)),
+	cr_expect_str_eq(hdr(&m, "x-warren-original-routing-key", s, sizeof(s)),
 	                 "in");
 	it_msg_free(&m);
 
@@ -402,15 +405,15 @@ Test(confirm, publish_timeout)
 	cr_assert_eq(it_proxy_open(p), 1, "warrend is not behind the proxy");
 
 	publish_sleepy_input(&n, 500, "fu");
-	cr_assert_eq(it_log_wait(&d, "flow id=1 attempt=1 redelivered=0 ", 1,
-	                         WAIT_MS),
-	             1, "the handler did not run");
+	cr_assert_eq(
+	    it_log_wait(&d, "flow id=1 attempt=1 redelivered=0 ", 1, WAIT_MS),
+	    1, "the handler did not run");
 	it_proxy_freeze_down(p, true);
 	t0 = it_now_ms();
 	cr_assert_eq(it_wait_queue(n.f1, 1, WAIT_MS), 1,
 	             "the follow-up did not reach %s", n.f1);
-	if (it_log_wait(&d, "no publisher confirm within 2 s: reconnecting",
-	                1, WAIT_MS) != 1) {
+	if (it_log_wait(&d, "no publisher confirm within 2 s: reconnecting", 1,
+	                WAIT_MS) != 1) {
 		log = it_log_read(&d);
 		it_daemon_stop(&d);
 		cr_assert_fail("no publish timeout:\n%s", log);
@@ -421,8 +424,8 @@ Test(confirm, publish_timeout)
 	              (long long)waited);
 	it_proxy_freeze_down(p, false);
 
-	if (it_log_wait(&d, "flow id=1 attempt=1 redelivered=1 ", 1,
-	                WAIT_MS) != 1) {
+	if (it_log_wait(&d, "flow id=1 attempt=1 redelivered=1 ", 1, WAIT_MS) !=
+	    1) {
 		log = it_log_read(&d);
 		it_daemon_stop(&d);
 		cr_assert_fail("the input was not redelivered:\n%s", log);

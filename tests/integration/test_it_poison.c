@@ -37,18 +37,18 @@
 
 #include "harness.h"
 
-#define DELIVERY_LIMIT 2
-#define NMSG 21       /* ids 1..21 */
-#define POISON_ID 11  /* in the middle; the other 20 are good */
-#define STR_(v) #v
-#define STR(v) STR_(v)
-#define POISON_CRASH_LINE "crashing on id=" STR(POISON_ID) " "
+#define DELIVERY_LIMIT      2
+#define NMSG                21 /* ids 1..21 */
+#define POISON_ID           11 /* in the middle; the other 20 are good */
+#define STR_(v)             #v
+#define STR(v)              STR_(v)
+#define POISON_CRASH_LINE   "crashing on id=" STR(POISON_ID) " "
 #define POISON_HANDLED_LINE "handled id=" STR(POISON_ID) " "
-#define LATE_ID 100   /* published after the poison is dead-lettered */
-#define MAX_RESTARTS 10
-#define TOTAL_MS 120000  /* the whole supervised crash loop */
-#define RESTART_DELAY_MS 200 /* systemd's RestartSec, roughly */
-#define WAIT_MS 20000
+#define LATE_ID             100 /* published after the poison is dead-lettered */
+#define MAX_RESTARTS        10
+#define TOTAL_MS            120000 /* the whole supervised crash loop */
+#define RESTART_DELAY_MS    200    /* systemd's RestartSec, roughly */
+#define WAIT_MS             20000
 
 static void nap_ms(int ms)
 {
@@ -117,8 +117,8 @@ static const amqp_table_t *newest_x_death(const struct it_msg *m)
 
 /* A string field of t (rabbitmq-c decodes longstr as UTF8) copied into
  * buf; "" if absent or not a string. */
-static const char *table_str(const amqp_table_t *t, const char *key,
-                             char *buf, size_t len)
+static const char *table_str(const amqp_table_t *t, const char *key, char *buf,
+                             size_t len)
 {
 	const amqp_field_value_t *v = table_get(t, key);
 
@@ -152,8 +152,10 @@ static void publish_confirmed(const char *x, char *const *bodies, int n)
 		amqp_frame_t f;
 		int rc;
 
-		cr_assert(it_now_ms() < end, "%d of %d publishes not confirmed "
-		          "within %d s", left, n, WAIT_MS / 1000);
+		cr_assert(it_now_ms() < end,
+		          "%d of %d publishes not confirmed "
+		          "within %d s",
+		          left, n, WAIT_MS / 1000);
 		amqp_maybe_release_buffers(c);
 		rc = amqp_simple_wait_frame_noblock(c, &f, &tv);
 		if (rc == AMQP_STATUS_TIMEOUT)
@@ -181,15 +183,15 @@ static void publish_confirmed(const char *x, char *const *bodies, int n)
 
 /* Stop the daemon (if it runs) and fail with every run's log; frees what
  * the test holds, so that LeakSanitizer only speaks of real leaks. */
-#define FAIL_WITH_LOGS(d, ended, conf, ...)                             \
-	do {                                                            \
-		char *logs_ = all_logs((ended), (d));                   \
-		it_daemon_stop(d);                                      \
-		cr_log_error("%s", logs_);                              \
-		free(logs_);                                            \
-		free(ended);                                            \
-		free(conf);                                             \
-		cr_assert_fail(__VA_ARGS__);                            \
+#define FAIL_WITH_LOGS(d, ended, conf, ...)                                    \
+	do {                                                                   \
+		char *logs_ = all_logs((ended), (d));                          \
+		it_daemon_stop(d);                                             \
+		cr_log_error("%s", logs_);                                     \
+		free(logs_);                                                   \
+		free(ended);                                                   \
+		free(conf);                                                    \
+		cr_assert_fail(__VA_ARGS__);                                   \
 	} while (0)
 
 Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
@@ -248,12 +250,14 @@ Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
 				FAIL_WITH_LOGS(&d, ended, conf,
 				               "warrend exited 0 on its own");
 			if (!poisoned)
-				FAIL_WITH_LOGS(&d, ended, conf, "warrend died, "
+				FAIL_WITH_LOGS(&d, ended, conf,
+				               "warrend died, "
 				               "but not in the poison handler");
-			/* Each run has a conf and log file of its own; the harness
-			 * keeps them all if the test fails. */
+			/* Each run has a conf and log file of its own; the
+			 * harness keeps them all if the test fails. */
 			if (restarts >= MAX_RESTARTS || it_now_ms() > end)
-				FAIL_WITH_LOGS(&d, ended, conf, "still "
+				FAIL_WITH_LOGS(&d, ended, conf,
+				               "still "
 				               "crashing after %d restarts",
 				               restarts);
 			nap_ms(RESTART_DELAY_MS);
@@ -269,15 +273,16 @@ Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
 				break;
 		}
 		if (it_now_ms() > end)
-			FAIL_WITH_LOGS(&d, ended, conf, "poison not "
+			FAIL_WITH_LOGS(&d, ended, conf,
+			               "poison not "
 			               "dead-lettered, or good messages not "
 			               "handled, within %d s (%d restarts)",
 			               TOTAL_MS / 1000, restarts);
 		nap_ms(50);
 	}
 	cr_log_info("poison: %d restart(s) before the poison was "
-	            "dead-lettered (delivery_limit %d)", restarts,
-	            DELIVERY_LIMIT);
+	            "dead-lettered (delivery_limit %d)",
+	            restarts, DELIVERY_LIMIT);
 	cr_assert(restarts >= 1, "warrend never crashed on the poison");
 	cr_assert(restarts <= DELIVERY_LIMIT + 2,
 	          "%d restarts for delivery_limit %d", restarts,
@@ -289,7 +294,8 @@ Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
 	publish_confirmed(x, bodies, 1);
 	snprintf(body, sizeof(body), "handled id=%d ", LATE_ID);
 	if (it_log_wait(&d, body, 1, WAIT_MS) != 1)
-		FAIL_WITH_LOGS(&d, ended, conf, "the last warrend did not "
+		FAIL_WITH_LOGS(&d, ended, conf,
+		               "the last warrend did not "
 		               "handle a new message");
 	it_daemon_signal(&d, SIGTERM);
 	if (it_daemon_wait(&d, 30000) != 0)
@@ -305,8 +311,10 @@ Test(poison, crash_loop_ends_in_dead_letter_queue_on_quorum_delivery_limit)
 		if (id == POISON_ID)
 			continue;
 		snprintf(needle, sizeof(needle), "handled id=%d ", id);
-		cr_expect_eq(it_count(logs, needle), 1, "id %d handled %d "
-		             "times", id, it_count(logs, needle));
+		cr_expect_eq(it_count(logs, needle), 1,
+		             "id %d handled %d "
+		             "times",
+		             id, it_count(logs, needle));
 	}
 	cr_expect_eq(it_count(logs, POISON_HANDLED_LINE), 0);
 	cr_expect_eq(it_count(logs, POISON_CRASH_LINE), restarts);

@@ -51,8 +51,8 @@ static amqp_connection_state_t connect_to(const char *url)
 static amqp_queue_declare_ok_t *declare(amqp_connection_state_t c,
                                         const char *q, bool passive)
 {
-	return amqp_queue_declare(c, 1, amqp_cstring_bytes(q), passive, 0, 0,
-	                          0, amqp_empty_table);
+	return amqp_queue_declare(c, 1, amqp_cstring_bytes(q), passive, 0, 0, 0,
+	                          amqp_empty_table);
 }
 
 static int wait_open(const struct it_proxy *p, int n, int timeout_ms)
@@ -76,9 +76,8 @@ static int next_frame(amqp_connection_state_t c, amqp_frame_t *f, int ms)
  * to survive the wait). */
 static void send_get(amqp_connection_state_t c, const char *q)
 {
-	amqp_basic_get_t m = {.ticket = 0,
-	                      .queue = amqp_cstring_bytes(q),
-	                      .no_ack = 1};
+	amqp_basic_get_t m = {
+	    .ticket = 0, .queue = amqp_cstring_bytes(q), .no_ack = 1};
 	cr_assert_eq(amqp_send_method(c, 1, AMQP_BASIC_GET_METHOD, &m),
 	             AMQP_STATUS_OK);
 }

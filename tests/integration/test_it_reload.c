@@ -130,9 +130,8 @@ static bool exit_line_has(const struct it_daemon *d, const char *text)
 	return has;
 }
 
-static void publish_id(amqp_connection_state_t c, const char *x,
-                       const char *rk, const char *type, const char *id,
-                       int sleep_ms)
+static void publish_id(amqp_connection_state_t c, const char *x, const char *rk,
+                       const char *type, const char *id, int sleep_ms)
 {
 	char body[256];
 
@@ -163,25 +162,25 @@ static void expect_handled(struct it_daemon *d, const char *version,
  * plugin; `global` is pasted first, `more` at the end (routes, further
  * queues). */
 static char *conf_text(const char *x, const char *q, const char *plugin,
-                       const char *global, const char *params,
-                       const char *more)
+                       const char *global, const char *params, const char *more)
 {
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 
-	fprintf(f,
-	        "%s\n"
-	        "broker {\n  heartbeat = 10\n  pool_size = 2\n  prefetch = 20\n}\n"
-	        "exchange \"%s\" { type = \"topic\" }\n"
-	        "exchange \"%s.dlx\" { type = \"fanout\" }\n"
-	        "queue \"%s\" { dead_letter_exchange = \"%s.dlx\" }\n"
-	        "queue \"%s.dlq\" { }\n"
-	        "binding { exchange = \"%s\" queue = \"%s\" key = \"q1.#\" }\n"
-	        "binding { exchange = \"%s.dlx\" queue = \"%s.dlq\" }\n"
-	        "plugin \"v\" {\n  path = \"%s\"\n  params { %s }\n}\n%s\n",
-	        global ? global : "", x, x, q, x, q, x, q, x, q, plugin,
-	        params ? params : "", more ? more : "");
+	fprintf(
+	    f,
+	    "%s\n"
+	    "broker {\n  heartbeat = 10\n  pool_size = 2\n  prefetch = 20\n}\n"
+	    "exchange \"%s\" { type = \"topic\" }\n"
+	    "exchange \"%s.dlx\" { type = \"fanout\" }\n"
+	    "queue \"%s\" { dead_letter_exchange = \"%s.dlx\" }\n"
+	    "queue \"%s.dlq\" { }\n"
+	    "binding { exchange = \"%s\" queue = \"%s\" key = \"q1.#\" }\n"
+	    "binding { exchange = \"%s.dlx\" queue = \"%s.dlq\" }\n"
+	    "plugin \"v\" {\n  path = \"%s\"\n  params { %s }\n}\n%s\n",
+	    global ? global : "", x, x, q, x, q, x, q, x, q, plugin,
+	    params ? params : "", more ? more : "");
 	fclose(f);
 	return out;
 }
@@ -191,9 +190,10 @@ static char *one_route(const char *x, const char *q, const char *plugin,
 {
 	char route[256];
 
-	snprintf(route, sizeof(route),
-	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = \"%s\" }",
-	         q, handler);
+	snprintf(
+	    route, sizeof(route),
+	    "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = \"%s\" }",
+	    q, handler);
 	return conf_text(x, q, plugin, INFO_LOG "workers = 2", NULL, route);
 }
 
@@ -232,7 +232,8 @@ Test(reload, new_code_at_the_same_path, .timeout = 120)
 	it_close(c);
 
 	it_daemon_stop(&d);
-	cr_expect(exit_line_has(&d, "reloads=2 reload_failures=0 generation=3"));
+	cr_expect(
+	    exit_line_has(&d, "reloads=2 reload_failures=0 generation=3"));
 	cr_expect_eq(it_queue_ready(q), 0);
 	free(conf);
 	slot_free(&s);
@@ -249,15 +250,16 @@ Test(reload, each_failure_keeps_the_old_generation, .timeout = 180)
 	it_unique(q, sizeof(q), "rf.q");
 	slot_init(&s);
 	install(&s, "fx_version_v1");
-	snprintf(wrong_abi, sizeof(wrong_abi), "%s/tests/fixtures/fx_wrong_abi.so",
-	         it_build_dir());
+	snprintf(wrong_abi, sizeof(wrong_abi),
+	         "%s/tests/fixtures/fx_wrong_abi.so", it_build_dir());
 	char *good = one_route(x, q, s.path, "version");
 	it_daemon_start(&d, good, true);
 	amqp_connection_state_t c = it_connect();
 
 	char route[256];
 	snprintf(route, sizeof(route),
-	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }",
+	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
 	         q);
 	struct {
 		char *conf;
@@ -298,7 +300,8 @@ Test(reload, each_failure_keeps_the_old_generation, .timeout = 180)
 	it_close(c);
 
 	it_daemon_stop(&d);
-	cr_expect(exit_line_has(&d, "reloads=1 reload_failures=5 generation=7"));
+	cr_expect(
+	    exit_line_has(&d, "reloads=1 reload_failures=5 generation=7"));
 	cr_expect_eq(it_queue_ready(q), 0);
 	free(good);
 	slot_free(&s);
@@ -320,7 +323,8 @@ Test(reload, running_handler_finishes_on_old_code, .timeout = 120)
 	amqp_connection_state_t c = it_connect();
 
 	publish_id(c, x, "q1.a", "t:v", "slow", 1500);
-	cr_assert_eq(it_log_wait(&d, "version=v1 start id=slow", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "version=v1 start id=slow", 1, WAIT_MS),
+	             1);
 	install(&s, "fx_version_v2");
 	reload_ok(&d, 2);
 	/* The new generation serves while the old handler still runs. */
@@ -362,7 +366,8 @@ static char *with_q2(const char *x, const char *q, const char *q2,
 	if (q2)
 		snprintf(more + n, sizeof(more) - (size_t)n,
 		         "queue \"%s\" { dead_letter_exchange = \"%s.dlx\" }\n"
-		         "binding { exchange = \"%s\" queue = \"%s\" key = \"q2.#\" }\n"
+		         "binding { exchange = \"%s\" queue = \"%s\" key = "
+		         "\"q2.#\" }\n"
 		         "%s\n",
 		         q2, x, x, q2, routes_q2);
 	return conf_text(x, q, plugin, INFO_LOG "workers = 2", NULL, more);
@@ -383,12 +388,19 @@ Test(reload, routes_and_queues_added_and_removed, .timeout = 150)
 	slot_init(&s);
 	install(&s, "fx_version_v1");
 	snprintf(ra, sizeof(ra),
-	         "route \"t:a\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }", q);
+	         "route \"t:a\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
+	         q);
 	snprintf(rab, sizeof(rab),
-	         "route \"t:a\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }\n"
-	         "route \"t:b\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }", q, q);
+	         "route \"t:a\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }\n"
+	         "route \"t:b\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
+	         q, q);
 	snprintf(rc, sizeof(rc),
-	         "route \"t:c\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }", q2);
+	         "route \"t:c\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
+	         q2);
 
 	char *a = with_q2(x, q, NULL, s.path, ra, NULL);
 	it_daemon_start(&d, a, true);
@@ -406,7 +418,8 @@ Test(reload, routes_and_queues_added_and_removed, .timeout = 150)
 	char *b = with_q2(x, q, q2, s.path, rab, rc);
 	rewrite_conf(&d, b);
 	reload_ok(&d, 2);
-	cr_expect_eq(it_log_count(&d, "routes +2 -0 ~0, consumed queues +1 -0"), 1);
+	cr_expect_eq(it_log_count(&d, "routes +2 -0 ~0, consumed queues +1 -0"),
+	             1);
 	publish_id(c, x, "q1.a", "t:b", "b2", 0);
 	expect_handled(&d, "v1", "b2");
 	publish_id(c, x, "q2.a", "t:c", "c1", 0);
@@ -416,11 +429,14 @@ Test(reload, routes_and_queues_added_and_removed, .timeout = 150)
 	 * cancelled, what reaches q2 now waits there. */
 	char rb[256];
 	snprintf(rb, sizeof(rb),
-	         "route \"t:b\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }", q);
+	         "route \"t:b\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
+	         q);
 	char *c3 = with_q2(x, q, NULL, s.path, rb, NULL);
 	rewrite_conf(&d, c3);
 	reload_ok(&d, 3);
-	cr_expect_eq(it_log_count(&d, "routes +0 -2 ~0, consumed queues +0 -1"), 1);
+	cr_expect_eq(it_log_count(&d, "routes +0 -2 ~0, consumed queues +0 -1"),
+	             1);
 	char closed[256];
 	snprintf(closed, sizeof(closed), "of queue \"%s\" closed", q2);
 	/* One consumer on each of the two slots. */
@@ -451,7 +467,7 @@ Test(reload, routes_and_queues_added_and_removed, .timeout = 150)
 /* ---- under load ---------------------------------------------------------- */
 
 #define LOAD_MESSAGES 20000
-#define LOAD_RELOADS 50
+#define LOAD_RELOADS  50
 
 struct publisher {
 	const char *x;
@@ -536,7 +552,8 @@ Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 	int during = pub.published;
 	pthread_join(t, NULL);
 	cr_log_info("reload under load: %d of %d messages published while "
-	            "%d reloads ran", during, LOAD_MESSAGES, LOAD_RELOADS);
+	            "%d reloads ran",
+	            during, LOAD_MESSAGES, LOAD_RELOADS);
 	cr_expect_lt(during, LOAD_MESSAGES,
 	             "the reloads should overlap the stream");
 
@@ -561,8 +578,9 @@ Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 	}
 	free(log);
 	printf("reload under load: %d messages, %d reloads: %d handled, %d "
-	       "handled twice, %d missing\n", LOAD_MESSAGES, LOAD_RELOADS,
-	       distinct, twice, LOAD_MESSAGES - distinct);
+	       "handled twice, %d missing\n",
+	       LOAD_MESSAGES, LOAD_RELOADS, distinct, twice,
+	       LOAD_MESSAGES - distinct);
 	cr_expect_eq(distinct, LOAD_MESSAGES, "messages never handled");
 	cr_expect_eq(twice, 0, "messages handled twice");
 	cr_expect_eq(it_wait_queue(q, 0, WAIT_MS), 0);
@@ -606,7 +624,8 @@ Test(reload, memory_flat_over_200_reloads, .timeout = 300)
 	}
 	at200 = rss_kib(d.pid);
 	printf("reload memory: VmRSS %ld KiB after 10 reloads, %ld KiB after "
-	       "200 (%+ld KiB)\n", at10, at200, at200 - at10);
+	       "200 (%+ld KiB)\n",
+	       at10, at200, at200 - at10);
 	cr_expect_gt(at10, 0);
 #if defined(__SANITIZE_ADDRESS__)
 	/* AddressSanitizer keeps freed memory in quarantine and its shadow
@@ -641,18 +660,19 @@ Test(reload, pending_batch_of_old_generation_is_flushed, .timeout = 120)
 	/* A batch that would wait a minute to fill. */
 	snprintf(route, sizeof(route),
 	         "route \"batch\" { queue = \"%s\" plugin = \"v\" handler = "
-	         "\"batch\" batch_size = 10 batch_timeout_ms = 60000 }", q);
+	         "\"batch\" batch_size = 10 batch_timeout_ms = 60000 }",
+	         q);
 	/* debug: warrend logs each delivery it reads, so the test knows
 	 * all three are in the pending batch before it reloads. */
-	char *conf = conf_text(x, q, flow,
-	                       "log_level = \"debug\"\nworkers = 2", NULL,
-	                       route);
+	char *conf = conf_text(x, q, flow, "log_level = \"debug\"\nworkers = 2",
+	                       NULL, route);
 	it_daemon_start(&d, conf, true);
 	amqp_connection_state_t c = it_connect();
 	for (int i = 0; i < 3; i++) {
 		char body[64];
 		snprintf(body, sizeof(body),
-		         "{\"type\":\"batch\",\"id\":%d,\"outcome\":\"ack\"}", i);
+		         "{\"type\":\"batch\",\"id\":%d,\"outcome\":\"ack\"}",
+		         i);
 		it_publish_str(c, x, "q1.a", body);
 	}
 	it_close(c);
@@ -667,7 +687,8 @@ Test(reload, pending_batch_of_old_generation_is_flushed, .timeout = 120)
 	             "the old batch waited for its timeout instead");
 	cr_assert_eq(it_log_wait(&d, "generation 1 retired", 1, WAIT_MS), 1);
 	char *log = it_log_read(&d);
-	cr_expect(strstr(log, "batch n=3") < strstr(log, "generation 1 retired"),
+	cr_expect(strstr(log, "batch n=3") <
+	              strstr(log, "generation 1 retired"),
 	          "the batch must run before its generation is unloaded");
 	free(log);
 	it_daemon_stop(&d);
@@ -695,15 +716,19 @@ Test(reload, broker_settings_change_takes_new_connections, .timeout = 120)
 	/* A slow message in flight on the old connections while the
 	 * workers count (a pool setting) changes. */
 	publish_id(c, x, "q1.a", "t:v", "slow", 1000);
-	cr_assert_eq(it_log_wait(&d, "version=v1 start id=slow", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "version=v1 start id=slow", 1, WAIT_MS),
+	             1);
 	install(&s, "fx_version_v2");
 	snprintf(route, sizeof(route),
-	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = \"version\" }",
+	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
 	         q);
-	char *more = conf_text(x, q, s.path, INFO_LOG "workers = 3", NULL, route);
+	char *more =
+	    conf_text(x, q, s.path, INFO_LOG "workers = 3", NULL, route);
 	rewrite_conf(&d, more);
 	reload_ok(&d, 2);
-	cr_expect_eq(it_log_count(&d, "new connections (broker settings changed)"), 1);
+	cr_expect_eq(
+	    it_log_count(&d, "new connections (broker settings changed)"), 1);
 	expect_handled(&d, "v1", "slow");
 	publish_id(c, x, "q1.a", "t:v", "two", 0);
 	expect_handled(&d, "v2", "two");

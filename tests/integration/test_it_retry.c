@@ -25,7 +25,7 @@
  * follows the handler's log line -- and longer by the round trips (confirm,
  * expiry, dead-lettering, delivery) on a loaded machine. */
 #define GAP_EARLY_MS 50
-#define GAP_LATE_MS 900
+#define GAP_LATE_MS  900
 
 struct fixture {
 	char x[128], q[128], dlq[160];
@@ -92,8 +92,8 @@ static int64_t attempt_ms(const struct it_daemon *d, const char *id,
 	} while (0)
 
 /* Wait (bounded) for the handler's call for attempt `attempt` of `id`. */
-static void wait_attempt(const struct it_daemon *d, const char *id,
-                         int attempt, int timeout_ms)
+static void wait_attempt(const struct it_daemon *d, const char *id, int attempt,
+                         int timeout_ms)
 {
 	char needle[96];
 
@@ -114,7 +114,8 @@ static int calls(const struct it_daemon *d, const char *id)
 
 /* SIGTERM, expect exit 0; the metrics line must hold every `expect`
  * ("acked=2 " style fragments, NULL-terminated). */
-static void stop_and_check_metrics(struct it_daemon *d, const char *const *expect)
+static void stop_and_check_metrics(struct it_daemon *d,
+                                   const char *const *expect)
 {
 	char line[2048], *log;
 
@@ -147,8 +148,9 @@ static const amqp_field_value_t *table_get(const amqp_table_t *t,
 
 static bool field_is(const amqp_field_value_t *v, const char *s)
 {
-	return v && (v->kind == AMQP_FIELD_KIND_UTF8 ||
-	             v->kind == AMQP_FIELD_KIND_BYTES) &&
+	return v &&
+	       (v->kind == AMQP_FIELD_KIND_UTF8 ||
+	        v->kind == AMQP_FIELD_KIND_BYTES) &&
 	       v->value.bytes.len == strlen(s) &&
 	       memcmp(v->value.bytes.bytes, s, v->value.bytes.len) == 0;
 }
@@ -207,8 +209,10 @@ static int64_t int_header(const struct it_msg *m, const char *name)
 {
 	int64_t v = -1;
 
-	cr_expect(it_msg_int(m, name, &v), "header %s missing or not an "
-	          "integer", name);
+	cr_expect(it_msg_int(m, name, &v),
+	          "header %s missing or not an "
+	          "integer",
+	          name);
 	return v;
 }
 
@@ -217,9 +221,9 @@ static int64_t int_header(const struct it_msg *m, const char *name)
 Test(retry, delays_observed_and_attempts_exact)
 {
 	static const long delays[] = {400, 800, 1600};
-	static const char *const metrics[] = {
-	    " acked=3 ", " retried=3 ", " retry_published=3 ",
-	    " dead_lettered=0 ", NULL};
+	static const char *const metrics[] = {" acked=3 ", " retried=3 ",
+	                                      " retry_published=3 ",
+	                                      " dead_lettered=0 ", NULL};
 	struct fixture f;
 	struct it_daemon d;
 	int64_t t[5], probe_ms;
@@ -239,12 +243,14 @@ Test(retry, delays_observed_and_attempts_exact)
 	/* While "slow" waits out its first retry (400 ms), another message
 	 * is handled at once. */
 	probe_ms = it_now_ms();
-	it_publish_str(c, f.x, "flow.fast", "{\"type\":\"flow\",\"id\":\"fast1\"}");
+	it_publish_str(c, f.x, "flow.fast",
+	               "{\"type\":\"flow\",\"id\":\"fast1\"}");
 	wait_attempt(&d, "fast1", 1, WAIT_MS);
 	probe_ms = it_now_ms() - probe_ms;
 	/* And again during the longest wait (1600 ms, after attempt 3). */
 	wait_attempt(&d, "slow", 3, WAIT_MS);
-	it_publish_str(c, f.x, "flow.fast", "{\"type\":\"flow\",\"id\":\"fast2\"}");
+	it_publish_str(c, f.x, "flow.fast",
+	               "{\"type\":\"flow\",\"id\":\"fast2\"}");
 	wait_attempt(&d, "fast2", 1, WAIT_MS);
 	wait_attempt(&d, "slow", 4, WAIT_MS);
 	it_close(c);
@@ -261,21 +267,27 @@ Test(retry, delays_observed_and_attempts_exact)
 		            a + 1, (long long)gap, delays[a - 1]);
 		cr_expect(gap >= delays[a - 1] - GAP_EARLY_MS,
 		          "attempt %d came %lld ms after attempt %d: the "
-		          "delay is %ld ms", a + 1, (long long)gap, a,
-		          delays[a - 1]);
+		          "delay is %ld ms",
+		          a + 1, (long long)gap, a, delays[a - 1]);
 		cr_expect(gap <= delays[a - 1] + GAP_LATE_MS,
 		          "attempt %d came %lld ms after attempt %d: the "
-		          "delay is %ld ms", a + 1, (long long)gap, a,
-		          delays[a - 1]);
+		          "delay is %ld ms",
+		          a + 1, (long long)gap, a, delays[a - 1]);
 	}
 	/* The other messages did not wait behind the retrying one. */
-	int64_t f1 = attempt_ms(&d, "fast1", 1), f2 = attempt_ms(&d, "fast2", 1);
-	cr_expect(f1 > 0 && f1 < t[2], "fast1 (%lld) was not handled before "
-	          "slow's attempt 2 (%lld)", (long long)f1, (long long)t[2]);
-	cr_expect(f2 > 0 && f2 < t[4], "fast2 (%lld) was not handled before "
-	          "slow's attempt 4 (%lld)", (long long)f2, (long long)t[4]);
+	int64_t f1 = attempt_ms(&d, "fast1", 1),
+	        f2 = attempt_ms(&d, "fast2", 1);
+	cr_expect(f1 > 0 && f1 < t[2],
+	          "fast1 (%lld) was not handled before "
+	          "slow's attempt 2 (%lld)",
+	          (long long)f1, (long long)t[2]);
+	cr_expect(f2 > 0 && f2 < t[4],
+	          "fast2 (%lld) was not handled before "
+	          "slow's attempt 4 (%lld)",
+	          (long long)f2, (long long)t[4]);
 	cr_log_info("retry: a message published during a retry wait was "
-	            "handled %lld ms later", (long long)probe_ms);
+	            "handled %lld ms later",
+	            (long long)probe_ms);
 
 	stop_and_check_metrics(&d, metrics);
 	cr_expect_eq(calls(&d, "slow"), 4);
@@ -300,7 +312,7 @@ Test(retry, max_attempts_dead_letters_with_headers)
 {
 	static const long delays[] = {200};
 	static const char *const metrics[] = {
-	    " acked=0 ", " retried=3 ", " retry_published=2 ",
+	    " acked=0 ",         " retried=3 ",      " retry_published=2 ",
 	    " dead_lettered=1 ", " max_attempts=1)", NULL};
 	static const char body[] =
 	    "{\"type\":\"flow\",\"id\":\"dl\",\"fail_until\":99}";
@@ -323,7 +335,8 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	hdr[0].key = amqp_cstring_bytes("x-custom");
 	hdr[0].value.kind = AMQP_FIELD_KIND_UTF8;
 	hdr[0].value.value.bytes = amqp_cstring_bytes("keep-me");
-	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+	               AMQP_BASIC_MESSAGE_ID_FLAG |
 	               AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
 	props.content_type = amqp_cstring_bytes("application/json");
 	props.message_id = amqp_cstring_bytes("mid-42");
@@ -343,14 +356,17 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	/* Exactly three attempts, each seeing the original exchange and
 	 * routing key (not the retry queue's). */
 	log = it_log_read(&d);
-	cr_expect_eq(it_count(log, "flow id=dl attempt="), 3, "calls:\n%s", log);
+	cr_expect_eq(it_count(log, "flow id=dl attempt="), 3, "calls:\n%s",
+	             log);
 	for (int a = 1; a <= 3; a++) {
 		snprintf(want, sizeof(want), "flow id=dl attempt=%d ", a);
 		cr_expect(it_log_line(log, want, line, sizeof(line)),
 		          "no attempt %d", a);
 		snprintf(want, sizeof(want), " rk=%s exchange=%s", rk, f.x);
-		cr_expect(strstr(line, want) != NULL, "attempt %d: not \"%s\" "
-		          "in: %s", a, want, line);
+		cr_expect(strstr(line, want) != NULL,
+		          "attempt %d: not \"%s\" "
+		          "in: %s",
+		          a, want, line);
 	}
 	cr_expect_eq(it_count(log, "flow id=dl attempt=4 "), 0);
 	free(log);
@@ -376,7 +392,7 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	/* Why, where, who, how often and when. */
 	expect_str_header(&m, "x-warren-reason", "max-attempts");
 	cr_expect(it_msg_str(&m, "x-warren-reason-text", buf, sizeof(buf)) &&
-	          strstr(buf, "not yet") != NULL,
+	              strstr(buf, "not yet") != NULL,
 	          "x-warren-reason-text: \"%s\"", buf);
 	expect_str_header(&m, "x-warren-plugin", "p");
 	expect_str_header(&m, "x-warren-handler", "flow");
@@ -386,14 +402,19 @@ Test(retry, max_attempts_dead_letters_with_headers)
 	expect_str_header(&m, "x-warren-queue", f.q);
 	first = int_header(&m, "x-warren-first-failure-ms");
 	last = int_header(&m, "x-warren-last-failure-ms");
-	cr_expect(first >= t0 && first <= t1, "first failure %lld not in "
-	          "[%lld, %lld]", (long long)first, (long long)t0,
-	          (long long)t1);
-	cr_expect(last >= t0 && last <= t1, "last failure %lld not in "
-	          "[%lld, %lld]", (long long)last, (long long)t0, (long long)t1);
+	cr_expect(first >= t0 && first <= t1,
+	          "first failure %lld not in "
+	          "[%lld, %lld]",
+	          (long long)first, (long long)t0, (long long)t1);
+	cr_expect(last >= t0 && last <= t1,
+	          "last failure %lld not in "
+	          "[%lld, %lld]",
+	          (long long)last, (long long)t0, (long long)t1);
 	/* Two retry waits of 200 ms lie between the first and the last. */
-	cr_expect(last - first >= 2 * 200 - GAP_EARLY_MS, "first failure "
-	          "%lld, last %lld", (long long)first, (long long)last);
+	cr_expect(last - first >= 2 * 200 - GAP_EARLY_MS,
+	          "first failure "
+	          "%lld, last %lld",
+	          (long long)first, (long long)last);
 	/* The broker's record of the two trips through the retry queue. */
 	cr_expect(it_msg_header(&m, "x-death") != NULL, "no x-death");
 	snprintf(want, sizeof(want), "%s.retry.200", f.q);
@@ -412,10 +433,10 @@ Test(retry, reject_dead_letters_at_once)
 {
 	static const long delays[] = {200};
 	static const char *const metrics[] = {
-	    " acked=0 ", " retried=0 ", " retry_published=0 ",
+	    " acked=0 ",         " retried=0 ",  " retry_published=0 ",
 	    " dead_lettered=1 ", " rejected=1 ", NULL};
-	static const char body[] =
-	    "{\"type\":\"flow\",\"id\":\"rj\",\"reject\":true,\"fail_until\":5}";
+	static const char body[] = "{\"type\":\"flow\",\"id\":\"rj\","
+	                           "\"reject\":true,\"fail_until\":5}";
 	struct fixture f;
 	struct it_daemon d;
 	struct it_msg m;
@@ -440,7 +461,7 @@ Test(retry, reject_dead_letters_at_once)
 	cr_expect(m.len == strlen(body) && memcmp(m.body, body, m.len) == 0);
 	expect_str_header(&m, "x-warren-reason", "handler-reject");
 	cr_expect(it_msg_str(&m, "x-warren-reason-text", buf, sizeof(buf)) &&
-	          strstr(buf, "rejected id=rj") != NULL,
+	              strstr(buf, "rejected id=rj") != NULL,
 	          "x-warren-reason-text: \"%s\"", buf);
 	expect_str_header(&m, "x-warren-plugin", "p");
 	expect_str_header(&m, "x-warren-handler", "flow");
@@ -462,11 +483,11 @@ Test(retry, reject_dead_letters_at_once)
 Test(retry, attempts_survive_a_restart)
 {
 	static const long delays[] = {2000};
-	static const char *const metrics1[] = {
-	    " acked=0 ", " retried=1 ", " retry_published=1 ", NULL};
-	static const char *const metrics2[] = {
-	    " acked=1 ", " retried=1 ", " retry_published=1 ",
-	    " dead_lettered=0 ", NULL};
+	static const char *const metrics1[] = {" acked=0 ", " retried=1 ",
+	                                       " retry_published=1 ", NULL};
+	static const char *const metrics2[] = {" acked=1 ", " retried=1 ",
+	                                       " retry_published=1 ",
+	                                       " dead_lettered=0 ", NULL};
 	struct fixture f;
 	struct it_daemon d1, d2;
 	char *conf, retryq[300];
@@ -536,7 +557,7 @@ Test(retry, attempt_header_of_wrong_type)
 {
 	static const long delays[] = {200};
 	static const char *const metrics[] = {
-	    " acked=1 ", " retried=2 ", " retry_published=1 ",
+	    " acked=1 ",         " retried=2 ",      " retry_published=1 ",
 	    " dead_lettered=1 ", " max_attempts=1)", NULL};
 	struct fixture f;
 	struct it_daemon d;
@@ -555,8 +576,10 @@ Test(retry, attempt_header_of_wrong_type)
 	 * warren's own header on the retried copy count instead. */
 	v.kind = AMQP_FIELD_KIND_UTF8;
 	v.value.bytes = amqp_cstring_bytes("lots");
-	publish_with_attempts(&f, "{\"type\":\"flow\",\"id\":\"str\","
-	                          "\"fail_until\":2}", &v);
+	publish_with_attempts(&f,
+	                      "{\"type\":\"flow\",\"id\":\"str\","
+	                      "\"fail_until\":2}",
+	                      &v);
 	wait_attempt(&d, "str", 1, WAIT_MS);
 	wait_attempt(&d, "str", 2, WAIT_MS);
 
@@ -565,14 +588,17 @@ Test(retry, attempt_header_of_wrong_type)
 	 * 1001 and must still fail.) */
 	v.kind = AMQP_FIELD_KIND_I32;
 	v.value.i32 = 1000;
-	publish_with_attempts(&f, "{\"type\":\"flow\",\"id\":\"big\","
-	                          "\"fail_until\":100000}", &v);
+	publish_with_attempts(&f,
+	                      "{\"type\":\"flow\",\"id\":\"big\","
+	                      "\"fail_until\":100000}",
+	                      &v);
 	if (it_wait_queue(f.dlq, 1, WAIT_MS) != 1)
 		FAIL_LOG(&d, "nothing dead-lettered to %s", f.dlq);
 
 	stop_and_check_metrics(&d, metrics);
 	cr_expect_eq(it_log_count(&d, "header x-warren-attempts is not a "
-	                              "count"), 1);
+	                              "count"),
+	             1);
 	cr_expect_eq(calls(&d, "str"), 2);
 	/* Attempt 2 succeeded (fail_until 2), so no third call. */
 	cr_expect_eq(it_log_count(&d, "flow id=str attempt=3 "), 0);
@@ -580,8 +606,8 @@ Test(retry, attempt_header_of_wrong_type)
 	cr_expect_eq(it_log_count(&d, "flow id=big attempt=1001 "), 1);
 
 	cr_assert(it_get_msg(f.dlq, &m));
-	cr_expect(body_has(&m, "\"big\""),
-	          "not the right dead letter: %.*s", (int)m.len, m.body);
+	cr_expect(body_has(&m, "\"big\""), "not the right dead letter: %.*s",
+	          (int)m.len, m.body);
 	expect_str_header(&m, "x-warren-reason", "max-attempts");
 	cr_expect_eq(int_header(&m, "x-warren-attempts"), 1001);
 	it_msg_free(&m);
@@ -597,7 +623,7 @@ Test(retry, retry_policy_per_route)
 {
 	static const long delays[] = {200, 300};
 	static const char *const metrics[] = {
-	    " acked=0 ", " retried=9 ", " retry_published=6 ",
+	    " acked=0 ",         " retried=9 ",      " retry_published=6 ",
 	    " dead_lettered=3 ", " max_attempts=3)", NULL};
 	struct fixture f;
 	struct it_daemon d;
@@ -617,22 +643,27 @@ Test(retry, retry_policy_per_route)
 	               "  retry_multiplier = 1\n  retry_jitter = 0\n}\n",
 	               NULL, NULL, NULL);
 	FILE *cf = open_memstream(&conf, &n);
-	fprintf(cf,
-	        "%s"
-	        "route \"two\" { queue = \"%s\" plugin = \"p\" handler = \"flow\"\n"
-	        "  max_attempts = 2 }\n"
-	        "route \"four\" { queue = \"%s\" plugin = \"p\" handler = \"flow\"\n"
-	        "  max_attempts = 4  retry_delay_ms = 300 }\n"
-	        "route \"dflt\" { queue = \"%s\" plugin = \"p\" handler = \"flow\" }\n",
-	        base, f.q, f.q, f.q);
+	fprintf(
+	    cf,
+	    "%s"
+	    "route \"two\" { queue = \"%s\" plugin = \"p\" handler = \"flow\"\n"
+	    "  max_attempts = 2 }\n"
+	    "route \"four\" { queue = \"%s\" plugin = \"p\" handler = "
+	    "\"flow\"\n"
+	    "  max_attempts = 4  retry_delay_ms = 300 }\n"
+	    "route \"dflt\" { queue = \"%s\" plugin = \"p\" handler = \"flow\" "
+	    "}\n",
+	    base, f.q, f.q, f.q);
 	fclose(cf);
 	it_daemon_start(&d, conf, true);
 
 	amqp_connection_state_t c = it_connect();
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		char body[128];
-		snprintf(body, sizeof(body), "{\"type\":\"%s\",\"id\":\"%s\","
-		         "\"fail_until\":99}", routes[i].type, routes[i].type);
+		snprintf(body, sizeof(body),
+		         "{\"type\":\"%s\",\"id\":\"%s\","
+		         "\"fail_until\":99}",
+		         routes[i].type, routes[i].type);
 		it_publish_str(c, f.x, routes[i].type, body);
 	}
 	it_close(c);
@@ -647,8 +678,8 @@ Test(retry, retry_policy_per_route)
 		             routes[i].max);
 	/* "four" waits 300 ms between its attempts, the others 200 ms. */
 	for (int a = 1; a < 4; a++) {
-		int64_t gap = attempt_ms(&d, "four", a + 1) -
-		              attempt_ms(&d, "four", a);
+		int64_t gap =
+		    attempt_ms(&d, "four", a + 1) - attempt_ms(&d, "four", a);
 		cr_expect(gap >= 300 - GAP_EARLY_MS && gap <= 300 + GAP_LATE_MS,
 		          "four: attempt %d -> %d: %lld ms", a, a + 1,
 		          (long long)gap);
@@ -663,7 +694,8 @@ Test(retry, retry_policy_per_route)
 
 		cr_assert(it_get_msg(f.dlq, &m), "dead letter %d missing", k);
 		expect_str_header(&m, "x-warren-reason", "max-attempts");
-		for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]);
+		     i++) {
 			snprintf(want, sizeof(want), "\"id\":\"%s\"",
 			         routes[i].type);
 			if (!body_has(&m, want))

@@ -27,9 +27,12 @@ static char *shipped_like_conf(const char *x, const char *q)
 	        "plugin \"user_signup\" { path = \"user_signup.so\" }\n"
 	        "plugin \"order_created\" { path = \"order_created.so\" }\n"
 	        "plugin \"email_send\" { path = \"email_send.so\" }\n"
-	        "route \"user:signup\" { queue = \"%s\" plugin = \"user_signup\" handler = \"signup\" }\n"
-	        "route \"order:created\" { queue = \"%s\" plugin = \"order_created\" handler = \"created\" }\n"
-	        "route \"email:send\" { queue = \"%s\" plugin = \"email_send\" handler = \"send\" }\n",
+	        "route \"user:signup\" { queue = \"%s\" plugin = "
+	        "\"user_signup\" handler = \"signup\" }\n"
+	        "route \"order:created\" { queue = \"%s\" plugin = "
+	        "\"order_created\" handler = \"created\" }\n"
+	        "route \"email:send\" { queue = \"%s\" plugin = \"email_send\" "
+	        "handler = \"send\" }\n",
 	        plugins, x, x, q, x, q, x, q, x, q, q, q, q);
 	fclose(f);
 	return conf;
@@ -48,17 +51,31 @@ Test(routing, three_types_each_handled_once_and_acked, .timeout = 90)
 
 	amqp_connection_state_t c = it_connect();
 	it_publish_str(c, x, "user.signup",
-	               "{\"type\":\"user:signup\",\"userId\":41,\"email\":\"a@example.com\"}");
-	it_publish_str(c, x, "order.created",
-	               "{\"type\":\"order:created\",\"orderId\":\"o-42\",\"userId\":1,"
-	               "\"items\":[{\"sku\":\"a\",\"qty\":1}],\"totalAmount\":9.5}");
+	               "{\"type\":\"user:signup\",\"userId\":41,\"email\":\"a@"
+	               "example.com\"}");
+	it_publish_str(
+	    c, x, "order.created",
+	    "{\"type\":\"order:created\",\"orderId\":\"o-42\",\"userId\":1,"
+	    "\"items\":[{\"sku\":\"a\",\"qty\":1}],\"totalAmount\":9.5}");
 	it_publish_str(c, x, "email.send",
 	               "{\"type\":\"email:send\",\"to\":\"b@example.com\"}");
 	it_close(c);
 
-	cr_assert_eq(it_log_wait(&d, "[plugin:user_signup] handled user:signup userId=41", 1, WAIT_MS), 1);
-	cr_assert_eq(it_log_wait(&d, "[plugin:order_created] handled order:created orderId=o-42", 1, WAIT_MS), 1);
-	cr_assert_eq(it_log_wait(&d, "[plugin:email_send] handled email:send to=b@example.com", 1, WAIT_MS), 1);
+	cr_assert_eq(
+	    it_log_wait(&d,
+	                "[plugin:user_signup] handled user:signup userId=41", 1,
+	                WAIT_MS),
+	    1);
+	cr_assert_eq(
+	    it_log_wait(
+	        &d, "[plugin:order_created] handled order:created orderId=o-42",
+	        1, WAIT_MS),
+	    1);
+	cr_assert_eq(
+	    it_log_wait(
+	        &d, "[plugin:email_send] handled email:send to=b@example.com",
+	        1, WAIT_MS),
+	    1);
 	it_daemon_signal(&d, SIGTERM);
 	cr_assert_eq(it_daemon_wait(&d, 30000), 0, "warrend did not exit 0");
 
@@ -90,7 +107,8 @@ Test(routing, type_from_property_and_routing_key, .timeout = 90)
 	const char *body = "{\"type\":\"not.this\",\"id\":7}";
 	it_publish(c, x, "any", body, strlen(body), "t.prop");
 	it_close(c);
-	cr_assert_eq(it_log_wait(&d, "record type=t.prop id=7 ", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "record type=t.prop id=7 ", 1, WAIT_MS),
+	             1);
 	it_daemon_stop(&d);
 	cr_assert_eq(it_queue_ready(q), 0);
 	free(conf);
@@ -102,7 +120,8 @@ Test(routing, type_from_property_and_routing_key, .timeout = 90)
 	c = it_connect();
 	it_publish_str(c, x, "orders.eu", "{\"id\":8}");
 	it_close(c);
-	cr_assert_eq(it_log_wait(&d, "record type=orders.eu id=8 ", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "record type=orders.eu id=8 ", 1, WAIT_MS),
+	             1);
 	it_daemon_stop(&d);
 	cr_assert_eq(it_queue_ready(q), 0);
 	free(conf);

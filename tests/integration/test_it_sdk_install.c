@@ -21,7 +21,8 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 
 	snprintf(dir, sizeof(dir), "%s/prefix-XXXXXX", it_tmp_dir());
 	cr_assert(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "cmake --install '%s' --prefix '%s' >/dev/null",
+	snprintf(cmd, sizeof(cmd),
+	         "cmake --install '%s' --prefix '%s' >/dev/null",
 	         it_build_dir(), dir);
 	cr_assert_eq(sh(cmd), 0, "cmake --install failed");
 	snprintf(so, sizeof(so), "%s/greeter.so", dir);
@@ -29,10 +30,12 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	snprintf(cmd, sizeof(cmd),
 	         "export PKG_CONFIG_PATH='%s/lib/pkgconfig'; "
 	         "cc -std=c11 -Wall -Wextra -Werror -shared -fPIC "
-	         "$(pkg-config --cflags warren) '%s/tests/integration/outside/greeter.c' "
+	         "$(pkg-config --cflags warren) "
+	         "'%s/tests/integration/outside/greeter.c' "
 	         "-o '%s'",
 	         dir, WARREN_SOURCE_DIR, so);
-	cr_assert_eq(sh(cmd), 0, "building the plugin against the installed SDK failed");
+	cr_assert_eq(sh(cmd), 0,
+	             "building the plugin against the installed SDK failed");
 
 	snprintf(bin, sizeof(bin), "%s/bin", dir);
 	it_warrend_dir = bin;
@@ -43,8 +46,9 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	amqp_connection_state_t c = it_connect();
 	it_publish_str(c, x, "k", "{\"type\":\"greet\",\"name\":\"outside\"}");
 	it_close(c);
-	cr_assert_eq(it_log_wait(&d, "[plugin:p] hello, outside (type greet)", 1, 20000), 1,
-	             "%s", it_log_read(&d));
+	cr_assert_eq(
+	    it_log_wait(&d, "[plugin:p] hello, outside (type greet)", 1, 20000),
+	    1, "%s", it_log_read(&d));
 	it_daemon_stop(&d);
 	cr_assert_eq(d.status, 0);
 	cr_assert_eq(it_queue_ready(q), 0);
@@ -52,7 +56,8 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	snprintf(cmd, sizeof(cmd),
 	         "test -f '%s/etc/warren/warren.conf' && "
 	         "test -f '%s/lib/warren/plugins/order_created.so' && "
-	         "test -f '%s/include/warren.h'", dir, dir, dir);
+	         "test -f '%s/include/warren.h'",
+	         dir, dir, dir);
 	cr_assert_eq(sh(cmd), 0, "install layout incomplete");
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	sh(cmd);

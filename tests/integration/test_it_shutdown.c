@@ -27,7 +27,8 @@ Test(shutdown, sigterm_in_flight_loses_nothing, .timeout = 120)
 	amqp_connection_state_t c = it_connect();
 	for (int i = 0; i < N; i++) {
 		char body[64];
-		snprintf(body, sizeof(body), "{\"type\":\"slow\",\"id\":%d}", i);
+		snprintf(body, sizeof(body), "{\"type\":\"slow\",\"id\":%d}",
+		         i);
 		it_publish_str(c, x, "k", body);
 	}
 	it_close(c);
@@ -47,7 +48,8 @@ Test(shutdown, sigterm_in_flight_loses_nothing, .timeout = 120)
 	cr_assert_eq(it_queue_ready(dlq), 0);
 	char acked[64];
 	snprintf(acked, sizeof(acked), "acked=%d ", handled);
-	cr_assert(strstr(log, acked), "every handled message is acked:\n%s", log);
+	cr_assert(strstr(log, acked), "every handled message is acked:\n%s",
+	          log);
 	free(log);
 	free(conf);
 	it_delete_queue(q);

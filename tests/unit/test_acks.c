@@ -20,8 +20,7 @@ struct frame {
 static struct frame frames[64];
 static size_t nframes;
 
-static int
-record(void *arg, uint64_t tag, bool multiple)
+static int record(void *arg, uint64_t tag, bool multiple)
 {
 	(void)arg;
 	cr_assert_lt(nframes, 64);
@@ -31,8 +30,7 @@ record(void *arg, uint64_t tag, bool multiple)
 	return 0;
 }
 
-static int
-fail_send(void *arg, uint64_t tag, bool multiple)
+static int fail_send(void *arg, uint64_t tag, bool multiple)
 {
 	(void)arg;
 	(void)tag;
@@ -40,16 +38,14 @@ fail_send(void *arg, uint64_t tag, bool multiple)
 	return -1;
 }
 
-static void
-reset_frames(void)
+static void reset_frames(void)
 {
 	nframes = 0;
 }
 
 TestSuite(acks, .init = reset_frames);
 
-static void
-see(struct wd_acks *a, uint64_t from, uint64_t to)
+static void see(struct wd_acks *a, uint64_t from, uint64_t to)
 {
 	for (uint64_t t = from; t <= to; t++)
 		cr_assert_eq(wd_acks_seen(a, t), 0);
@@ -67,14 +63,14 @@ Test(acks, contiguous_run_is_one_multiple_ack)
 	cr_assert_eq(nframes, 1);
 	cr_expect_eq(frames[0].tag, 5);
 	cr_expect(frames[0].multiple);
-	cr_expect_eq(wd_acks_flush(&a, 0, true, record, NULL), 0, "nothing left");
+	cr_expect_eq(wd_acks_flush(&a, 0, true, record, NULL), 0,
+	             "nothing left");
 	wd_acks_free(&a);
 }
 
 /* Tags 1..6 seen; 1, 2, 4, 5 acked at time 0 (delay 10 ms), 3 still in its
  * handler, 6 not done. */
-static void
-three_in_handler(struct wd_acks *a)
+static void three_in_handler(struct wd_acks *a)
 {
 	wd_acks_init(a, 100, 10);
 	see(a, 1, 6);

@@ -15,8 +15,7 @@
 
 #include "conf/conf.h"
 
-static void
-clear_env(void)
+static void clear_env(void)
 {
 	unsetenv("WARREN_AMQP_URL");
 	unsetenv("WARREN_PLUGIN_DIR");
@@ -30,8 +29,7 @@ static char conf_path[64];
 static char err[1024];
 
 /* Write `text` to a new temp file; its path is left in conf_path. */
-static void
-write_conf(const char *text)
+static void write_conf(const char *text)
 {
 	FILE *f;
 	int fd;
@@ -46,8 +44,7 @@ write_conf(const char *text)
 }
 
 /* Load `text` from a temp file (removed again before returning). */
-static struct wd_conf *
-load_text(const char *text)
+static struct wd_conf *load_text(const char *text)
 {
 	struct wd_conf *c;
 
@@ -60,8 +57,7 @@ load_text(const char *text)
 }
 
 /* `text` must be refused with exactly "PATH:LINE: MSG". */
-static void
-expect_error(const char *text, int line, const char *msg)
+static void expect_error(const char *text, int line, const char *msg)
 {
 	char want[1200];
 	struct wd_conf *c = load_text(text);
@@ -74,20 +70,19 @@ expect_error(const char *text, int line, const char *msg)
 }
 
 /* The smallest valid conf: 10 lines, so additions start at line 11. */
-#define BASE                                                                  \
-	"queue \"q\" { dead_letter_exchange = \"dlx\"\n" /* 1 */                 \
-	"}\n"                      /* 2 */                                    \
-	"plugin \"p\" {\n"         /* 3 */                                    \
-	"    path = \"p.so\"\n"    /* 4 */                                    \
-	"}\n"                      /* 5 */                                    \
-	"route \"t\" {\n"          /* 6 */                                    \
-	"    queue = \"q\"\n"      /* 7 */                                    \
-	"    plugin = \"p\"\n"     /* 8 */                                    \
-	"    handler = \"h\"\n"    /* 9 */                                    \
-	"}\n"                      /* 10 */
+#define BASE                                                                   \
+	"queue \"q\" { dead_letter_exchange = \"dlx\"\n" /* 1 */               \
+	"}\n"                                            /* 2 */               \
+	"plugin \"p\" {\n"                               /* 3 */               \
+	"    path = \"p.so\"\n"                          /* 4 */               \
+	"}\n"                                            /* 5 */               \
+	"route \"t\" {\n"                                /* 6 */               \
+	"    queue = \"q\"\n"                            /* 7 */               \
+	"    plugin = \"p\"\n"                           /* 8 */               \
+	"    handler = \"h\"\n"                          /* 9 */               \
+	"}\n"                                            /* 10 */
 
-static struct wd_conf *
-load_ok(const char *text)
+static struct wd_conf *load_ok(const char *text)
 {
 	struct wd_conf *c = load_text(text);
 
@@ -98,11 +93,10 @@ load_ok(const char *text)
 
 /* ---- the shipped conf ------------------------------------------------ */
 
-static struct wd_conf *
-load_shipped(void)
+static struct wd_conf *load_shipped(void)
 {
-	struct wd_conf *c =
-	    wd_conf_load(WARREN_SOURCE_DIR "/conf/warren.conf", err, sizeof(err));
+	struct wd_conf *c = wd_conf_load(WARREN_SOURCE_DIR "/conf/warren.conf",
+	                                 err, sizeof(err));
 
 	cr_assert_not_null(c, "conf/warren.conf refused: %s", err);
 	return c;
@@ -148,8 +142,8 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_null(c->queues[q].dead_letter_routing_key);
 	cr_expect_not(c->queues[q].quorum);
 	cr_expect(c->queues[q].durable);
-	cr_expect_eq(c->queues[q].prefetch, 10);  /* broker.prefetch */
-	cr_expect_eq(c->queues[q].consumers, 2);  /* 0 = pool_size */
+	cr_expect_eq(c->queues[q].prefetch, 10); /* broker.prefetch */
+	cr_expect_eq(c->queues[q].consumers, 2); /* 0 = pool_size */
 	cr_expect_eq(c->queues[q].nargs, 0);
 	cr_expect(c->queues[q].consumed);
 	cr_expect_not(c->queues[dlq].consumed);
@@ -196,7 +190,8 @@ Test(conf, shipped_conf_routes)
 	for (size_t i = 0; i < 3; i++) {
 		const struct wd_conf_route *r = &c->routes[i];
 		cr_expect_str_eq(r->type, want[i][0]);
-		cr_expect_eq(r->queue, 0, "route %zu on queue %zu", i, r->queue);
+		cr_expect_eq(r->queue, 0, "route %zu on queue %zu", i,
+		             r->queue);
 		cr_assert_lt(r->plugin, c->nplugins);
 		cr_expect_str_eq(c->plugins[r->plugin].name, want[i][1]);
 		cr_expect_str_eq(r->handler, want[i][2]);
@@ -283,35 +278,35 @@ Test(conf, minimal_conf_defaults)
 
 Test(conf, values_are_read)
 {
-	struct wd_conf *c = load_ok(
-	    "log_level = \"debug\"\n"
-	    "workers = 7\n"
-	    "shutdown_timeout = 5\n"
-	    "broker {\n"
-	    "    url = \"amqps://u:p@h:5671/v\"\n"
-	    "    heartbeat = 0\n"
-	    "    pool_size = 3\n"
-	    "    prefetch = 100\n"
-	    "    verify_peer = false\n"
-	    "}\n"
-	    "queue \"q\" { dead_letter_exchange = \"dlx\"\n"
-	    "    type = \"quorum\"\n"
-	    "    delivery_limit = 5\n"
-	    "    message_ttl = 60000\n"
-	    "    max_length = 1000\n"
-	    "    dead_letter_routing_key = \"dead\"\n"
-	    "    type_field = \"kind\"\n"
-	    "    prefetch = 3\n"
-	    "    consumers = 2\n"
-	    "}\n"
-	    "plugin \"p\" {\n"
-	    "    path = \"p.so\"\n"
-	    "}\n"
-	    "route \"t\" {\n"
-	    "    queue = \"q\"\n"
-	    "    plugin = \"p\"\n"
-	    "    handler = \"h\"\n"
-	    "}\n");
+	struct wd_conf *c =
+	    load_ok("log_level = \"debug\"\n"
+	            "workers = 7\n"
+	            "shutdown_timeout = 5\n"
+	            "broker {\n"
+	            "    url = \"amqps://u:p@h:5671/v\"\n"
+	            "    heartbeat = 0\n"
+	            "    pool_size = 3\n"
+	            "    prefetch = 100\n"
+	            "    verify_peer = false\n"
+	            "}\n"
+	            "queue \"q\" { dead_letter_exchange = \"dlx\"\n"
+	            "    type = \"quorum\"\n"
+	            "    delivery_limit = 5\n"
+	            "    message_ttl = 60000\n"
+	            "    max_length = 1000\n"
+	            "    dead_letter_routing_key = \"dead\"\n"
+	            "    type_field = \"kind\"\n"
+	            "    prefetch = 3\n"
+	            "    consumers = 2\n"
+	            "}\n"
+	            "plugin \"p\" {\n"
+	            "    path = \"p.so\"\n"
+	            "}\n"
+	            "route \"t\" {\n"
+	            "    queue = \"q\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n");
 
 	cr_expect_eq(c->log_level, 3);
 	cr_expect_eq(c->workers, 7);
@@ -350,13 +345,14 @@ Test(conf, unknown_key_in_queue)
 
 Test(conf, unknown_key_in_route)
 {
-	expect_error("queue \"q\" {\n}\nplugin \"p\" {\n    path = \"p.so\"\n}\n"
-	             "route \"t\" {\n"
-	             "    queue = \"q\"\n"
-	             "    plugin = \"p\"\n"
-	             "    handlr = \"h\"\n"
-	             "}\n",
-	             9, "no such option 'handlr'");
+	expect_error(
+	    "queue \"q\" {\n}\nplugin \"p\" {\n    path = \"p.so\"\n}\n"
+	    "route \"t\" {\n"
+	    "    queue = \"q\"\n"
+	    "    plugin = \"p\"\n"
+	    "    handlr = \"h\"\n"
+	    "}\n",
+	    9, "no such option 'handlr'");
 }
 
 /* A missing key has no line of its own: libconfuse gives the section the
@@ -486,11 +482,11 @@ Test(conf, bad_type_from)
 
 Test(conf, bad_exchange_type)
 {
-	expect_error(BASE "exchange \"e\" {\n"
-	                  "    type = \"x\"\n"
-	                  "}\n",
-	             12,
-	             "type: \"x\" is not one of direct, fanout, topic, headers");
+	expect_error(
+	    BASE "exchange \"e\" {\n"
+	         "    type = \"x\"\n"
+	         "}\n",
+	    12, "type: \"x\" is not one of direct, fanout, topic, headers");
 }
 
 Test(conf, bad_log_level)
@@ -528,8 +524,7 @@ Test(conf, queue_prefetch_zero_is_unset)
 {
 	struct wd_conf *c = load_ok("broker {\n"
 	                            "    prefetch = 50\n"
-	                            "}\n" BASE
-	                            "queue \"r\" {\n"
+	                            "}\n" BASE "queue \"r\" {\n"
 	                            "    prefetch = 0\n"
 	                            "}\n");
 
@@ -618,20 +613,21 @@ Test(conf, duplicate_type_on_one_queue)
 /* One type on two queues is legal: routes are keyed by (queue, type). */
 Test(conf, same_type_on_two_queues)
 {
-	struct wd_conf *c = load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
-	                            "queue \"q2\" { dead_letter_exchange = \"dlx\" }\n"
-	                            "plugin \"p\" {\n    path = \"p.so\"\n}\n"
-	                            "route \"t\" {\n"
-	                            "    queue = \"q\"\n"
-	                            "    plugin = \"p\"\n"
-	                            "    handler = \"h\"\n"
-	                            "}\n"
-	                            "route \"t-again\" {\n"
-	                            "    type = \"t\"\n"
-	                            "    queue = \"q2\"\n"
-	                            "    plugin = \"p\"\n"
-	                            "    handler = \"h\"\n"
-	                            "}\n");
+	struct wd_conf *c =
+	    load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
+	            "queue \"q2\" { dead_letter_exchange = \"dlx\" }\n"
+	            "plugin \"p\" {\n    path = \"p.so\"\n}\n"
+	            "route \"t\" {\n"
+	            "    queue = \"q\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n"
+	            "route \"t-again\" {\n"
+	            "    type = \"t\"\n"
+	            "    queue = \"q2\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n");
 
 	cr_expect_eq(c->nroutes, 2);
 	wd_conf_free(c);
@@ -657,7 +653,8 @@ Test(conf, quorum_queue_must_be_durable)
 
 	cr_assert_null(c);
 	cr_expect_not_null(strstr(err, "queue \"r\": quorum queues must be "
-	                               "durable"), "err: %s", err);
+	                               "durable"),
+	                   "err: %s", err);
 	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
 	             err);
 }
@@ -667,7 +664,8 @@ Test(conf, bad_argument)
 	expect_error(BASE "queue \"r\" {\n"
 	                  "    arguments = {\"novalue\"}\n"
 	                  "}\n",
-	             12, "queue \"r\": argument \"novalue\" is not \"key=value\"");
+	             12,
+	             "queue \"r\": argument \"novalue\" is not \"key=value\"");
 }
 
 /* A section left open in the middle: its opening line is named. */
@@ -679,8 +677,9 @@ Test(conf, syntax_missing_brace_mid_file)
 	             "plugin \"p\" {\n"
 	             "    path = \"p.so\"\n"
 	             "}\n",
-	             1, "this section is not closed ('}' missing) at the end "
-	                "of the file");
+	             1,
+	             "this section is not closed ('}' missing) at the end "
+	             "of the file");
 }
 
 Test(conf, syntax_extra_closing_brace)
@@ -811,7 +810,8 @@ Test(conf, non_amqp_url_in_file_refused)
 		wd_conf_free(c);
 	cr_assert_null(c);
 	cr_expect_not_null(strstr(err, "broker: url must start with amqp:// or "
-	                               "amqps://"), "err: %s", err);
+	                               "amqps://"),
+	                   "err: %s", err);
 	cr_expect_null(strstr(err, "WARREN_AMQP_URL"), "err: %s", err);
 	cr_expect_eq(strncmp(err, conf_path, strlen(conf_path)), 0, "err: %s",
 	             err);
@@ -856,19 +856,20 @@ Test(conf, absolute_plugin_path_kept)
 
 Test(conf, plugin_params)
 {
-	struct wd_conf *c = load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
-	                            "plugin \"p\" {\n"
-	                            "    path = \"p.so\"\n"
-	                            "    params {\n"
-	                            "        a = \"1\"\n"
-	                            "        b = \"two words\"\n"
-	                            "    }\n"
-	                            "}\n"
-	                            "route \"t\" {\n"
-	                            "    queue = \"q\"\n"
-	                            "    plugin = \"p\"\n"
-	                            "    handler = \"h\"\n"
-	                            "}\n");
+	struct wd_conf *c =
+	    load_ok("queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
+	            "plugin \"p\" {\n"
+	            "    path = \"p.so\"\n"
+	            "    params {\n"
+	            "        a = \"1\"\n"
+	            "        b = \"two words\"\n"
+	            "    }\n"
+	            "}\n"
+	            "route \"t\" {\n"
+	            "    queue = \"q\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n");
 
 	cr_assert_eq(c->plugins[0].nparams, 2);
 	cr_expect_str_eq(c->plugins[0].params[0].key, "a");
@@ -881,9 +882,10 @@ Test(conf, plugin_params)
 Test(conf, queue_arguments_int_and_string)
 {
 	struct wd_conf *c = load_ok(
-	    BASE "queue \"r\" {\n"
-	         "    arguments = {\"x-max-priority=10\",\"x-queue-mode=lazy\"}\n"
-	         "}\n");
+	    BASE
+	    "queue \"r\" {\n"
+	    "    arguments = {\"x-max-priority=10\",\"x-queue-mode=lazy\"}\n"
+	    "}\n");
 	const struct wd_conf_queue *q;
 
 	cr_assert_eq(c->nqueues, 2);
@@ -900,10 +902,10 @@ Test(conf, queue_arguments_int_and_string)
 
 Test(conf, queue_argument_number_prefix_stays_string)
 {
-	struct wd_conf *c = load_ok(
-	    BASE "queue \"r\" {\n"
-	         "    arguments = {\"x-a=10s\",\"x-b=\",\"x-c=-3\"}\n"
-	         "}\n");
+	struct wd_conf *c =
+	    load_ok(BASE "queue \"r\" {\n"
+	                 "    arguments = {\"x-a=10s\",\"x-b=\",\"x-c=-3\"}\n"
+	                 "}\n");
 	const struct wd_conf_queue *q = &c->queues[1];
 
 	cr_assert_eq(q->nargs, 3);
@@ -939,8 +941,7 @@ Test(conf, consumers_clamped_to_pool_size)
 {
 	struct wd_conf *c = load_ok("broker {\n"
 	                            "    pool_size = 3\n"
-	                            "}\n" BASE
-	                            "queue \"big\" {\n"
+	                            "}\n" BASE "queue \"big\" {\n"
 	                            "    consumers = 10\n"
 	                            "}\n"
 	                            "queue \"one\" {\n"
@@ -958,8 +959,7 @@ Test(conf, queue_prefetch_overrides_broker)
 {
 	struct wd_conf *c = load_ok("broker {\n"
 	                            "    prefetch = 50\n"
-	                            "}\n" BASE
-	                            "queue \"r\" {\n"
+	                            "}\n" BASE "queue \"r\" {\n"
 	                            "    prefetch = 5\n"
 	                            "}\n");
 
@@ -992,32 +992,34 @@ Test(conf, route_type_too_long)
 
 /* A valid conf whose route section is left open at line 8: a route key
  * appended to it is on line 9, and "}\n" closes it on line 10. */
-#define ROUTE_OPEN                                                            \
-	"queue \"q\" { dead_letter_exchange = \"dlx\" }\n" /* 1 */               \
-	"plugin \"p\" {\n"         /* 2 */                                    \
-	"    path = \"p.so\"\n"    /* 3 */                                    \
-	"}\n"                      /* 4 */                                    \
-	"route \"t\" {\n"          /* 5 */                                    \
-	"    queue = \"q\"\n"      /* 6 */                                    \
-	"    plugin = \"p\"\n"     /* 7 */                                    \
-	"    handler = \"h\"\n"    /* 8 */
+#define ROUTE_OPEN                                                             \
+	"queue \"q\" { dead_letter_exchange = \"dlx\" }\n" /* 1 */             \
+	"plugin \"p\" {\n"                                 /* 2 */             \
+	"    path = \"p.so\"\n"                            /* 3 */             \
+	"}\n"                                              /* 4 */             \
+	"route \"t\" {\n"                                  /* 5 */             \
+	"    queue = \"q\"\n"                              /* 6 */             \
+	"    plugin = \"p\"\n"                             /* 7 */             \
+	"    handler = \"h\"\n"                            /* 8 */
 
 /* q's retry delays must be exactly want[0..n), ascending. */
-static void
-expect_delays(const struct wd_conf_queue *q, const long *want, size_t n)
+static void expect_delays(const struct wd_conf_queue *q, const long *want,
+                          size_t n)
 {
-	cr_assert_eq(q->nretry_delays, n, "queue \"%s\": %zu retry delays, "
-	             "want %zu", q->name, q->nretry_delays, n);
+	cr_assert_eq(q->nretry_delays, n,
+	             "queue \"%s\": %zu retry delays, "
+	             "want %zu",
+	             q->name, q->nretry_delays, n);
 	for (size_t i = 0; i < n; i++)
 		cr_expect_eq(q->retry_delays[i], want[i],
-		             "queue \"%s\": delay %zu is %ld, want %ld", q->name,
-		             i, q->retry_delays[i], want[i]);
+		             "queue \"%s\": delay %zu is %ld, want %ld",
+		             q->name, i, q->retry_delays[i], want[i]);
 }
 
 /* The resolved policy of route `r` must be exactly these values. */
-static void
-expect_policy(const struct wd_conf_route *r, int max_attempts, long delay,
-              double multiplier, long max_delay, double jitter)
+static void expect_policy(const struct wd_conf_route *r, int max_attempts,
+                          long delay, double multiplier, long max_delay,
+                          double jitter)
 {
 	const struct wd_policy *p = &r->policy;
 
@@ -1091,24 +1093,24 @@ Test(conf, policy_section_applies_to_every_route_and_queue)
 {
 	/* 1000, 1500, 2250 capped at 2000. */
 	static const long delays[] = {1000, 1500, 2000};
-	struct wd_conf *c = load_ok("policy {\n"
-	                            "    max_attempts = 4\n"
-	                            "    retry_delay_ms = 1000\n"
-	                            "    retry_multiplier = 1.5\n"
-	                            "    retry_max_delay_ms = 2000\n"
-	                            "    retry_jitter = 0.25\n"
-	                            "    max_body_size = 4096\n"
-	                            "    on_unknown_type = \"drop\"\n"
-	                            "    on_unparseable = \"drop\"\n"
-	                            "    on_too_large = \"drop\"\n"
-	                            "}\n" BASE
-	                            "queue \"q2\" { dead_letter_exchange = "
-	                            "\"dlx\" }\n"
-	                            "route \"u\" {\n"
-	                            "    queue = \"q2\"\n"
-	                            "    plugin = \"p\"\n"
-	                            "    handler = \"h\"\n"
-	                            "}\n");
+	struct wd_conf *c =
+	    load_ok("policy {\n"
+	            "    max_attempts = 4\n"
+	            "    retry_delay_ms = 1000\n"
+	            "    retry_multiplier = 1.5\n"
+	            "    retry_max_delay_ms = 2000\n"
+	            "    retry_jitter = 0.25\n"
+	            "    max_body_size = 4096\n"
+	            "    on_unknown_type = \"drop\"\n"
+	            "    on_unparseable = \"drop\"\n"
+	            "    on_too_large = \"drop\"\n"
+	            "}\n" BASE "queue \"q2\" { dead_letter_exchange = "
+	            "\"dlx\" }\n"
+	            "route \"u\" {\n"
+	            "    queue = \"q2\"\n"
+	            "    plugin = \"p\"\n"
+	            "    handler = \"h\"\n"
+	            "}\n");
 
 	cr_assert_eq(c->nroutes, 2);
 	cr_assert_eq(c->nqueues, 2);
@@ -1133,8 +1135,8 @@ Test(conf, policy_section_applies_to_every_route_and_queue)
 /* Each route key overrides the policy's for that key alone. */
 Test(conf, route_overrides_beat_policy_per_key)
 {
-	static const long delays[] = {1000, 2000, 3000, 6000, 9000, 27000,
-	                              50000};
+	static const long delays[] = {1000, 2000,  3000, 6000,
+	                              9000, 27000, 50000};
 	struct wd_conf *c = load_ok(
 	    "policy {\n"
 	    "    max_attempts = 3\n"
@@ -1187,22 +1189,22 @@ Test(conf, route_overrides_beat_policy_per_key)
 /* Each queue key overrides the policy's for that key alone, both ways. */
 Test(conf, queue_overrides_beat_policy_per_key)
 {
-	struct wd_conf *c = load_ok("policy {\n"
-	                            "    max_body_size = 4096\n"
-	                            "    on_unknown_type = \"drop\"\n"
-	                            "    on_unparseable = \"drop\"\n"
-	                            "    on_too_large = \"drop\"\n"
-	                            "}\n" BASE
-	                            "queue \"size\" { max_body_size = 100 }\n"
-	                            "queue \"unknown\" {\n"
-	                            "    on_unknown_type = \"dead-letter\"\n"
-	                            "}\n"
-	                            "queue \"unparseable\" {\n"
-	                            "    on_unparseable = \"dead-letter\"\n"
-	                            "}\n"
-	                            "queue \"large\" {\n"
-	                            "    on_too_large = \"dead-letter\"\n"
-	                            "}\n");
+	struct wd_conf *c =
+	    load_ok("policy {\n"
+	            "    max_body_size = 4096\n"
+	            "    on_unknown_type = \"drop\"\n"
+	            "    on_unparseable = \"drop\"\n"
+	            "    on_too_large = \"drop\"\n"
+	            "}\n" BASE "queue \"size\" { max_body_size = 100 }\n"
+	            "queue \"unknown\" {\n"
+	            "    on_unknown_type = \"dead-letter\"\n"
+	            "}\n"
+	            "queue \"unparseable\" {\n"
+	            "    on_unparseable = \"dead-letter\"\n"
+	            "}\n"
+	            "queue \"large\" {\n"
+	            "    on_too_large = \"dead-letter\"\n"
+	            "}\n");
 	static const struct {
 		const char *name;
 		long size;
@@ -1211,8 +1213,7 @@ Test(conf, queue_overrides_beat_policy_per_key)
 	    {"q", 4096, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DROP},
 	    {"size", 100, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DROP},
 	    {"unknown", 4096, WD_BAD_DEAD_LETTER, WD_BAD_DROP, WD_BAD_DROP},
-	    {"unparseable", 4096, WD_BAD_DROP, WD_BAD_DEAD_LETTER,
-	     WD_BAD_DROP},
+	    {"unparseable", 4096, WD_BAD_DROP, WD_BAD_DEAD_LETTER, WD_BAD_DROP},
 	    {"large", 4096, WD_BAD_DROP, WD_BAD_DROP, WD_BAD_DEAD_LETTER},
 	};
 
@@ -1225,8 +1226,8 @@ Test(conf, queue_overrides_beat_policy_per_key)
 		             q->name);
 		cr_expect_eq(q->on_unknown_type, want[i].unknown, "queue %s",
 		             q->name);
-		cr_expect_eq(q->on_unparseable, want[i].unparseable,
-		             "queue %s", q->name);
+		cr_expect_eq(q->on_unparseable, want[i].unparseable, "queue %s",
+		             q->name);
 		cr_expect_eq(q->on_too_large, want[i].large, "queue %s",
 		             q->name);
 	}
@@ -1302,11 +1303,12 @@ Test(conf, retry_max_delay_caps_the_delays)
 {
 	/* 1000, 10000, then 100000 and on capped at 25000. */
 	static const long delays[] = {1000, 10000, 25000};
-	struct wd_conf *c = load_ok(ROUTE_OPEN "    max_attempts = 6\n"
-	                                       "    retry_delay_ms = 1000\n"
-	                                       "    retry_multiplier = 10\n"
-	                                       "    retry_max_delay_ms = 25000\n"
-	                                       "}\n");
+	struct wd_conf *c =
+	    load_ok(ROUTE_OPEN "    max_attempts = 6\n"
+	                       "    retry_delay_ms = 1000\n"
+	                       "    retry_multiplier = 10\n"
+	                       "    retry_max_delay_ms = 25000\n"
+	                       "}\n");
 
 	expect_policy(&c->routes[0], 6, 1000, 10.0, 25000, 0.1);
 	expect_delays(&c->queues[0], delays, 3);
@@ -1535,8 +1537,7 @@ Test(conf, consumed_queue_without_dead_letter_exchange)
 
 /* A conf with one queue of `len` bytes named 'a'..., consumed by a route
  * with `route_keys` added; the queue is on line 1. */
-static const char *
-long_queue_conf(size_t len, const char *route_keys)
+static const char *long_queue_conf(size_t len, const char *route_keys)
 {
 	static char text[2048];
 	char name[300];

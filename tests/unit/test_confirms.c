@@ -28,8 +28,7 @@ struct done {
 static struct done dones[512];
 static size_t ndones;
 
-static void
-record(void *owner, bool ok, const char *why)
+static void record(void *owner, bool ok, const char *why)
 {
 	struct done *d;
 
@@ -41,38 +40,33 @@ record(void *owner, bool ok, const char *why)
 	snprintf(d->why, sizeof(d->why), "%s", why ? why : "");
 }
 
-static void
-reset_dones(void)
+static void reset_dones(void)
 {
 	ndones = 0;
 }
 
 TestSuite(confirms, .init = reset_dones);
 
-static amqp_bytes_t
-b(const char *s)
+static amqp_bytes_t b(const char *s)
 {
 	return amqp_cstring_bytes(s);
 }
 
 /* A publish for owner `id` to x/rk at time `t`. */
-static void
-push(struct wd_confirms *c, uintptr_t id, const char *x, const char *rk,
-     int64_t t)
+static void push(struct wd_confirms *c, uintptr_t id, const char *x,
+                 const char *rk, int64_t t)
 {
 	cr_assert_eq(wd_confirms_push(c, (void *)id, b(x), b(rk), t), 0);
 }
 
 /* Owners 1..n, all to "x"/"rk" at time 0: seq i is owner i. */
-static void
-push_n(struct wd_confirms *c, uintptr_t n)
+static void push_n(struct wd_confirms *c, uintptr_t n)
 {
 	for (uintptr_t i = 1; i <= n; i++)
 		push(c, i, "x", "rk", 0);
 }
 
-static void
-expect_done(size_t i, uintptr_t owner, bool ok)
+static void expect_done(size_t i, uintptr_t owner, bool ok)
 {
 	cr_assert_lt(i, ndones, "only %zu done calls", ndones);
 	cr_expect_eq(dones[i].owner, owner, "done %zu: owner %ju, expected %ju",
@@ -197,7 +191,7 @@ Test(confirms, return_fails_every_match_and_only_those)
 	push(&c, 2, "orders", "cancelled", 0); /* same exchange */
 	push(&c, 3, "audit", "created", 0);    /* same routing key */
 	push(&c, 4, "orders", "created", 0);
-	push(&c, 5, "orders", "create", 0);    /* a prefix only */
+	push(&c, 5, "orders", "create", 0); /* a prefix only */
 	wd_confirms_returned(&c, b("orders"), b("created"), 312, b("NO_ROUTE"));
 	cr_expect_eq(ndones, 0, "a return only marks; the confirm settles");
 	/* The broker acks a returned publish: it still fails. */
@@ -224,7 +218,7 @@ Test(confirms, return_to_the_default_exchange)
 	cr_assert_eq(ndones, 2);
 	expect_done(0, 1, false);
 	cr_expect_str_eq(dones[0].why, "unroutable: exchange \"\" routing key "
-	                 "\"q.retry.1000\": NO_ROUTE (312)");
+	                               "\"q.retry.1000\": NO_ROUTE (312)");
 	expect_done(1, 2, true);
 	wd_confirms_reset(&c);
 }

@@ -32,17 +32,18 @@ static struct wd_routes routes;
 /* ---- handlers ---------------------------------------------------------- */
 
 /* A follow-up that must survive only an ack. */
-static void
-follow_up(warren_ctx *ctx, const char *rk)
+static void follow_up(warren_ctx *ctx, const char *rk)
 {
-	warren_publish pub = {.size = sizeof(pub), .exchange = "out",
-	                      .routing_key = rk, .body = {"{}", 2}};
+	warren_publish pub = {.size = sizeof(pub),
+	                      .exchange = "out",
+	                      .routing_key = rk,
+	                      .body = {"{}", 2}};
 
 	cr_assert_eq(wd_sdk_api.publish(ctx, &pub), 0);
 }
 
-static warren_outcome
-on_ack(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome on_ack(void *state, const warren_message *msg,
+                             warren_ctx *ctx)
 {
 	const char *greeting = wd_sdk_api.param(ctx, "greeting");
 
@@ -54,8 +55,8 @@ on_ack(void *state, const warren_message *msg, warren_ctx *ctx)
 	return WARREN_ACK;
 }
 
-static warren_outcome
-on_retry(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome on_retry(void *state, const warren_message *msg,
+                               warren_ctx *ctx)
 {
 	(void)state;
 	(void)msg;
@@ -64,8 +65,8 @@ on_retry(void *state, const warren_message *msg, warren_ctx *ctx)
 	return WARREN_RETRY;
 }
 
-static warren_outcome
-on_reject(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome on_reject(void *state, const warren_message *msg,
+                                warren_ctx *ctx)
 {
 	(void)state;
 	(void)msg;
@@ -74,8 +75,8 @@ on_reject(void *state, const warren_message *msg, warren_ctx *ctx)
 	return WARREN_REJECT;
 }
 
-static warren_outcome
-on_silent(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome on_silent(void *state, const warren_message *msg,
+                                warren_ctx *ctx)
 {
 	(void)state;
 	(void)msg;
@@ -83,8 +84,8 @@ on_silent(void *state, const warren_message *msg, warren_ctx *ctx)
 	return WARREN_REJECT;
 }
 
-static warren_outcome
-on_invalid(void *state, const warren_message *msg, warren_ctx *ctx)
+static warren_outcome on_invalid(void *state, const warren_message *msg,
+                                 warren_ctx *ctx)
 {
 	(void)state;
 	(void)msg;
@@ -94,14 +95,14 @@ on_invalid(void *state, const warren_message *msg, warren_ctx *ctx)
 
 /* Four messages: ack (with a follow-up), reject (with a reason), left
  * alone (so retried: its follow-up goes), an invalid outcome. */
-static void
-on_batch(void *state, size_t n, const warren_message *const *msgs,
-         warren_ctx *const *ctxs, warren_outcome *outcomes)
+static void on_batch(void *state, size_t n, const warren_message *const *msgs,
+                     warren_ctx *const *ctxs, warren_outcome *outcomes)
 {
 	cr_expect_eq(state, &plugin_state);
 	cr_assert_eq(n, 4);
 	for (size_t i = 0; i < n; i++) {
-		cr_expect_eq(outcomes[i], WARREN_RETRY, "outcomes start as retry");
+		cr_expect_eq(outcomes[i], WARREN_RETRY,
+		             "outcomes start as retry");
 		cr_expect_eq(msgs[i]->type.len, 7); /* "t:batch" */
 		for (size_t j = 0; j < i; j++)
 			cr_expect_neq(ctxs[i], ctxs[j], "one ctx per message");
@@ -116,38 +117,46 @@ on_batch(void *state, size_t n, const warren_message *const *msgs,
 
 /* ---- the generation ---------------------------------------------------- */
 
-static void
-add_route(const char *type, size_t queue, const char *handler,
-          warren_handler_fn h, warren_batch_fn hb)
+static void add_route(const char *type, size_t queue, const char *handler,
+                      warren_handler_fn h, warren_batch_fn hb)
 {
 	struct wd_route *r = &route_tbl[routes.nroutes];
 
 	cr_assert_lt(routes.nroutes, sizeof(route_tbl) / sizeof(route_tbl[0]));
-	*r = (struct wd_route){.type = type, .type_len = strlen(type),
-	                       .queue = queue, .plugin = &plugin,
-	                       .handler_name = handler, .handle = h,
-	                       .handle_batch = hb, .policy = &policy,
+	*r = (struct wd_route){.type = type,
+	                       .type_len = strlen(type),
+	                       .queue = queue,
+	                       .plugin = &plugin,
+	                       .handler_name = handler,
+	                       .handle = h,
+	                       .handle_batch = hb,
+	                       .policy = &policy,
 	                       .index = routes.nroutes};
 	atomic_init(&r->on_workers, false);
 	routes.nroutes++;
 }
 
-static void
-setup(void)
+static void setup(void)
 {
 	for (size_t i = 0; i < 2; i++)
 		queues[i] = (struct wd_conf_queue){
 		    .name = i == 0 ? "q" : "other",
-		    .type_from = WD_TYPE_FROM_JSON, .type_field = "type",
-		    .max_body_size = 64, .on_unknown_type = WD_BAD_DEAD_LETTER,
+		    .type_from = WD_TYPE_FROM_JSON,
+		    .type_field = "type",
+		    .max_body_size = 64,
+		    .on_unknown_type = WD_BAD_DEAD_LETTER,
 		    .on_unparseable = WD_BAD_DEAD_LETTER,
 		    .on_too_large = WD_BAD_DEAD_LETTER};
-	conf = (struct wd_conf){.queues = queues, .nqueues = 2,
-	                        .plugins = &plugin_conf, .nplugins = 1};
-	plugin = (struct wd_plugin){.conf = &plugin_conf, .fd = -1,
-	                            .state = &plugin_state};
-	routes = (struct wd_routes){.conf = &conf, .plugins = &plugin,
-	                            .nplugins = 1, .routes = route_tbl};
+	conf = (struct wd_conf){.queues = queues,
+	                        .nqueues = 2,
+	                        .plugins = &plugin_conf,
+	                        .nplugins = 1};
+	plugin = (struct wd_plugin){
+	    .conf = &plugin_conf, .fd = -1, .state = &plugin_state};
+	routes = (struct wd_routes){.conf = &conf,
+	                            .plugins = &plugin,
+	                            .nplugins = 1,
+	                            .routes = route_tbl};
 	add_route("t:ack", 0, "on_ack", on_ack, NULL);
 	add_route("t:retry", 0, "on_retry", on_retry, NULL);
 	add_route("t:reject", 0, "on_reject", on_reject, NULL);
@@ -169,8 +178,7 @@ struct delivery {
 };
 
 /* A delivery with `body` (copied) and tag `tag`, parsed from queue `q`. */
-static int
-parse(struct delivery *d, size_t q, const char *body, uint64_t tag)
+static int parse(struct delivery *d, size_t q, const char *body, uint64_t tag)
 {
 	memset(&d->amqp, 0, sizeof(d->amqp));
 	snprintf(d->body, sizeof(d->body), "%s", body);
@@ -182,8 +190,7 @@ parse(struct delivery *d, size_t q, const char *body, uint64_t tag)
 }
 
 /* {"type":"<type>"} parsed on queue 0: must reach its route. */
-static void
-parse_ok(struct delivery *d, const char *type, uint64_t tag)
+static void parse_ok(struct delivery *d, const char *type, uint64_t tag)
 {
 	char body[128];
 
@@ -192,16 +199,14 @@ parse_ok(struct delivery *d, const char *type, uint64_t tag)
 	cr_assert_not_null(d->v.route);
 }
 
-static void
-done(struct delivery *d)
+static void done(struct delivery *d)
 {
 	wd_verdict_clear(&d->v);
 	wd_envelope_clear(&d->env);
 }
 
-static void
-expect_refused(struct delivery *d, enum wd_action action, const char *reason,
-               const char *text)
+static void expect_refused(struct delivery *d, enum wd_action action,
+                           const char *reason, const char *text)
 {
 	cr_expect_eq(d->v.action, action, "action %d, expected %d",
 	             (int)d->v.action, (int)action);
@@ -214,8 +219,7 @@ expect_refused(struct delivery *d, enum wd_action action, const char *reason,
 static FILE *log_file;
 static int saved_stderr = -1;
 
-static void
-capture_log(void)
+static void capture_log(void)
 {
 	log_file = tmpfile();
 	cr_assert_not_null(log_file);
@@ -224,8 +228,7 @@ capture_log(void)
 	cr_assert_geq(dup2(fileno(log_file), STDERR_FILENO), 0);
 }
 
-static void
-expect_logged(const char *line)
+static void expect_logged(const char *line)
 {
 	char buf[4096];
 	size_t n;
@@ -244,19 +247,21 @@ expect_logged(const char *line)
 
 Test(dispatch, too_large_is_dead_lettered_with_its_attempts)
 {
-	amqp_table_entry_t h = {.key = amqp_cstring_bytes("x-warren-attempts"),
-	                        .value = {.kind = AMQP_FIELD_KIND_I64,
-	                                  .value.i64 = 2}};
+	amqp_table_entry_t h = {
+	    .key = amqp_cstring_bytes("x-warren-attempts"),
+	    .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 2}};
 	struct delivery d;
 	char body[128];
 	uint_fast64_t received = wd_metric_get(received);
 
 	/* 64 bytes pass (type "t:ack" padded), 65 do not. */
-	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%039d\"}", 0);
+	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%039d\"}",
+	         0);
 	cr_assert_eq(strlen(body), 64);
 	cr_expect_eq(parse(&d, 0, body, 1), 0, "at the limit: %s", d.v.text);
 	done(&d);
-	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%040d\"}", 0);
+	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%040d\"}",
+	         0);
 	memset(&d.amqp, 0, sizeof(d.amqp));
 	d.amqp.message.body = amqp_cstring_bytes(body);
 	d.amqp.message.properties._flags = AMQP_BASIC_HEADERS_FLAG;
@@ -278,7 +283,8 @@ Test(dispatch, too_large_dropped_by_policy)
 	char body[128];
 
 	queues[0].on_too_large = WD_BAD_DROP;
-	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%040d\"}", 0);
+	snprintf(body, sizeof(body), "{\"type\":\"t:ack\",\"pad\":\"%040d\"}",
+	         0);
 	capture_log();
 	cr_expect_eq(parse(&d, 0, body, 5), -1);
 	expect_logged("[dispatch] queue \"q\" tag 5 rk \"rk\": body of 65 "
@@ -377,11 +383,13 @@ Test(dispatch, ack_keeps_its_follow_up)
 	cr_expect_null(d.v.reason);
 	cr_assert_eq(d.v.outbox.n, 1);
 	f = d.v.outbox.head;
-	cr_expect(f->exchange.len == 3 && memcmp(f->exchange.bytes, "out", 3) == 0);
+	cr_expect(f->exchange.len == 3 &&
+	          memcmp(f->exchange.bytes, "out", 3) == 0);
 	cr_expect(f->routing_key.len == 4 &&
 	          memcmp(f->routing_key.bytes, "next", 4) == 0);
 	cr_expect_eq(wd_metric_get(retried) + wd_metric_get(rejected) +
-	             wd_metric_get(invalid_outcome), 0);
+	                 wd_metric_get(invalid_outcome),
+	             0);
 	done(&d);
 }
 
@@ -456,9 +464,10 @@ Test(dispatch, batch_of_mixed_outcomes)
 	cr_expect_eq(wd_metric_get(batches), 1);
 	cr_expect_eq(d[0].v.action, WD_ACTION_ACK);
 	cr_assert_eq(d[0].v.outbox.n, 1);
-	cr_expect(d[0].v.outbox.head->routing_key.len == 6 &&
-	          memcmp(d[0].v.outbox.head->routing_key.bytes, "from-0", 6) == 0,
-	          "the follow-up of message 0 stays with message 0");
+	cr_expect(
+	    d[0].v.outbox.head->routing_key.len == 6 &&
+	        memcmp(d[0].v.outbox.head->routing_key.bytes, "from-0", 6) == 0,
+	    "the follow-up of message 0 stays with message 0");
 	expect_refused(&d[1], WD_ACTION_DEAD_LETTER, WD_R_HANDLER_REJECT,
 	               "nope");
 	expect_refused(&d[2], WD_ACTION_RETRY, WD_R_HANDLER_RETRY, "");

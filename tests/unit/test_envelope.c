@@ -11,18 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "message/envelope.h"
 #include "host/sdk_api.h"
+#include "message/envelope.h"
 
-static amqp_bytes_t
-bytes_of(const char *s)
+static amqp_bytes_t bytes_of(const char *s)
 {
 	return (amqp_bytes_t){.len = strlen(s), .bytes = (void *)s};
 }
 
 /* A delivery of `body` on exchange "ex" with routing key "rk". */
-static void
-make(amqp_envelope_t *a, const char *body)
+static void make(amqp_envelope_t *a, const char *body)
 {
 	memset(a, 0, sizeof(*a));
 	a->message.body = bytes_of(body);
@@ -30,25 +28,23 @@ make(amqp_envelope_t *a, const char *body)
 	a->exchange = bytes_of("ex");
 }
 
-static int
-parse_json(struct wd_envelope *e, const amqp_envelope_t *a)
+static int parse_json(struct wd_envelope *e, const amqp_envelope_t *a)
 {
 	return wd_envelope_parse(e, a, "q", WD_TYPE_FROM_JSON, "type");
 }
 
-static int
-bytes_eq(warren_bytes b, const char *s)
+static int bytes_eq(warren_bytes b, const char *s)
 {
 	return b.len == strlen(s) && memcmp(b.ptr, s, b.len) == 0;
 }
 
-#define expect_bytes(b, s)                                                    \
+#define expect_bytes(b, s)                                                     \
 	cr_expect(bytes_eq((b), (s)), "%s is \"%.*s\" (%zu), expected \"%s\"", \
-	          #b, (int)(b).len, (b).ptr ? (b).ptr : "(null)", (b).len, (s))
+	          #b, (int)(b).len, (b).ptr ? (b).ptr : "(null)", (b).len,     \
+	          (s))
 
 /* Parse `body` from the JSON source: must fail with `needle` in reason. */
-static void
-expect_refused(const char *body, const char *needle)
+static void expect_refused(const char *body, const char *needle)
 {
 	amqp_envelope_t a;
 	struct wd_envelope e;
@@ -148,12 +144,14 @@ Test(envelope, json_null)
 
 Test(envelope, missing_type)
 {
-	expect_refused("{\"kind\":\"a\"}", "no type: field \"type\" is missing");
+	expect_refused("{\"kind\":\"a\"}",
+	               "no type: field \"type\" is missing");
 }
 
 Test(envelope, numeric_type)
 {
-	expect_refused("{\"type\":7}", "bad type: field \"type\" is not a string");
+	expect_refused("{\"type\":7}",
+	               "bad type: field \"type\" is not a string");
 }
 
 Test(envelope, null_type)
@@ -167,8 +165,7 @@ Test(envelope, empty_type)
 }
 
 /* {"type":"aaa...a"} with an n-byte type. */
-static char *
-body_with_type(size_t n)
+static char *body_with_type(size_t n)
 {
 	char *s = malloc(n + 16);
 
@@ -206,7 +203,8 @@ Test(envelope, type_256_rejected)
 {
 	char *body = body_with_type(256);
 
-	expect_refused(body, "bad type: the type field is longer than 255 bytes");
+	expect_refused(body,
+	               "bad type: the type field is longer than 255 bytes");
 	free(body);
 }
 
@@ -365,9 +363,9 @@ Test(envelope, type_from_property)
 	make(&a, "{\"type\":\"from-body\"}");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = bytes_of("from-prop");
-	cr_assert_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
-	                               "type"),
-	             0, "reason: %s", e.reason);
+	cr_assert_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), 0,
+	    "reason: %s", e.reason);
 	expect_bytes(e.msg.type, "from-prop");
 	cr_expect(json_is_object(e.msg.json));
 	wd_envelope_clear(&e);
@@ -381,9 +379,8 @@ Test(envelope, type_from_property_not_set)
 	make(&a, "{\"type\":\"from-body\"}");
 	/* A value without its flag does not count. */
 	a.message.properties.type = bytes_of("stale");
-	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
-	                               "type"),
-	             -1);
+	cr_expect_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
 	cr_expect_null(e.json);
 	cr_expect_not_null(strstr(e.reason, "no type: the AMQP type property "
 	                                    "is not set"),
@@ -399,9 +396,8 @@ Test(envelope, type_from_property_empty)
 	make(&a, "{}");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = (amqp_bytes_t){0, NULL};
-	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
-	                               "type"),
-	             -1);
+	cr_expect_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
 	cr_expect_not_null(strstr(e.reason, "empty"), "%s", e.reason);
 	wd_envelope_clear(&e);
 }
@@ -414,9 +410,8 @@ Test(envelope, type_from_property_still_needs_json_object)
 	make(&a, "[1]");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = bytes_of("t");
-	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
-	                               "type"),
-	             -1);
+	cr_expect_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
 	cr_expect_not_null(strstr(e.reason, "not a JSON object"), "%s",
 	                   e.reason);
 	wd_envelope_clear(&e);
@@ -429,9 +424,9 @@ Test(envelope, type_from_routing_key)
 
 	make(&a, "{\"type\":\"from-body\"}");
 	a.routing_key = bytes_of("order.created");
-	cr_assert_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY,
-	                               "type"),
-	             0, "reason: %s", e.reason);
+	cr_assert_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY, "type"), 0,
+	    "reason: %s", e.reason);
 	expect_bytes(e.msg.type, "order.created");
 	expect_bytes(e.msg.routing_key, "order.created");
 	wd_envelope_clear(&e);
@@ -444,9 +439,9 @@ Test(envelope, type_from_routing_key_empty)
 
 	make(&a, "{\"type\":\"from-body\"}");
 	a.routing_key = (amqp_bytes_t){0, NULL};
-	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY,
-	                               "type"),
-	             -1);
+	cr_expect_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY, "type"),
+	    -1);
 	cr_expect_null(e.json);
 	cr_expect_not_null(strstr(e.reason, "bad type: the routing key is "
 	                                    "empty"),
@@ -519,16 +514,14 @@ Test(envelope, redelivered_without_header)
 
 static amqp_table_entry_t entries[8];
 
-static void
-set_headers(amqp_envelope_t *a, int n)
+static void set_headers(amqp_envelope_t *a, int n)
 {
 	a->message.properties._flags |= AMQP_BASIC_HEADERS_FLAG;
 	a->message.properties.headers.num_entries = n;
 	a->message.properties.headers.entries = entries;
 }
 
-static void
-entry(int i, const char *key, amqp_field_value_kind_t kind)
+static void entry(int i, const char *key, amqp_field_value_kind_t kind)
 {
 	memset(&entries[i], 0, sizeof(entries[i]));
 	entries[i].key = bytes_of(key);
@@ -569,8 +562,7 @@ Test(envelope, delivery_count_header_ignored_without_flag)
 }
 
 /* The headers of one delivery: the kinds header_* must tell apart. */
-static void
-headers_fixture(amqp_envelope_t *a, struct wd_envelope *e)
+static void headers_fixture(amqp_envelope_t *a, struct wd_envelope *e)
 {
 	make(a, "{\"type\":\"t\"}");
 	entry(0, "s", AMQP_FIELD_KIND_UTF8);

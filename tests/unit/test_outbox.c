@@ -28,19 +28,17 @@ static const char *const PROP_WHY =
 static const char *const LIMIT_WHY =
     "publish: over 256 messages or 64 MiB in one handler call";
 
-static int
-bytes_eq(amqp_bytes_t b, const char *s)
+static int bytes_eq(amqp_bytes_t b, const char *s)
 {
 	return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
 }
 
-#define expect_bytes(b, s)                                                    \
-	cr_expect(bytes_eq((b), (s)), "%s is \"%.*s\", expected \"%s\"", #b,  \
+#define expect_bytes(b, s)                                                     \
+	cr_expect(bytes_eq((b), (s)), "%s is \"%.*s\", expected \"%s\"", #b,   \
 	          (int)(b).len, (const char *)(b).bytes, (s))
 
 /* A string of n times 'a' (the caller frees it). */
-static char *
-long_str(size_t n)
+static char *long_str(size_t n)
 {
 	char *s = malloc(n + 1);
 
@@ -50,15 +48,14 @@ long_str(size_t n)
 	return s;
 }
 
-static warren_publish
-minimal(void)
+static warren_publish minimal(void)
 {
 	return (warren_publish){.size = sizeof(warren_publish)};
 }
 
 /* `p` must be refused with `why`, leaving `o` as it was. */
-static void
-expect_refused(struct wd_outbox *o, const warren_publish *p, const char *why)
+static void expect_refused(struct wd_outbox *o, const warren_publish *p,
+                           const char *why)
 {
 	struct wd_outbox before = *o;
 	char got[256] = "";
@@ -72,8 +69,7 @@ expect_refused(struct wd_outbox *o, const warren_publish *p, const char *why)
 	cr_expect_eq(o->tail, before.tail);
 }
 
-static void
-expect_added(struct wd_outbox *o, const warren_publish *p)
+static void expect_added(struct wd_outbox *o, const warren_publish *p)
 {
 	char why[256] = "";
 
@@ -83,16 +79,22 @@ expect_added(struct wd_outbox *o, const warren_publish *p)
 
 Test(outbox, full_publish_is_deep_copied)
 {
-	char exchange[] = "orders", rk[] = "order.created", body[] = "{\"a\":1}";
+	char exchange[] = "orders", rk[] = "order.created",
+	     body[] = "{\"a\":1}";
 	char ct[] = "application/json", mid[] = "m-1", cid[] = "c-1";
 	char type[] = "order:created";
 	char k0[] = "x-tenant", v0[] = "acme", k1[] = "x-empty", v1[] = "";
 	warren_header h[2] = {{k0, v0}, {k1, v1}};
-	warren_publish p = {
-	    .size = sizeof(p), .exchange = exchange, .routing_key = rk,
-	    .body = {body, strlen(body)}, .content_type = ct,
-	    .message_id = mid, .correlation_id = cid, .type = type,
-	    .headers = h, .nheaders = 2};
+	warren_publish p = {.size = sizeof(p),
+	                    .exchange = exchange,
+	                    .routing_key = rk,
+	                    .body = {body, strlen(body)},
+	                    .content_type = ct,
+	                    .message_id = mid,
+	                    .correlation_id = cid,
+	                    .type = type,
+	                    .headers = h,
+	                    .nheaders = 2};
 	struct wd_outbox o = {0};
 	struct wd_followup *f;
 	amqp_basic_properties_t *pr;
@@ -114,12 +116,11 @@ Test(outbox, full_publish_is_deep_copied)
 	expect_bytes(f->routing_key, "order.created");
 	expect_bytes(f->body, "{\"a\":1}");
 	pr = &f->props;
-	cr_expect_eq(pr->_flags,
-	             AMQP_BASIC_DELIVERY_MODE_FLAG |
-	                 AMQP_BASIC_CONTENT_TYPE_FLAG |
-	                 AMQP_BASIC_MESSAGE_ID_FLAG |
-	                 AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_TYPE_FLAG |
-	                 AMQP_BASIC_HEADERS_FLAG);
+	cr_expect_eq(
+	    pr->_flags,
+	    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
+	        AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+	        AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG);
 	cr_expect_eq(pr->delivery_mode, 2, "persistent by default");
 	expect_bytes(pr->content_type, "application/json");
 	expect_bytes(pr->message_id, "m-1");
@@ -156,8 +157,8 @@ Test(outbox, only_given_properties_are_flagged)
 	cr_assert_not_null(o.head->next);
 	f = o.head->next;
 	cr_expect_eq(o.tail, f, "appended in order");
-	cr_expect_eq(f->props._flags,
-	             AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG);
+	cr_expect_eq(f->props._flags, AMQP_BASIC_DELIVERY_MODE_FLAG |
+	                                  AMQP_BASIC_MESSAGE_ID_FLAG);
 	expect_bytes(f->props.message_id, "only");
 	cr_expect_eq(o.n, 2);
 	wd_outbox_clear(&o);
@@ -328,11 +329,16 @@ Test(outbox, at_most_64_mib)
 Test(outbox, clear_frees_and_empties)
 {
 	warren_header h[] = {{"a", "1"}, {"b", "2"}};
-	warren_publish p = {.size = sizeof(p), .exchange = "x",
-	                    .routing_key = "rk", .body = {"{}", 2},
+	warren_publish p = {.size = sizeof(p),
+	                    .exchange = "x",
+	                    .routing_key = "rk",
+	                    .body = {"{}", 2},
 	                    .content_type = "application/json",
-	                    .message_id = "m", .correlation_id = "c",
-	                    .type = "t", .headers = h, .nheaders = 2};
+	                    .message_id = "m",
+	                    .correlation_id = "c",
+	                    .type = "t",
+	                    .headers = h,
+	                    .nheaders = 2};
 	struct wd_outbox o = {0};
 
 	wd_outbox_clear(&o); /* an empty one */

@@ -17,8 +17,7 @@
 #include "host/routes.h"
 #include "host/sdk_api.h"
 
-static void
-clear_env(void)
+static void clear_env(void)
 {
 	unsetenv("WARREN_AMQP_URL");
 	unsetenv("WARREN_PLUGIN_DIR");
@@ -31,8 +30,7 @@ TestSuite(examples, .init = clear_env);
 
 static char err[2048];
 
-static struct wd_conf_plugin
-conf_for(const char *name, const char *path)
+static struct wd_conf_plugin conf_for(const char *name, const char *path)
 {
 	static warren_param none[1];
 	return (struct wd_conf_plugin){.name = (char *)name,
@@ -42,15 +40,16 @@ conf_for(const char *name, const char *path)
 	                               .line = 1};
 }
 
-#define expect_has(hay, needle)                                               \
-	cr_expect_not_null(strstr((hay), (needle)),                           \
+#define expect_has(hay, needle)                                                \
+	cr_expect_not_null(strstr((hay), (needle)),                            \
 	                   "\"%s\" does not contain \"%s\"", (hay), (needle))
 
 /* ---- the loader -------------------------------------------------------- */
 
 Test(plugin, good_plugin_loads)
 {
-	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_conf_plugin c =
+	    conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
 	struct wd_plugin p;
 
 	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
@@ -82,7 +81,8 @@ Test(plugin, good_plugin_loads)
 
 Test(plugin, handler_runs)
 {
-	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_conf_plugin c =
+	    conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
 	struct wd_plugin p;
 	warren_handler_fn ok, bogus;
 	warren_message msg = {.size = sizeof(msg)};
@@ -100,7 +100,8 @@ Test(plugin, handler_runs)
 
 Test(plugin, handler_flags_since_abi_1_2)
 {
-	struct wd_conf_plugin c = conf_for("flow", WARREN_FIXTURE_DIR "/fx_flow.so");
+	struct wd_conf_plugin c =
+	    conf_for("flow", WARREN_FIXTURE_DIR "/fx_flow.so");
 	struct wd_plugin p;
 	warren_plugin older;
 
@@ -230,7 +231,8 @@ Test(plugin, error_is_cut_to_errlen)
 Test(plugin, param_lookup_via_ctx)
 {
 	warren_param params[] = {{"from", "a@b.example"}, {"n", "3"}};
-	struct wd_conf_plugin c = conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
+	struct wd_conf_plugin c =
+	    conf_for("good", WARREN_FIXTURE_DIR "/fx_good.so");
 	struct wd_plugin p;
 
 	c.params = params;
@@ -249,14 +251,14 @@ Test(plugin, param_lookup_via_ctx)
 
 static char conf_path[64];
 
-static struct wd_conf *
-load_conf_text(const char *text)
+static struct wd_conf *load_conf_text(const char *text)
 {
 	struct wd_conf *c;
 	FILE *f;
 	int fd;
 
-	snprintf(conf_path, sizeof(conf_path), "/tmp/warren-test-routes-XXXXXX");
+	snprintf(conf_path, sizeof(conf_path),
+	         "/tmp/warren-test-routes-XXXXXX");
 	fd = mkstemp(conf_path);
 	cr_assert_geq(fd, 0);
 	f = fdopen(fd, "w");
@@ -271,8 +273,7 @@ load_conf_text(const char *text)
 
 /* Lines:   1 plugin_dir, 2-3 queue a, 4-5 queue b, 6-8 plugin g,
  * 9-13 route "t" on a (handler %s), 14-18 route "u" on b (handler ok). */
-static struct wd_conf *
-fixture_conf(const char *handler)
+static struct wd_conf *fixture_conf(const char *handler)
 {
 	char text[2048];
 
@@ -299,8 +300,7 @@ fixture_conf(const char *handler)
 	return load_conf_text(text);
 }
 
-static warren_bytes
-wb(const char *s)
+static warren_bytes wb(const char *s)
 {
 	return (warren_bytes){s, strlen(s)};
 }
@@ -358,8 +358,8 @@ Test(routes, good_conf_builds_and_finds)
 	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("tt")));
 	cr_expect_null(wd_routes_find(r, (size_t)qa, wb("")));
 	/* Matching is on the type's bytes: no NUL needed after them. */
-	cr_expect_not_null(wd_routes_find(r, (size_t)qa,
-	                                  (warren_bytes){"tXYZ", 1}));
+	cr_expect_not_null(
+	    wd_routes_find(r, (size_t)qa, (warren_bytes){"tXYZ", 1}));
 	wd_routes_free(r);
 }
 
@@ -404,9 +404,8 @@ Test(routes, bad_plugin_fails_the_build)
 
 /* ---- the example plugins, as built ------------------------------------- */
 
-static void
-load_example(const char *name, const char *handler, warren_param *params,
-             size_t nparams)
+static void load_example(const char *name, const char *handler,
+                         warren_param *params, size_t nparams)
 {
 	char path[1024];
 	struct wd_conf_plugin c;
@@ -423,8 +422,8 @@ load_example(const char *name, const char *handler, warren_param *params,
 	cr_expect_eq(p.desc->abi_major, WARREN_ABI_MAJOR);
 	cr_expect_leq(p.desc->abi_minor, WARREN_ABI_MINOR);
 	cr_expect_not_null(p.desc->version);
-	cr_expect_not_null(wd_plugin_handler(&p, handler), "%s has no %s",
-	                   name, handler);
+	cr_expect_not_null(wd_plugin_handler(&p, handler), "%s has no %s", name,
+	                   handler);
 	cr_expect_null(wd_plugin_handler(&p, "nope"));
 	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
 	cr_expect(p.inited);

@@ -16,8 +16,7 @@
 typedef int (*validate_fn)(const json_t *, char *, size_t);
 
 /* Parse `text` (a test's literal, so a parse error is the test's bug). */
-static json_t *
-parse(const char *text)
+static json_t *parse(const char *text)
 {
 	json_error_t e;
 	json_t *j = json_loads(text, 0, &e);
@@ -26,8 +25,7 @@ parse(const char *text)
 	return j;
 }
 
-static void
-expect_ok(validate_fn fn, const char *text)
+static void expect_ok(validate_fn fn, const char *text)
 {
 	json_t *j = parse(text);
 	char why[256] = "untouched";
@@ -39,8 +37,7 @@ expect_ok(validate_fn fn, const char *text)
 /* `needle` is a piece of the reason that names the field, e.g.
  * "order:created: items " (with the space, so "items" cannot match the
  * inside of another word). */
-static void
-expect_bad(validate_fn fn, const char *text, const char *needle)
+static void expect_bad(validate_fn fn, const char *text, const char *needle)
 {
 	json_t *j = parse(text);
 	char why[256] = "";
@@ -56,40 +53,46 @@ expect_bad(validate_fn fn, const char *text, const char *needle)
 
 Test(order_validate, valid_integer_ids_real_amount)
 {
-	expect_ok(order_validate, "{\"orderId\": 1001, \"userId\": 42, "
-	          ORDER_ITEMS ", \"totalAmount\": 59.98}");
+	expect_ok(order_validate,
+	          "{\"orderId\": 1001, \"userId\": 42, " ORDER_ITEMS
+	          ", \"totalAmount\": 59.98}");
 }
 
 Test(order_validate, valid_string_ids_integer_amount_zero)
 {
-	expect_ok(order_validate, "{\"orderId\": \"o-1\", \"userId\": \"u-1\", "
-	          ORDER_ITEMS ", \"totalAmount\": 0}");
+	expect_ok(order_validate,
+	          "{\"orderId\": \"o-1\", \"userId\": \"u-1\", " ORDER_ITEMS
+	          ", \"totalAmount\": 0}");
 }
 
 Test(order_validate, missing_order_id)
 {
-	expect_bad(order_validate, "{\"userId\": 42, " ORDER_ITEMS
-	           ", \"totalAmount\": 10}", "order:created: orderId ");
+	expect_bad(order_validate,
+	           "{\"userId\": 42, " ORDER_ITEMS ", \"totalAmount\": 10}",
+	           "order:created: orderId ");
 }
 
 Test(order_validate, order_id_wrong_type)
 {
-	expect_bad(order_validate, "{\"orderId\": true, \"userId\": 42, "
-	           ORDER_ITEMS ", \"totalAmount\": 10}",
+	expect_bad(order_validate,
+	           "{\"orderId\": true, \"userId\": 42, " ORDER_ITEMS
+	           ", \"totalAmount\": 10}",
 	           "order:created: orderId ");
 }
 
 Test(order_validate, order_id_empty_string)
 {
-	expect_bad(order_validate, "{\"orderId\": \"\", \"userId\": 42, "
-	           ORDER_ITEMS ", \"totalAmount\": 10}",
+	expect_bad(order_validate,
+	           "{\"orderId\": \"\", \"userId\": 42, " ORDER_ITEMS
+	           ", \"totalAmount\": 10}",
 	           "order:created: orderId ");
 }
 
 Test(order_validate, missing_user_id)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, " ORDER_ITEMS
-	           ", \"totalAmount\": 10}", "order:created: userId ");
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, " ORDER_ITEMS ", \"totalAmount\": 10}",
+	           "order:created: userId ");
 }
 
 Test(order_validate, missing_items)
@@ -101,35 +104,40 @@ Test(order_validate, missing_items)
 
 Test(order_validate, items_not_array)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, \"userId\": 42, "
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, \"userId\": 42, "
 	           "\"items\": {\"sku\": \"A1\"}, \"totalAmount\": 10}",
 	           "order:created: items ");
 }
 
 Test(order_validate, items_empty)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, \"userId\": 42, "
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, \"userId\": 42, "
 	           "\"items\": [], \"totalAmount\": 10}",
 	           "order:created: items must be a non-empty array");
 }
 
 Test(order_validate, missing_total_amount)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, \"userId\": 42, "
-	           ORDER_ITEMS "}", "order:created: totalAmount ");
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, \"userId\": 42, " ORDER_ITEMS "}",
+	           "order:created: totalAmount ");
 }
 
 Test(order_validate, total_amount_string)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, \"userId\": 42, "
-	           ORDER_ITEMS ", \"totalAmount\": \"59.98\"}",
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, \"userId\": 42, " ORDER_ITEMS
+	           ", \"totalAmount\": \"59.98\"}",
 	           "order:created: totalAmount must be a number");
 }
 
 Test(order_validate, total_amount_negative)
 {
-	expect_bad(order_validate, "{\"orderId\": 1, \"userId\": 42, "
-	           ORDER_ITEMS ", \"totalAmount\": -0.01}",
+	expect_bad(order_validate,
+	           "{\"orderId\": 1, \"userId\": 42, " ORDER_ITEMS
+	           ", \"totalAmount\": -0.01}",
 	           "order:created: totalAmount must not be negative");
 }
 
@@ -189,7 +197,7 @@ Test(signup_validate, missing_user_id)
 Test(email_validate, valid)
 {
 	expect_ok(email_validate, "{\"to\": \"ada@example.com\", "
-	          "\"subject\": \"hi\"}");
+	                          "\"subject\": \"hi\"}");
 }
 
 Test(email_validate, missing_to)

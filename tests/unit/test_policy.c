@@ -15,8 +15,7 @@ static amqp_table_entry_t deaths[4][4];
 static amqp_field_value_t death_vals[4];
 static amqp_envelope_t env;
 
-static void
-reset(void)
+static void reset(void)
 {
 	memset(&env, 0, sizeof(env));
 	memset(hdrs, 0, sizeof(hdrs));
@@ -28,8 +27,7 @@ reset(void)
 
 TestSuite(policy, .init = reset);
 
-static amqp_table_entry_t *
-hdr(const char *key)
+static amqp_table_entry_t *hdr(const char *key)
 {
 	amqp_table_t *t = &env.message.properties.headers;
 	amqp_table_entry_t *e = &hdrs[t->num_entries++];
@@ -37,24 +35,21 @@ hdr(const char *key)
 	return e;
 }
 
-static void
-hdr_int(const char *key, int64_t v)
+static void hdr_int(const char *key, int64_t v)
 {
 	amqp_table_entry_t *e = hdr(key);
 	e->value.kind = AMQP_FIELD_KIND_I64;
 	e->value.value.i64 = v;
 }
 
-static void
-hdr_str(const char *key, const char *v)
+static void hdr_str(const char *key, const char *v)
 {
 	amqp_table_entry_t *e = hdr(key);
 	e->value.kind = AMQP_FIELD_KIND_UTF8;
 	e->value.value.bytes = amqp_cstring_bytes(v);
 }
 
-static void
-put_str(amqp_table_entry_t *e, const char *k, const char *v)
+static void put_str(amqp_table_entry_t *e, const char *k, const char *v)
 {
 	e->key = amqp_cstring_bytes(k);
 	e->value.kind = AMQP_FIELD_KIND_UTF8;
@@ -62,9 +57,8 @@ put_str(amqp_table_entry_t *e, const char *k, const char *v)
 }
 
 /* x-death with n entries (queue, reason, count). */
-static void
-xdeath(int n, const char *const *queues, const char *const *reasons,
-       const int64_t *counts)
+static void xdeath(int n, const char *const *queues, const char *const *reasons,
+                   const int64_t *counts)
 {
 	amqp_table_entry_t *e = hdr("x-death");
 
@@ -171,7 +165,8 @@ Test(policy, retry_queue_name)
 {
 	char buf[300], big[260];
 
-	cr_assert_eq(wd_policy_retry_queue(buf, sizeof(buf), "events", 5000), 0);
+	cr_assert_eq(wd_policy_retry_queue(buf, sizeof(buf), "events", 5000),
+	             0);
 	cr_expect_str_eq(buf, "events.retry.5000");
 	memset(big, 'a', 250);
 	big[250] = '\0';
@@ -195,8 +190,7 @@ Test(policy, jitter_only_shortens_within_bounds)
 	cr_expect_eq(wd_policy_jittered_ms(&p, 2, 0.9), 2000);
 }
 
-static const amqp_field_value_t *
-find(const amqp_table_t *t, const char *key)
+static const amqp_field_value_t *find(const amqp_table_t *t, const char *key)
 {
 	for (int i = 0; i < t->num_entries; i++)
 		if (t->entries[i].key.len == strlen(key) &&
@@ -205,8 +199,7 @@ find(const amqp_table_t *t, const char *key)
 	return NULL;
 }
 
-static int
-count(const amqp_table_t *t, const char *key)
+static int count(const amqp_table_t *t, const char *key)
 {
 	int n = 0;
 	for (int i = 0; i < t->num_entries; i++)
@@ -215,19 +208,17 @@ count(const amqp_table_t *t, const char *key)
 	return n;
 }
 
-static void
-expect_str(const amqp_table_t *t, const char *key, const char *want)
+static void expect_str(const amqp_table_t *t, const char *key, const char *want)
 {
 	const amqp_field_value_t *v = find(t, key);
 	cr_assert_not_null(v, "%s missing", key);
 	cr_assert_eq(v->kind, AMQP_FIELD_KIND_UTF8, "%s not a string", key);
 	cr_expect_eq(v->value.bytes.len, strlen(want), "%s", key);
-	cr_expect_eq(memcmp(v->value.bytes.bytes, want, strlen(want)), 0,
-	             "%s", key);
+	cr_expect_eq(memcmp(v->value.bytes.bytes, want, strlen(want)), 0, "%s",
+	             key);
 }
 
-static int64_t
-get_i64(const amqp_table_t *t, const char *key)
+static int64_t get_i64(const amqp_table_t *t, const char *key)
 {
 	const amqp_field_value_t *v = find(t, key);
 	cr_assert_not_null(v, "%s missing", key);

@@ -51,8 +51,7 @@ static struct {
 
 static struct wd_settler settler;
 
-static void
-done(enum op op, struct wd_delivery *d)
+static void done(enum op op, struct wd_delivery *d)
 {
 	cr_assert_lt(rec.n, 32);
 	rec.op[rec.n] = op;
@@ -62,39 +61,34 @@ done(enum op op, struct wd_delivery *d)
 	free(d);
 }
 
-static int
-op_ack(void *arg, struct wd_delivery *d)
+static int op_ack(void *arg, struct wd_delivery *d)
 {
 	cr_assert_eq(arg, &rec);
 	done(OP_ACK, d);
 	return rec.ack_rc;
 }
 
-static int
-op_requeue(void *arg, struct wd_delivery *d)
+static int op_requeue(void *arg, struct wd_delivery *d)
 {
 	(void)arg;
 	done(OP_REQUEUE, d);
 	return 0;
 }
 
-static void
-op_forget(void *arg, struct wd_delivery *d)
+static void op_forget(void *arg, struct wd_delivery *d)
 {
 	(void)arg;
 	done(OP_FORGET, d);
 }
 
-static void
-copy_bytes(char *buf, size_t len, amqp_bytes_t b)
+static void copy_bytes(char *buf, size_t len, amqp_bytes_t b)
 {
 	snprintf(buf, len, "%.*s", (int)b.len, b.len ? (char *)b.bytes : "");
 }
 
-static int
-op_publish(void *arg, struct wd_delivery *d, amqp_bytes_t exchange,
-           amqp_bytes_t rk, const amqp_basic_properties_t *props,
-           amqp_bytes_t body, char *why, size_t whylen)
+static int op_publish(void *arg, struct wd_delivery *d, amqp_bytes_t exchange,
+                      amqp_bytes_t rk, const amqp_basic_properties_t *props,
+                      amqp_bytes_t body, char *why, size_t whylen)
 {
 	struct published *p = &rec.pub[rec.npub];
 	int rc = rec.publish_rc[rec.npub];
@@ -114,7 +108,8 @@ op_publish(void *arg, struct wd_delivery *d, amqp_bytes_t exchange,
 		const amqp_table_t *t = &props->headers;
 		const amqp_field_value_t *v;
 		if ((v = wd_table_get(t, WD_H_REASON)))
-			copy_bytes(p->reason, sizeof(p->reason), v->value.bytes);
+			copy_bytes(p->reason, sizeof(p->reason),
+			           v->value.bytes);
 		if ((v = wd_table_get(t, WD_H_REASON_TEXT)))
 			copy_bytes(p->reason_text, sizeof(p->reason_text),
 			           v->value.bytes);
@@ -134,8 +129,7 @@ static const struct wd_settle_ops ops = {
     .forget = op_forget,
 };
 
-static void
-setup(void)
+static void setup(void)
 {
 	memset(&rec, 0, sizeof(rec));
 	queue = (struct wd_conf_queue){.name = "orders",
@@ -156,8 +150,7 @@ setup(void)
 	wd_settle_init(&settler, &ops, &rec, 0, 12345);
 }
 
-static void
-teardown(void)
+static void teardown(void)
 {
 	wd_settle_free(&settler);
 }
@@ -165,8 +158,8 @@ teardown(void)
 TestSuite(settle, .init = setup, .fini = teardown);
 
 /* A delivery of queue "orders" whose handler gave `action`. */
-static struct wd_delivery *
-delivery(uint64_t tag, enum wd_action action, int attempt)
+static struct wd_delivery *delivery(uint64_t tag, enum wd_action action,
+                                    int attempt)
 {
 	struct wd_delivery *d = calloc(1, sizeof(*d));
 
@@ -177,7 +170,8 @@ delivery(uint64_t tag, enum wd_action action, int attempt)
 	d->env.channel = 3;
 	d->env.exchange = amqp_cstring_bytes("events");
 	d->env.routing_key = amqp_cstring_bytes("order.created");
-	d->env.message.body = amqp_cstring_bytes("{\"type\":\"order:created\"}");
+	d->env.message.body =
+	    amqp_cstring_bytes("{\"type\":\"order:created\"}");
 	d->parsed.attempts.attempt = attempt;
 	wd_verdict_init(&d->verdict);
 	d->verdict.action = action;
@@ -187,8 +181,8 @@ delivery(uint64_t tag, enum wd_action action, int attempt)
 	return d;
 }
 
-static void
-add_followup(struct wd_delivery *d, const char *exchange, const char *rk)
+static void add_followup(struct wd_delivery *d, const char *exchange,
+                         const char *rk)
 {
 	warren_publish p = {.size = sizeof(p),
 	                    .exchange = exchange,
@@ -201,11 +195,12 @@ add_followup(struct wd_delivery *d, const char *exchange, const char *rk)
 }
 
 /* The publisher's confirm of publish `d`, then the loop's settle pass. */
-static void
-confirm(struct wd_delivery *d, bool ok)
+static void confirm(struct wd_delivery *d, bool ok)
 {
-	wd_settle_confirmed(&settler, d, ok, ok ? NULL : "the broker refused it "
-	                                                 "(basic.nack)");
+	wd_settle_confirmed(&settler, d, ok,
+	                    ok ? NULL
+	                       : "the broker refused it "
+	                         "(basic.nack)");
 	cr_assert_eq(wd_settle_ready(&settler), 0);
 }
 
@@ -306,8 +301,10 @@ Test(settle, retry_goes_to_its_delay_queue_with_jitter_then_ack)
 	cr_expect_str_eq(rec.pub[0].exchange, "", "the default exchange");
 	cr_expect_str_eq(rec.pub[0].routing_key, "orders.retry.1000");
 	exp = atol(rec.pub[0].expiration);
-	cr_expect(exp >= 900 && exp <= 1000, "expiration %ld: jitter only "
-	          "shortens, by up to 10%%", exp);
+	cr_expect(exp >= 900 && exp <= 1000,
+	          "expiration %ld: jitter only "
+	          "shortens, by up to 10%%",
+	          exp);
 	cr_expect_str_eq(rec.pub[0].reason, WD_R_HANDLER_RETRY);
 	cr_expect_eq(rec.pub[0].attempts, 1);
 	cr_expect(rec.pub[0].has_plugin);
@@ -356,14 +353,15 @@ Test(settle, every_dead_letter_reason_is_published_to_the_dlx)
 	size_t n = sizeof(reasons) / sizeof(reasons[0]);
 
 	for (size_t i = 0; i < n; i++) {
-		struct wd_delivery *d = delivery(20 + i, WD_ACTION_DEAD_LETTER,
-		                                 1);
+		struct wd_delivery *d =
+		    delivery(20 + i, WD_ACTION_DEAD_LETTER, 1);
 		/* Bad input never reached a handler. */
 		bool handled = i < 2;
 		if (!handled)
 			d->verdict.route = NULL;
 		d->verdict.reason = reasons[i];
-		snprintf(d->verdict.text, sizeof(d->verdict.text), "why %zu", i);
+		snprintf(d->verdict.text, sizeof(d->verdict.text), "why %zu",
+		         i);
 		cr_assert_eq(wd_settle(&settler, d), 0);
 		cr_assert_eq(rec.npub, (int)i + 1);
 		cr_expect_str_eq(rec.pub[i].exchange, "orders.dlx");

@@ -10,7 +10,11 @@ static int greeter_init(const warren_api *a, warren_ctx *ctx,
                         const warren_param *params, size_t nparams,
                         void **state, char *err, size_t errlen)
 {
-	(void)ctx; (void)params; (void)nparams; (void)err; (void)errlen;
+	(void)ctx;
+	(void)params;
+	(void)nparams;
+	(void)err;
+	(void)errlen;
 	api = a;
 	*state = NULL;
 	return 0;
@@ -31,18 +35,15 @@ static warren_outcome greet(void *state, const warren_message *msg,
 }
 
 static const warren_handler handlers[] = {
-	{ .name = "greet", .handle = greet },
-	{ .name = NULL },
+    {.name = "greet", .handle = greet},
+    {.name = NULL},
 };
 
 WARREN_EXPORT const warren_plugin *warren_plugin_entry(void)
 {
 	static const warren_plugin p = {
-		WARREN_PLUGIN_ABI,
-		.name = "greeter",
-		.version = "1.0",
-		.init = greeter_init,
-		.handlers = handlers,
+	    WARREN_PLUGIN_ABI,    .name = "greeter",    .version = "1.0",
+	    .init = greeter_init, .handlers = handlers,
 	};
 	return &p;
 }
