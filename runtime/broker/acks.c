@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
+
 enum { TAG_OPEN = 0, TAG_ACK = 1, TAG_DONE = 2 };
 
 #define ST(a, tag) ((a)->state[(tag) & ((a)->cap - 1)])
@@ -102,14 +104,8 @@ int wd_acks_queue(struct wd_acks *a, uint64_t tag, int64_t now_ms)
 {
 	if (tag < a->base || tag >= a->next || ST(a, tag) != TAG_OPEN)
 		return 0;
-	if (a->npending == a->cappending) {
-		size_t cap = a->cappending ? a->cappending * 2 : 128;
-		void *n = realloc(a->pending, cap * sizeof(*a->pending));
-		if (!n)
-			return 1; /* flush now rather than lose track */
-		a->pending = n;
-		a->cappending = cap;
-	}
+	if (WD_GROW(a->pending, a->cappending, a->npending + 1, 128) < 0)
+		return 1; /* flush now rather than lose track */
 	ST(a, tag) = TAG_ACK;
 	if (a->npending == 0 || now_ms < a->oldest_ms)
 		a->oldest_ms = now_ms;

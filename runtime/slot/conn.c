@@ -219,6 +219,8 @@ int wd_conn_init(struct wd_conn *c, int id, const struct wd_slot_env *env,
 	c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (c->wakefd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		pthread_mutex_destroy(
+		    &c->lock); /* the pool frees only the rest */
 		return -1;
 	}
 	return 0;
