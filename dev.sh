@@ -123,7 +123,8 @@ cmd_build() {
 
 # The C files clang-format keeps in the house style: all of ours.
 format_files() {
-    git -C "$ROOT" ls-files -- '*.c' '*.h' 2>/dev/null ||
+    git -C "$ROOT" ls-files --cached --others --exclude-standard -- '*.c' '*.h' \
+        2>/dev/null ||
         find runtime sdk plugins tests -name '*.[ch]'
 }
 

@@ -47,17 +47,14 @@ int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
                 amqp_bytes_t routing_key, const amqp_basic_properties_t *props,
                 amqp_bytes_t body, int64_t now_ms, char *why, size_t whylen);
 
-/* basic.ack / basic.nack from the broker on the publish channel. */
+/* What the broker says on the publish channel, passed to the confirm
+ * bookkeeping (broker/confirms.h says what each does): basic.ack and
+ * basic.nack, basic.return, and the confirm timeout. */
 void wd_pub_confirm(struct wd_publisher *p, uint64_t tag, bool multiple,
                     bool ack);
-/* basic.return: every unconfirmed publish to the same exchange and routing
- * key fails (the return does not say which one it was; failing one too
- * many only retries it, failing one too few would lose it). */
 void wd_pub_returned(struct wd_publisher *p, amqp_bytes_t exchange,
                      amqp_bytes_t routing_key, uint16_t code,
                      amqp_bytes_t text);
-/* Whether the oldest publish has waited past the timeout; else lowers
- * *next_due_ms to when it will have. */
 bool wd_pub_expired(const struct wd_publisher *p, int64_t now_ms,
                     int64_t *next_due_ms);
 /* Forget everything (the connection is gone); done() is not called. */
