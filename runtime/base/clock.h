@@ -11,6 +11,12 @@
 /* Monotonic clock in milliseconds. */
 int64_t wd_now_ms(void);
 
+/* Monotonic clock in microseconds (handler durations). */
+int64_t wd_now_us(void);
+
+/* Microseconds since the epoch (CLOCK_REALTIME): message publish times. */
+int64_t wd_wall_us(void);
+
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t wd_wall_ms(void);
 

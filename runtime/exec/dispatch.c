@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "message/policy.h"
@@ -47,6 +48,7 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 
 	wd_verdict_init(v);
 	wd_metric_inc(received);
+	wd_count(routes->queue_series[queue]->received);
 	/* Checked before the parse: a huge body costs nothing more here. */
 	if (amqp->message.body.len > (size_t)q->max_body_size) {
 		memset(env, 0, sizeof(*env));
@@ -96,9 +98,11 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 
 	switch (out) {
 	case WARREN_ACK:
+		wd_count(r->series->handled[WD_OUTCOME_ACK]);
 		v->action = WD_ACTION_ACK;
 		return;
 	case WARREN_RETRY:
+		wd_count(r->series->handled[WD_OUTCOME_RETRY]);
 		wd_metric_inc(retried);
 		v->action = WD_ACTION_RETRY;
 		v->reason = WD_R_HANDLER_RETRY;
@@ -108,6 +112,7 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 		            v->text);
 		break;
 	case WARREN_REJECT:
+		wd_count(r->series->handled[WD_OUTCOME_REJECT]);
 		wd_metric_inc(rejected);
 		v->action = WD_ACTION_DEAD_LETTER;
 		v->reason = WD_R_HANDLER_REJECT;
@@ -118,6 +123,7 @@ static void judge(struct wd_verdict *v, const struct wd_envelope *env,
 		             v->text);
 		break;
 	default:
+		wd_count(r->series->handled[WD_OUTCOME_INVALID]);
 		wd_metric_inc(invalid_outcome);
 		v->action = WD_ACTION_DEAD_LETTER;
 		v->reason = WD_R_INVALID_OUTCOME;
@@ -144,8 +150,12 @@ void wd_dispatch_run(struct wd_envelope *env, struct wd_verdict *v)
 {
 	struct warren_ctx ctx = call_ctx(v);
 	const struct wd_route *r = v->route;
+	int64_t t0 = wd_now_us();
+	warren_outcome out = r->handle(r->plugin->state, &env->msg, &ctx);
 
-	judge(v, env, r->handle(r->plugin->state, &env->msg, &ctx));
+	wd_hist_observe_us(&r->series->handler_seconds,
+	                   (uint64_t)(wd_now_us() - t0));
+	judge(v, env, out);
 }
 
 void wd_dispatch_run_batch(const struct wd_route *route,
@@ -156,6 +166,7 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 	struct warren_ctx *ctx = calloc(n, sizeof(*ctx));
 	warren_ctx **ctxs = calloc(n, sizeof(*ctxs));
 	warren_outcome *outs = calloc(n, sizeof(*outs));
+	int64_t t0;
 
 	if (!msgs || !ctx || !ctxs || !outs) {
 		/* Nothing was handled: every message comes back later. */
@@ -170,7 +181,11 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 		outs[i] = WARREN_RETRY;
 	}
 	wd_metric_inc(batches);
+	wd_count(route->series->batches);
+	t0 = wd_now_us();
 	route->handle_batch(route->plugin->state, n, msgs, ctxs, outs);
+	wd_hist_observe_us(&route->series->handler_seconds,
+	                   (uint64_t)(wd_now_us() - t0));
 	for (size_t i = 0; i < n; i++)
 		judge(vs[i], envs[i], outs[i]);
 out:

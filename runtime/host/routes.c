@@ -79,6 +79,26 @@ static int resolve_routes(struct wd_routes *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* The counters the routes and queues count in: the same series as the
+ * previous generation's wherever the labels are the same. */
+static int find_series(struct wd_routes *r)
+{
+	const struct wd_conf *c = r->conf;
+
+	for (size_t i = 0; i < c->nqueues; i++)
+		if (!(r->queue_series[i] = wd_series_queue(c->queues[i].name)))
+			return -1;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct wd_route *rt = &r->routes[i];
+		rt->series =
+		    wd_series_route(c->queues[rt->queue].name, rt->type,
+		                    rt->plugin->conf->name, rt->handler_name);
+		if (!rt->series)
+			return -1;
+	}
+	return 0;
+}
+
 struct wd_routes *wd_routes_build(struct wd_conf *conf, char *err,
                                   size_t errlen)
 {
@@ -92,7 +112,8 @@ struct wd_routes *wd_routes_build(struct wd_conf *conf, char *err,
 	r->conf = conf;
 	r->plugins = calloc(conf->nplugins + 1, sizeof(*r->plugins));
 	r->routes = calloc(conf->nroutes + 1, sizeof(*r->routes));
-	if (!r->plugins || !r->routes) {
+	r->queue_series = calloc(conf->nqueues + 1, sizeof(*r->queue_series));
+	if (!r->plugins || !r->routes || !r->queue_series) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -105,6 +126,10 @@ struct wd_routes *wd_routes_build(struct wd_conf *conf, char *err,
 	}
 	if (resolve_routes(r, err, errlen) < 0)
 		goto fail;
+	if (find_series(r) < 0) {
+		snprintf(err, errlen, "out of memory for the metrics");
+		goto fail;
+	}
 	r->nroutes = conf->nroutes;
 	for (size_t i = 0; i < r->nplugins; i++)
 		if (wd_plugin_init(&r->plugins[i], err, errlen) < 0)
@@ -124,6 +149,7 @@ void wd_routes_free(struct wd_routes *r)
 		wd_plugin_unload(&r->plugins[i]);
 	free(r->plugins);
 	free(r->routes);
+	free(r->queue_series);
 	wd_conf_free(r->conf);
 	free(r);
 }

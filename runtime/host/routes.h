@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/series.h"
 #include "conf/conf.h"
 #include "host/plugin.h"
 #include "warren.h"
@@ -27,6 +28,7 @@ struct wd_route {
 	 * until a call takes too long (on_workers, set once). */
 	bool nonblocking;
 	atomic_bool on_workers;
+	struct wd_route_series *series; /* its counters (base/series.h) */
 };
 
 /* The prefix of a log line about a route: "plugin/handler: type \"t\"".
@@ -41,6 +43,8 @@ struct wd_routes {
 	size_t nplugins;
 	struct wd_route *routes;
 	size_t nroutes;
+	/* The counters of each of conf's queues, by queue index. */
+	struct wd_queue_series **queue_series;
 };
 
 /* Load every plugin of `conf`, resolve every route's handler and run each

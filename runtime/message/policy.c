@@ -7,6 +7,19 @@
 
 #include "base/amqp_fields.h"
 
+const char *const wd_reasons[WD_SERIES_REASONS] = {
+    WD_R_HANDLER_REJECT, WD_R_MAX_ATTEMPTS, WD_R_UNPARSEABLE,     WD_R_BAD_TYPE,
+    WD_R_UNKNOWN_TYPE,   WD_R_TOO_LARGE,    WD_R_INVALID_OUTCOME,
+};
+
+int wd_reason_index(const char *r)
+{
+	for (int i = 0; r && i < WD_SERIES_REASONS; i++)
+		if (strcmp(wd_reasons[i], r) == 0)
+			return i;
+	return -1;
+}
+
 /* A non-negative integer field up to INT32_MAX, or -1. */
 static int64_t field_count(const amqp_field_value_t *v)
 {
@@ -87,6 +100,22 @@ long wd_policy_jittered_ms(const struct wd_policy *p, int attempt, double rnd)
 	long cut = (long)((double)d * p->retry_jitter * rnd);
 
 	return d - cut < 1 ? 1 : d - cut;
+}
+
+int64_t wd_policy_published_us(const amqp_envelope_t *env)
+{
+	const amqp_basic_properties_t *p = &env->message.properties;
+	int64_t v;
+
+	if (wd_field_int(wd_amqp_header(env, WD_H_PUBLISHED_US), &v) == 0 &&
+	    v > 0)
+		return v;
+	if (!(p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) || p->timestamp == 0 ||
+	    p->timestamp > (uint64_t)INT64_MAX / 1000000)
+		return -1;
+	if (p->timestamp > 100000000000ULL)
+		return (int64_t)p->timestamp * 1000; /* milliseconds */
+	return (int64_t)p->timestamp * 1000000;
 }
 
 amqp_bytes_t wd_policy_original_exchange(const amqp_envelope_t *env)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/amqp_compat.h"
+#include "base/series.h"
 
 /* warren's own headers; the README documents each. */
 #define WD_H_ATTEMPTS         "x-warren-attempts"
@@ -21,7 +22,10 @@
 #define WD_H_LAST_FAILURE     "x-warren-last-failure-ms"
 #define WD_H_ORIG_EXCHANGE    "x-warren-original-exchange"
 #define WD_H_ORIG_ROUTING_KEY "x-warren-original-routing-key"
-#define WD_H_QUEUE            "x-warren-queue"
+/* Set by warren's load tool: when the message was published, in
+ * microseconds since the epoch (end-to-end latency). */
+#define WD_H_PUBLISHED_US "x-warren-published-us"
+#define WD_H_QUEUE        "x-warren-queue"
 
 /* Reason classes of x-warren-reason. */
 #define WD_R_HANDLER_REJECT  "handler-reject"
@@ -51,6 +55,13 @@ struct wd_policy {
  * attempt), before jitter: retry_delay_ms * multiplier^(attempt-1),
  * capped at retry_max_delay_ms. */
 long wd_policy_delay_ms(const struct wd_policy *p, int attempt);
+
+/* The reasons a message is dead-lettered or dropped for, in the order of
+ * the series' counters (base/series.h). */
+extern const char *const wd_reasons[WD_SERIES_REASONS];
+
+/* The index of reason class r in wd_reasons, or -1. */
+int wd_reason_index(const char *r);
 
 /* How many attempts a delivery has behind it. */
 struct wd_attempts {
@@ -105,6 +116,15 @@ struct wd_header_scratch {
 int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
                       const struct wd_failure *f,
                       struct wd_header_scratch *scratch, amqp_table_t *out);
+
+/*
+ * When env was first published, in microseconds since the epoch, or -1 if
+ * it does not say: warren's x-warren-published-us header, else the AMQP
+ * timestamp property. The spec makes that seconds, but Node producers
+ * often put Date.now() milliseconds there: a value too large to be
+ * seconds (over 10^11, the year 5138) is read as milliseconds.
+ */
+int64_t wd_policy_published_us(const amqp_envelope_t *env);
 
 /* The exchange and routing key a delivery was first published with
  * (warren's header on a retried copy, else the delivery's own). */

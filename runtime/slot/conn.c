@@ -211,6 +211,7 @@ int wd_conn_init(struct wd_conn *c, int id, const struct wd_slot_env *env,
 	c->env = env;
 	c->wakefd = -1;
 	pthread_mutex_init(&c->lock, NULL);
+	c->series = &env->series[id];
 	c->consumers.slot = id;
 	c->consumers.nslots = env->nslots;
 	wd_settle_init(&c->settler, &settle_ops, c, id,
@@ -261,6 +262,7 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 		goto fail;
 	c->cancelled = false;
 	c->settler.stopping = false;
+	wd_slot_set(c->series, WD_SLOT_CONSUMING);
 	c->last_rx_ms = wd_now_ms();
 	wd_metric_inc(connections_opened);
 	return 0;
@@ -394,11 +396,14 @@ static int handle_frame(struct wd_conn *c)
 		             "slot %d: the broker blocked the connection "
 		             "(resource alarm): publishes wait",
 		             c->id);
+		wd_slot_set(c->series, WD_SLOT_BLOCKED);
 		return 0;
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
 		wd_log_info(AREA,
 		            "slot %d: the broker unblocked the connection",
 		            c->id);
+		wd_slot_set(c->series, c->cancelled ? WD_SLOT_STOPPING
+		                                    : WD_SLOT_CONSUMING);
 		return 0;
 	default:
 		wd_log_debug(AREA,

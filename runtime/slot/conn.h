@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/amqp_compat.h"
+#include "base/series.h"
 #include "broker/broker.h"
 #include "broker/publisher.h"
 #include "exec/delivery.h"
@@ -38,6 +39,7 @@ struct wd_slot_env {
 	int nslots;                  /* the pool's size */
 	const atomic_bool *stopping;
 	const _Atomic int64_t *stop_deadline_ms; /* monotonic */
+	struct wd_slot_series *series;           /* the pool's, one per slot */
 };
 
 struct wd_conn {
@@ -47,6 +49,7 @@ struct wd_conn {
 	bool started;
 	amqp_connection_state_t amqp;
 	int wakefd; /* eventfd: workers and stop() wake the thread */
+	struct wd_slot_series *series; /* its state, for /readyz, /metrics */
 
 	/* Finished deliveries, filled by workers. */
 	pthread_mutex_t lock;

@@ -177,6 +177,7 @@ static int stop_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 	if (atomic_load(c->env->stopping) && !c->cancelled) {
 		c->cancelled = true;
 		c->settler.stopping = true;
+		wd_slot_set(c->series, WD_SLOT_STOPPING);
 		/* Stop new deliveries but keep the channels open, so that
 		 * what is in the handlers can still be acked. */
 		if (wd_consumers_cancel(&c->consumers, c->amqp) < 0)
@@ -320,6 +321,21 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* What /metrics and /healthz see of this slot: its deliveries in flight,
+ * and until when its thread counts as alive: its next turn comes within
+ * wait_ms (the longest sleep ahead) plus a broker RPC or two, each bounded
+ * by connect_timeout. */
+static void publish_state(struct wd_conn *c, int64_t now, int64_t wait_ms)
+{
+	int64_t rpc_ms = (int64_t)c->env->broker->connect_timeout * 1000;
+
+	atomic_store_explicit(&c->series->inflight, c->inflight,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&c->series->alive_until_ms,
+	                      now + wait_ms + 2 * rpc_ms + 5000,
+	                      memory_order_relaxed);
+}
+
 /* Serve until the connection fails (-1) or, when stopping, everything it
  * holds is settled or the deadline passed (0). */
 static int serve(struct wd_conn *c)
@@ -332,6 +348,7 @@ static int serve(struct wd_conn *c)
 		int r;
 
 		c->now_ms = now;
+		publish_state(c, now, 1000);
 		if (settle_phase(c, now, &next_due) < 0)
 			return -1;
 		r = stop_phase(c, now, &next_due);
@@ -371,6 +388,7 @@ void *wd_conn_main(void *arg)
 			flush_handoff(c);
 			if (rc == 0) {
 				wd_conn_drop(c, true);
+				wd_slot_set(c->series, WD_SLOT_STOPPED);
 				return NULL;
 			}
 			wd_metric_inc(connections_lost);
@@ -380,8 +398,12 @@ void *wd_conn_main(void *arg)
 			             "deliveries in flight will be redelivered",
 			             c->id);
 		}
-		if (atomic_load(env->stopping))
+		if (atomic_load(env->stopping)) {
+			wd_slot_set(c->series, WD_SLOT_STOPPED);
 			return NULL;
+		}
+		wd_slot_set(c->series, WD_SLOT_CONNECTING);
+		publish_state(c, wd_now_ms(), 0);
 		if (wd_conn_open(c, err, sizeof(err)) == 0) {
 			wd_log_info(AREA, "slot %d: reconnected to %s", c->id,
 			            env->broker->redacted);
@@ -390,6 +412,9 @@ void *wd_conn_main(void *arg)
 		}
 		wd_log_warnx(AREA, "slot %d: %s (retrying in %jd ms)", c->id,
 		             err, (intmax_t)backoff);
+		atomic_store(&c->series->retry_at_ms, wd_now_ms() + backoff);
+		wd_slot_set(c->series, WD_SLOT_RECONNECTING);
+		publish_state(c, wd_now_ms(), backoff);
 		struct pollfd fd = {.fd = c->wakefd, .events = POLLIN};
 		if (poll(&fd, 1, (int)backoff) > 0)
 			drain_wakefd(c);

@@ -39,6 +39,7 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 	wd_gen_slot_init(&p->current, NULL);
 	p->nconns = conf->broker.pool_size;
 	p->env = (struct wd_slot_env){
+	    .series = wd_series_slots_new(),
 	    .broker = &p->broker,
 	    .current = &p->current,
 	    .publish_timeout = conf->broker.publish_timeout,
@@ -46,6 +47,12 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 	    .stopping = &p->stopping,
 	    .stop_deadline_ms = &p->stop_deadline_ms,
 	};
+	if (!p->env.series) {
+		snprintf(err, errlen, "out of memory");
+		wd_gen_slot_destroy(&p->current);
+		free(p);
+		return NULL;
+	}
 	if (wd_broker_init(&p->broker, &conf->broker, err, errlen) < 0) {
 		wd_gen_slot_destroy(&p->current);
 		free(p);
@@ -93,6 +100,7 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 		}
 		p->conns[i].started = true;
 	}
+	wd_series_slots_publish(p->env.series, p->nconns);
 	return p;
 fail_started:
 	/* g stays the caller's: take back the reference given to the pool. */

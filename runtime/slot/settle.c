@@ -30,6 +30,34 @@ static const struct wd_conf_queue *queue_of(const struct wd_delivery *d)
 	return &d->gen->routes->conf->queues[d->queue];
 }
 
+static struct wd_queue_series *series_of(const struct wd_delivery *d)
+{
+	return d->gen->routes->queue_series[d->queue];
+}
+
+/* A reason's counter in `c` (an array of WD_SERIES_REASONS), or NULL for a
+ * reason that is not one of the counted classes. */
+static wd_counter *by_reason(wd_counter *c, const char *reason)
+{
+	int i = wd_reason_index(reason);
+	return i < 0 ? NULL : &c[i];
+}
+
+/* Settled: its end-to-end latency (when its publish time is known), then
+ * the ack. */
+static int acked(struct wd_settler *s, struct wd_delivery *d)
+{
+	int64_t published = wd_policy_published_us(&d->env);
+
+	if (published > 0) {
+		int64_t now = wd_wall_us();
+		wd_hist_observe_us(&series_of(d)->end_to_end,
+		                   now > published ? (uint64_t)(now - published)
+		                                   : 0);
+	}
+	return s->ops->ack(s->arg, d);
+}
+
 /* ---- confirms ------------------------------------------------------------ */
 
 void wd_settle_confirmed(struct wd_settler *s, struct wd_delivery *d, bool ok,
@@ -90,6 +118,7 @@ static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
                             const char *why)
 {
 	wd_metric_inc(republish_failed);
+	wd_count(series_of(d)->republish_failed);
 	wd_log_error(AREA,
 	             "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
 	             "requeued in %d ms",
@@ -222,10 +251,12 @@ static int followups_done(struct wd_settler *s, struct wd_delivery *d)
 
 	if (!d->publish_failed) {
 		wd_metric_add(followups, d->verdict.outbox.n);
+		wd_count_n(r->series->followups, d->verdict.outbox.n);
 		wd_metric_inc(acked);
-		return s->ops->ack(s->arg, d);
+		return acked(s, d);
 	}
 	wd_metric_inc(followups_failed);
+	wd_count(r->series->followups_failed);
 	wd_log_warnx(AREA,
 	             WD_ROUTE_FMT " tag %ju: follow-up publish failed: "
 	                          "%s: the input goes the retry way",
@@ -245,11 +276,17 @@ static int republish_done(struct wd_settler *s, struct wd_delivery *d)
 {
 	if (d->publish_failed)
 		return republish_failed(s, d, d->publish_why);
-	if (d->verdict.action == WD_ACTION_RETRY)
+	if (d->verdict.action == WD_ACTION_RETRY) {
 		wd_metric_inc(retry_published);
-	else
+		wd_count(series_of(d)->retry_published);
+	} else {
+		wd_counter *c =
+		    by_reason(series_of(d)->dead_lettered, d->verdict.reason);
 		wd_metric_inc(dead_lettered);
-	return s->ops->ack(s->arg, d);
+		if (c)
+			wd_count(*c);
+	}
+	return acked(s, d);
 }
 
 int wd_settle(struct wd_settler *s, struct wd_delivery *d)
@@ -266,16 +303,21 @@ int wd_settle(struct wd_settler *s, struct wd_delivery *d)
 		if (d->verdict.outbox.n > 0)
 			return send_followups(s, d);
 		wd_metric_inc(acked);
-		return s->ops->ack(s->arg, d);
+		return acked(s, d);
 	case WD_ACTION_RETRY:
 		return retry(s, d);
 	case WD_ACTION_DEAD_LETTER:
 		return dead_letter(s, d, d->verdict.reason);
-	case WD_ACTION_DROP:
+	case WD_ACTION_DROP: {
+		wd_counter *c =
+		    by_reason(series_of(d)->dropped, d->verdict.reason);
 		wd_metric_inc(dropped);
-		return s->ops->ack(s->arg, d);
+		if (c)
+			wd_count(*c);
+		return acked(s, d);
 	}
-	return s->ops->ack(s->arg, d);
+	}
+	return acked(s, d);
 }
 
 int wd_settle_ready(struct wd_settler *s)

@@ -28,6 +28,7 @@ static struct wd_conf conf;
 static struct wd_policy policy = {.max_attempts = 3, .batch_size = 1};
 static struct wd_route route_tbl[8];
 static struct wd_routes routes;
+static struct wd_queue_series *queue_series[2];
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -131,7 +132,11 @@ static void add_route(const char *type, size_t queue, const char *handler,
 	                       .handle = h,
 	                       .handle_batch = hb,
 	                       .policy = &policy,
-	                       .index = routes.nroutes};
+	                       .index = routes.nroutes,
+	                       .series =
+	                           wd_series_route(queues[queue].name, type,
+	                                           plugin_conf.name, handler)};
+	cr_assert_not_null(r->series);
 	atomic_init(&r->on_workers, false);
 	routes.nroutes++;
 }
@@ -153,10 +158,14 @@ static void setup(void)
 	                        .nplugins = 1};
 	plugin = (struct wd_plugin){
 	    .conf = &plugin_conf, .fd = -1, .state = &plugin_state};
+	for (size_t i = 0; i < 2; i++)
+		cr_assert_not_null(queue_series[i] =
+		                       wd_series_queue(queues[i].name));
 	routes = (struct wd_routes){.conf = &conf,
 	                            .plugins = &plugin,
 	                            .nplugins = 1,
-	                            .routes = route_tbl};
+	                            .routes = route_tbl,
+	                            .queue_series = queue_series};
 	add_route("t:ack", 0, "on_ack", on_ack, NULL);
 	add_route("t:retry", 0, "on_retry", on_retry, NULL);
 	add_route("t:reject", 0, "on_reject", on_reject, NULL);

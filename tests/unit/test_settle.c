@@ -20,6 +20,7 @@
 static struct wd_conf_queue queue;
 static struct wd_conf conf;
 static struct wd_routes routes;
+static struct wd_queue_series *queue_series;
 static struct wd_gen gen;
 static struct wd_conf_plugin plugin_conf = {.name = "orders-plugin"};
 static struct wd_plugin plugin = {.conf = &plugin_conf};
@@ -135,7 +136,10 @@ static void setup(void)
 	queue = (struct wd_conf_queue){.name = "orders",
 	                               .dead_letter_exchange = "orders.dlx"};
 	conf = (struct wd_conf){.queues = &queue, .nqueues = 1};
-	routes = (struct wd_routes){.conf = &conf};
+	queue_series = wd_series_queue(queue.name);
+	cr_assert_not_null(queue_series);
+	routes =
+	    (struct wd_routes){.conf = &conf, .queue_series = &queue_series};
 	gen = (struct wd_gen){.routes = &routes};
 	atomic_init(&gen.refs, 1);
 	policy = (struct wd_policy){.max_attempts = 3,
@@ -143,10 +147,14 @@ static void setup(void)
 	                            .retry_multiplier = 2.0,
 	                            .retry_max_delay_ms = 60000,
 	                            .retry_jitter = 0.1};
-	route = (struct wd_route){.type = "order:created",
-	                          .plugin = &plugin,
-	                          .handler_name = "created",
-	                          .policy = &policy};
+	route = (struct wd_route){
+	    .type = "order:created",
+	    .plugin = &plugin,
+	    .handler_name = "created",
+	    .policy = &policy,
+	    .series = wd_series_route("orders", "order:created",
+	                              "orders-plugin", "created")};
+	cr_assert_not_null(route.series);
 	wd_settle_init(&settler, &ops, &rec, 0, 12345);
 }
 

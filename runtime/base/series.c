@@ -1,0 +1,167 @@
+/* series.c - the registry of labelled series. */
+#include "base/series.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const wd_outcome_names[WD_OUTCOMES] = {"ack", "retry", "reject",
+                                                   "invalid"};
+
+const char *const wd_slot_state_names[WD_SLOT_STATES] = {
+    "connecting",   "consuming", "blocked",
+    "reconnecting", "stopping",  "stopped"};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wd_queue_series *queues;
+static struct wd_route_series *routes;
+static struct wd_plugin_info *plugins;
+static size_t nplugins;
+
+/* Every pool's slot array, the serving one first. */
+struct slot_array {
+	struct slot_array *next;
+	struct wd_slot_series slot[WD_SERIES_MAX_SLOTS];
+};
+static struct slot_array *slot_arrays;
+static const struct wd_slot_series *serving;
+static int nserving;
+static _Atomic int64_t main_alive_until;
+
+static bool same(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+struct wd_queue_series *wd_series_queue(const char *queue)
+{
+	struct wd_queue_series *q, **end = &queues;
+
+	pthread_mutex_lock(&lock);
+	for (q = queues; q; end = &q->next, q = q->next)
+		if (same(q->queue, queue))
+			goto out;
+	q = calloc(1, sizeof(*q));
+	if (q && !(q->queue = strdup(queue))) {
+		free(q);
+		q = NULL;
+	}
+	if (q)
+		*end = q; /* in the order they were first seen */
+out:
+	pthread_mutex_unlock(&lock);
+	return q;
+}
+
+struct wd_route_series *wd_series_route(const char *queue, const char *type,
+                                        const char *plugin, const char *handler)
+{
+	struct wd_route_series *r, **end = &routes;
+
+	pthread_mutex_lock(&lock);
+	for (r = routes; r; end = &r->next, r = r->next)
+		if (same(r->queue, queue) && same(r->type, type) &&
+		    same(r->plugin, plugin) && same(r->handler, handler))
+			goto out;
+	r = calloc(1, sizeof(*r));
+	if (r && (!(r->queue = strdup(queue)) || !(r->type = strdup(type)) ||
+	          !(r->plugin = strdup(plugin)) ||
+	          !(r->handler = strdup(handler)))) {
+		free(r->queue);
+		free(r->type);
+		free(r->plugin);
+		free(r);
+		r = NULL;
+	}
+	if (r)
+		*end = r;
+out:
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+struct wd_slot_series *wd_series_slots_new(void)
+{
+	struct slot_array *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	for (int i = 0; i < WD_SERIES_MAX_SLOTS; i++) {
+		atomic_init(&a->slot[i].state, WD_SLOT_CONNECTING);
+		atomic_init(&a->slot[i].alive_until_ms, INT64_MAX);
+	}
+	pthread_mutex_lock(&lock);
+	a->next = slot_arrays;
+	slot_arrays = a;
+	pthread_mutex_unlock(&lock);
+	return a->slot;
+}
+
+void wd_series_slots_publish(struct wd_slot_series *slots, int n)
+{
+	pthread_mutex_lock(&lock);
+	serving = slots;
+	nserving = n < WD_SERIES_MAX_SLOTS ? n : WD_SERIES_MAX_SLOTS;
+	pthread_mutex_unlock(&lock);
+}
+
+void wd_series_main_alive_until(int64_t ms)
+{
+	atomic_store_explicit(&main_alive_until, ms, memory_order_relaxed);
+}
+
+int64_t wd_series_main_alive(void)
+{
+	return atomic_load_explicit(&main_alive_until, memory_order_relaxed);
+}
+
+static void free_plugins(struct wd_plugin_info *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(p[i].plugin);
+		free(p[i].version);
+	}
+	free(p);
+}
+
+int wd_series_set_plugins(const struct wd_plugin_info *p, size_t n)
+{
+	struct wd_plugin_info *copy = calloc(n + 1, sizeof(*copy)), *old;
+	size_t nold;
+
+	if (!copy)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		copy[i].generation = p[i].generation;
+		copy[i].plugin = strdup(p[i].plugin);
+		copy[i].version = strdup(p[i].version);
+		if (!copy[i].plugin || !copy[i].version) {
+			free_plugins(copy, i + 1);
+			return -1;
+		}
+	}
+	pthread_mutex_lock(&lock);
+	old = plugins;
+	nold = nplugins;
+	plugins = copy;
+	nplugins = n;
+	pthread_mutex_unlock(&lock);
+	free_plugins(old, nold);
+	return 0;
+}
+
+void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
+                     void *arg)
+{
+	struct wd_series_view v;
+
+	pthread_mutex_lock(&lock);
+	v.queues = queues;
+	v.routes = routes;
+	v.plugins = plugins;
+	v.nplugins = nplugins;
+	v.slots = serving;
+	v.nslots = nserving;
+	fn(&v, arg);
+	pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,133 @@
+/* series.h - the labelled metrics: one series per queue, per route and per
+ * pool slot, plus the plugins a generation runs.
+ *
+ * A series is registered (found or made) when a generation is built, under
+ * the registry's lock, and never freed: a reload that keeps a queue or a
+ * route keeps counting in the same series, so counters never go back. The
+ * message path holds a pointer to its series and adds to it with relaxed
+ * atomics; no lock per message. Readers (the HTTP endpoint, the metrics
+ * log line) walk the lists under the lock, which nothing on the message
+ * path takes. */
+#ifndef WD_SERIES_H
+#define WD_SERIES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/histogram.h"
+
+/* Reason classes a dead-letter or drop is counted by: indexes into
+ * wd_reasons (message/policy.h names them, in this order). */
+#define WD_SERIES_REASONS 7
+
+/* Outcomes a handler call is counted by. */
+enum wd_outcome {
+	WD_OUTCOME_ACK = 0,
+	WD_OUTCOME_RETRY,
+	WD_OUTCOME_REJECT,
+	WD_OUTCOME_INVALID,
+	WD_OUTCOMES
+};
+extern const char *const wd_outcome_names[WD_OUTCOMES];
+
+typedef atomic_uint_fast64_t wd_counter;
+
+#define wd_count(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#define wd_count_n(c, n)                                                       \
+	atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+#define wd_counted(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+struct wd_queue_series {
+	struct wd_queue_series *next;
+	char *queue;
+	wd_counter received;
+	wd_counter dead_lettered[WD_SERIES_REASONS]; /* confirmed copies */
+	wd_counter dropped[WD_SERIES_REASONS];
+	wd_counter retry_published; /* confirmed retry copies */
+	wd_counter republish_failed;
+	struct wd_hist end_to_end; /* publish -> settle, when known */
+};
+
+struct wd_route_series {
+	struct wd_route_series *next;
+	char *queue, *type, *plugin, *handler;
+	wd_counter handled[WD_OUTCOMES];
+	wd_counter followups;        /* confirmed */
+	wd_counter followups_failed; /* inputs whose follow-ups failed */
+	wd_counter batches;          /* batch handler calls */
+	struct wd_hist handler_seconds;
+};
+
+/* A pool slot's state, as /readyz and the metrics report it. */
+enum wd_slot_state {
+	WD_SLOT_CONNECTING = 0,
+	WD_SLOT_CONSUMING,
+	WD_SLOT_BLOCKED,      /* the broker blocked the connection */
+	WD_SLOT_RECONNECTING, /* retry_at_ms says when */
+	WD_SLOT_STOPPING,
+	WD_SLOT_STOPPED,
+	WD_SLOT_STATES
+};
+extern const char *const wd_slot_state_names[WD_SLOT_STATES];
+
+#define WD_SERIES_MAX_SLOTS 64 /* broker.pool_size's maximum */
+
+struct wd_slot_series {
+	atomic_int state;            /* enum wd_slot_state */
+	_Atomic int64_t retry_at_ms; /* monotonic, when RECONNECTING */
+	atomic_size_t inflight;      /* read and not settled yet */
+	/* Monotonic time past which the slot's thread counts as stuck:
+	 * pushed forward by every turn of its loop. */
+	_Atomic int64_t alive_until_ms;
+};
+
+/* The queue's series (made if new), or NULL if out of memory. */
+struct wd_queue_series *wd_series_queue(const char *queue);
+
+/* The route's series (made if new), or NULL if out of memory. */
+struct wd_route_series *wd_series_route(const char *queue, const char *type,
+                                        const char *plugin,
+                                        const char *handler);
+
+/* Slots: each pool has its own array (a pool replaced by a reload runs
+ * its threads a while longer, and must not overwrite the new pool's
+ * states); the serving pool publishes its array once it has started.
+ * Arrays are never freed. NULL if out of memory. */
+struct wd_slot_series *wd_series_slots_new(void);
+void wd_series_slots_publish(struct wd_slot_series *slots, int nslots);
+
+static inline void wd_slot_set(struct wd_slot_series *s,
+                               enum wd_slot_state state)
+{
+	atomic_store_explicit(&s->state, (int)state, memory_order_relaxed);
+}
+
+/* The main loop's liveness, for /healthz. */
+void wd_series_main_alive_until(int64_t ms);
+int64_t wd_series_main_alive(void);
+
+/* The plugins of the serving generation, for warren_plugin_info. */
+struct wd_plugin_info {
+	char *plugin, *version;
+	uint64_t generation;
+};
+/* Replace the list (copies the strings). -1 on out of memory (the old list
+ * stays). */
+int wd_series_set_plugins(const struct wd_plugin_info *p, size_t n);
+
+/* Walk everything under the registry lock: fn gets the heads of the lists
+ * and the plugin list; it must not block. */
+struct wd_series_view {
+	const struct wd_queue_series *queues;
+	const struct wd_route_series *routes;
+	const struct wd_plugin_info *plugins;
+	size_t nplugins;
+	const struct wd_slot_series *slots; /* the serving pool's, or NULL */
+	int nslots;
+};
+void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
+                     void *arg);
+
+#endif
