@@ -27,7 +27,7 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 # The Debian 12 packages the build, tests and demo need.
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
-    clang-format)
+    clang-format libmicrohttpd-dev prometheus)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }

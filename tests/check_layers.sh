@@ -18,7 +18,7 @@
 # Prints one line per problem and a summary; exit status 1 if any.
 set -euo pipefail
 
-LAYERS=(base message conf broker host exec slot daemon)
+LAYERS=(base message conf broker host exec slot observe daemon)
 
 ROOT=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 cd "$ROOT"

@@ -26,9 +26,12 @@ struct wd_metrics {
 	atomic_uint_fast64_t batches;
 	atomic_uint_fast64_t connections_opened;
 	atomic_uint_fast64_t connections_lost;
-	atomic_uint_fast64_t reloads;         /* generations swapped in */
-	atomic_uint_fast64_t reload_failures; /* reloads refused */
-	atomic_uint_fast64_t generation;      /* the serving generation */
+	atomic_uint_fast64_t reloads;          /* generations swapped in */
+	atomic_uint_fast64_t reload_failures;  /* reloads refused */
+	atomic_uint_fast64_t generation;       /* the serving generation */
+	atomic_uint_fast64_t publishes_nacked; /* basic.nack from the broker */
+	atomic_uint_fast64_t publishes_returned; /* basic.return: unroutable */
+	atomic_uint_fast64_t publishes_refused;  /* to an exchange not there */
 };
 
 extern struct wd_metrics wd_metrics;

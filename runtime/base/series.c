@@ -27,6 +27,8 @@ static struct slot_array *slot_arrays;
 static const struct wd_slot_series *serving;
 static int nserving;
 static _Atomic int64_t main_alive_until;
+static int64_t sample_ms[WD_RATE_SAMPLES];
+static int nsamples;
 
 static bool same(const char *a, const char *b)
 {
@@ -162,6 +164,49 @@ void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
 	v.nplugins = nplugins;
 	v.slots = serving;
 	v.nslots = nserving;
+	v.sample_ms = sample_ms;
+	v.nsamples = nsamples;
 	fn(&v, arg);
 	pthread_mutex_unlock(&lock);
+}
+
+static void shift(struct wd_rate *r, uint64_t now)
+{
+	memmove(&r->v[1], &r->v[0], (WD_RATE_SAMPLES - 1) * sizeof(r->v[0]));
+	r->v[0] = now;
+}
+
+void wd_series_sample(int64_t now_ms)
+{
+	pthread_mutex_lock(&lock);
+	memmove(&sample_ms[1], &sample_ms[0],
+	        (WD_RATE_SAMPLES - 1) * sizeof(sample_ms[0]));
+	sample_ms[0] = now_ms;
+	if (nsamples < WD_RATE_SAMPLES)
+		nsamples++;
+	for (struct wd_queue_series *q = queues; q; q = q->next)
+		shift(&q->received_rate, wd_counted(q->received));
+	for (struct wd_route_series *r = routes; r; r = r->next) {
+		uint64_t all = 0, failed = 0;
+		for (int i = 0; i < WD_OUTCOMES; i++)
+			all += wd_counted(r->handled[i]);
+		failed = all - wd_counted(r->handled[WD_OUTCOME_ACK]);
+		shift(&r->handled_rate, all);
+		shift(&r->failed_rate, failed);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+double wd_series_rate(const struct wd_series_view *v, const struct wd_rate *r)
+{
+	int last = v->nsamples - 1;
+	int64_t dt;
+
+	if (last < 1)
+		return 0;
+	dt = v->sample_ms[0] - v->sample_ms[last];
+	/* A series made after the oldest sample counts from zero. */
+	return dt > 0 && r->v[0] >= r->v[last]
+	           ? (double)(r->v[0] - r->v[last]) * 1000.0 / (double)dt
+	           : 0;
 }

@@ -34,6 +34,13 @@ extern const char *const wd_outcome_names[WD_OUTCOMES];
 
 typedef atomic_uint_fast64_t wd_counter;
 
+/* A counter's value at each of the last samples (wd_series_sample, once a
+ * second), newest first: recent rates. Under the registry lock only. */
+#define WD_RATE_SAMPLES 11
+struct wd_rate {
+	uint64_t v[WD_RATE_SAMPLES];
+};
+
 #define wd_count(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
 #define wd_count_n(c, n)                                                       \
 	atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
@@ -48,6 +55,7 @@ struct wd_queue_series {
 	wd_counter retry_published; /* confirmed retry copies */
 	wd_counter republish_failed;
 	struct wd_hist end_to_end; /* publish -> settle, when known */
+	struct wd_rate received_rate;
 };
 
 struct wd_route_series {
@@ -58,6 +66,8 @@ struct wd_route_series {
 	wd_counter followups_failed; /* inputs whose follow-ups failed */
 	wd_counter batches;          /* batch handler calls */
 	struct wd_hist handler_seconds;
+	struct wd_rate handled_rate,
+	    failed_rate; /* all; retry+reject+invalid */
 };
 
 /* A pool slot's state, as /readyz and the metrics report it. */
@@ -126,7 +136,16 @@ struct wd_series_view {
 	size_t nplugins;
 	const struct wd_slot_series *slots; /* the serving pool's, or NULL */
 	int nslots;
+	const int64_t *sample_ms; /* when each rate sample was taken */
+	int nsamples;
 };
+
+/* Take a rate sample of every series (the main loop, once a second). */
+void wd_series_sample(int64_t now_ms);
+
+/* Per second over the samples taken (up to WD_RATE_SAMPLES - 1 seconds),
+ * or 0 with fewer than two. Call inside wd_series_visit. */
+double wd_series_rate(const struct wd_series_view *v, const struct wd_rate *r);
 void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
                      void *arg);
 

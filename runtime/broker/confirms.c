@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/metrics.h"
+
 #include "base/amqp_fields.h"
 
 /* Room for this many unconfirmed publishes before the ring first grows. */
@@ -73,6 +75,9 @@ static void finish(struct wd_confirms *c, struct wd_confirm_rec *r, bool ok,
 	if (r->returned) {
 		ok = false;
 		why = r->why;
+		wd_metric_inc(publishes_returned);
+	} else if (!ok) {
+		wd_metric_inc(publishes_nacked);
 	}
 	c->done(r->owner, ok, ok ? NULL : why);
 	free(r->exchange);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/metrics.h"
+
 #include "base/amqp_fields.h"
 #include "base/grow.h"
 #include "broker/broker.h"
@@ -124,6 +126,8 @@ int wd_pub_send(struct wd_publisher *p, void *owner, amqp_bytes_t exchange,
 
 	if (!is_known(p, exchange)) {
 		rc = probe(p, exchange, why, whylen);
+		if (rc == 0)
+			wd_metric_inc(publishes_refused);
 		if (rc <= 0)
 			return rc < 0 ? -1 : 1;
 	}

@@ -34,6 +34,7 @@ void wd_conf_free(struct wd_conf *c)
 		return;
 	free(c->file);
 	free(c->plugin_dir);
+	free(c->http_listen);
 	free(c->broker.url);
 	free(c->broker.password_file);
 	free(c->broker.ca_cert);

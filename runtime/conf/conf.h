@@ -11,6 +11,9 @@
 #include "message/policy.h"
 #include "warren.h"
 
+/* The HTTP endpoint's default address (README: Monitoring). */
+#define WD_HTTP_DEFAULT_LISTEN "127.0.0.1:9466"
+
 struct wd_conf_broker {
 	char *url; /* as configured, or WARREN_AMQP_URL */
 	char *password_file;
@@ -104,6 +107,7 @@ struct wd_conf {
 	int workers;
 	int shutdown_timeout; /* seconds */
 	char *plugin_dir;
+	char *http_listen; /* "ADDRESS:PORT" of the HTTP endpoint; "" = off */
 	struct wd_conf_broker broker;
 	struct wd_conf_exchange *exchanges;
 	size_t nexchanges;
@@ -119,7 +123,8 @@ struct wd_conf {
 
 /*
  * Load and check `path`. Environment overrides applied here:
- * WARREN_AMQP_URL (broker.url), WARREN_PLUGIN_DIR (plugin_dir).
+ * WARREN_AMQP_URL (broker.url), WARREN_PLUGIN_DIR (plugin_dir),
+ * WARREN_HTTP_LISTEN (http.listen).
  * On error returns NULL and writes "FILE:LINE: what is wrong" into err.
  */
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/amqp_fields.h"
+#include "base/listen.h"
 #include "base/log.h"
 
 /* A copy of optional key `key` (NULL if unset) into *dst: 0, or -1 out of
@@ -315,6 +316,9 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	    .path = path, .err = err, .errlen = errlen};
 	struct wd_conf *c = NULL;
 	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
+	const char *env_http = getenv("WARREN_HTTP_LISTEN");
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	enum wd_log_level level;
 	cfg_t *cfg;
 
@@ -333,8 +337,18 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	c->shutdown_timeout = (int)cfg_getint(cfg, "shutdown_timeout");
 	c->plugin_dir = strdup(
 	    env_dir && *env_dir ? env_dir : cfg_getstr(cfg, "plugin_dir"));
-	if (!c->file || !c->plugin_dir)
+	c->http_listen =
+	    strdup(env_http ? env_http
+	                    : cfg_getstr(cfg_getsec(cfg, "http"), "listen"));
+	if (!c->file || !c->plugin_dir || !c->http_listen)
 		goto fail;
+	if (env_http && *env_http &&
+	    wd_listen_parse(env_http, &ss, &sslen) < 0) {
+		wd_conf_set_err(path, 0,
+		                "WARREN_HTTP_LISTEN \"%s\" is not ADDRESS:PORT",
+		                env_http);
+		goto fail;
+	}
 	if (load_broker(c, cfg) < 0 || load_exchanges(c, cfg) < 0 ||
 	    load_queues(c, cfg) < 0 || load_bindings(c, cfg) < 0 ||
 	    load_plugins(c, cfg) < 0 || wd_conf_load_routes(c, cfg) < 0 ||

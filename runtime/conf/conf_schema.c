@@ -3,6 +3,8 @@
  * callbacks: a bad value fails the parse at the line it is on. */
 #include "conf/conf_parse.h"
 
+#include "base/listen.h"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +41,22 @@ static int check_one_of(cfg_t *cfg, cfg_opt_t *opt, const char *const *allowed)
 	}
 	cfg_error(cfg, "%s: \"%s\" is not one of %s", cfg_opt_name(opt), v,
 	          list);
+	return -1;
+}
+
+static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (!*v || wd_listen_parse(v, &ss, &len) == 0)
+		return 0;
+	cfg_error(cfg,
+	          "listen: \"%s\" is not ADDRESS:PORT (an IPv4 address, "
+	          "[IPv6] or localhost, and a port; \"\" turns the endpoint "
+	          "off)",
+	          v);
 	return -1;
 }
 
@@ -237,12 +255,18 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("batch_size", 1, CFGF_NONE),
 	    CFG_INT("batch_timeout_ms", 100, CFGF_NONE),
 	    CFG_END()};
+	/* Loopback by default: the endpoint says a lot about the service
+	 * and needs no authentication. 9466: in the exporters' 9100-9999
+	 * range. */
+	static cfg_opt_t http_opts[] = {
+	    CFG_STR("listen", WD_HTTP_DEFAULT_LISTEN, CFGF_NONE), CFG_END()};
 	static cfg_opt_t opts[] = {
 	    CFG_STR("log_level", "info", CFGF_NONE),
 	    CFG_INT("workers", 4, CFGF_NONE),
 	    CFG_INT("shutdown_timeout", 30, CFGF_NONE),
 	    CFG_STR("plugin_dir", WARREN_DEFAULT_PLUGIN_DIR, CFGF_NONE),
 	    CFG_SEC("broker", broker_opts, CFGF_NONE),
+	    CFG_SEC("http", http_opts, CFGF_NONE),
 	    CFG_SEC("policy", policy_opts, CFGF_NONE),
 	    CFG_SEC("exchange", exchange_opts,
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -272,6 +296,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	}
 	cfg_set_error_function(cfg, on_cfg_error);
 	cfg_set_validate_func(cfg, "log_level", validate_log_level);
+	cfg_set_validate_func(cfg, "http|listen", validate_listen);
 	cfg_set_validate_func(cfg, "exchange|type", validate_exchange_type);
 	cfg_set_validate_func(cfg, "queue|type", validate_queue_type);
 	cfg_set_validate_func(cfg, "queue|type_from", validate_type_from);

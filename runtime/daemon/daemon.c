@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/series.h"
 #include "daemon/reload.h"
+#include "observe/http.h"
 #include "slot/pool.h"
 
 int wd_daemon_check(const char *conf_path)
@@ -34,12 +37,46 @@ int wd_daemon_check(const char *conf_path)
 	return 0;
 }
 
+/* How long the main loop may go without a turn before /healthz calls it
+ * stuck: its tick, or a reload (plugin inits, a topology declare bounded
+ * by connect_timeout), with room to spare. */
+static void main_alive(const struct wd_reloader *r, int64_t busy_ms)
+{
+	int64_t rpc = (int64_t)r->current->routes->conf->broker.connect_timeout;
+
+	wd_series_main_alive_until(wd_now_ms() + busy_ms + 2 * rpc * 1000 +
+	                           10000);
+}
+
+/* The HTTP endpoint of the first generation's conf, or none. -1 if it is
+ * configured and cannot listen (fatal at start, like a bad URL). */
+static int start_http(const struct wd_reloader *r, struct wd_http **http)
+{
+	const char *listen = r->current->routes->conf->http_listen;
+	char err[512];
+
+	*http = NULL;
+	if (!*listen)
+		return 0;
+	*http = wd_http_start(listen, err, sizeof(err));
+	if (!*http) {
+		wd_log_error("daemon",
+		             "%s (set http { listen = \"\" } to turn "
+		             "the endpoint off)",
+		             err);
+		return -1;
+	}
+	return 0;
+}
+
 int wd_daemon_run(const char *conf_path)
 {
 	struct wd_reloader r;
+	struct wd_http *http;
 	sigset_t set;
 	siginfo_t info;
 	int sig, timeout;
+	int64_t sampled = 0;
 
 	/* Block before any thread exists, so all threads inherit the mask. */
 	sigemptyset(&set);
@@ -49,8 +86,19 @@ int wd_daemon_run(const char *conf_path)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (wd_reload_start(&r, conf_path) < 0)
+	if (wd_reload_first(&r, conf_path) < 0)
 		return 1;
+	/* Serving before the pool connects: /readyz says "starting" until
+	 * every slot consumes. */
+	main_alive(&r, 0);
+	if (start_http(&r, &http) < 0) {
+		wd_gen_free(r.current);
+		return 1;
+	}
+	if (wd_reload_serve(&r) < 0) {
+		wd_http_stop(http);
+		return 1;
+	}
 	wd_log_info("daemon",
 	            "warrend %s started (pid %d): %zu route(s), "
 	            "%zu plugin(s)",
@@ -62,11 +110,20 @@ int wd_daemon_run(const char *conf_path)
 		 * message settles: look often while there are some. */
 		struct timespec tick = {.tv_sec = r.nretired ? 0 : 1,
 		                        .tv_nsec = r.nretired ? 20000000 : 0};
+		int64_t now;
+
+		main_alive(&r, 1000);
 		sig = sigtimedwait(&set, &info, &tick);
 		wd_reload_collect(&r);
+		now = wd_now_ms();
+		if (now - sampled >= 1000) {
+			wd_series_sample(now); /* for /status' rates */
+			sampled = now;
+		}
 		if (sig < 0)
 			continue; /* EAGAIN: the tick; EINTR */
 		if (sig == SIGHUP) {
+			main_alive(&r, 30000);
 			wd_reload(&r);
 			continue;
 		}
@@ -77,6 +134,9 @@ int wd_daemon_run(const char *conf_path)
 	            "%s: stopping (waiting up to %d s for "
 	            "handlers)",
 	            sig == SIGINT ? "SIGINT" : "SIGTERM", timeout);
+	/* The endpoint keeps answering while the pool drains (/readyz:
+	 * stopping). */
+	main_alive(&r, (int64_t)timeout * 1000);
 	wd_pool_stop(r.pool, timeout);
 	if (wd_pool_join(r.pool) < 0) {
 		wd_metrics_log("at exit");
@@ -90,6 +150,7 @@ int wd_daemon_run(const char *conf_path)
 	}
 	wd_pool_free(r.pool);
 	r.pool = NULL;
+	wd_http_stop(http);
 	wd_reload_finish(&r);
 	wd_metrics_log("at exit");
 	wd_log_info("daemon", "stopped");

@@ -24,7 +24,7 @@ static void usage(FILE *f)
 	        "\n"
 	        "Environment: WARREN_AMQP_URL overrides broker.url, "
 	        "WARREN_AMQP_PASSWORD the\npassword, WARREN_PLUGIN_DIR "
-	        "plugin_dir.\n",
+	        "plugin_dir, WARREN_HTTP_LISTEN http.listen.\n",
 	        WARREN_CONF_PATH);
 }
 

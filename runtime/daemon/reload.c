@@ -10,6 +10,7 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/series.h"
 #include "broker/broker.h"
 #include "broker/topology.h"
 #include "conf/conf_diff.h"
@@ -46,10 +47,26 @@ struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number)
 	return g;
 }
 
-int wd_reload_start(struct wd_reloader *r, const char *conf_path)
+/* What /metrics says the serving generation runs (warren_plugin_info). */
+static void publish_plugins(const struct wd_gen *g)
 {
-	char err[2048];
+	const struct wd_routes *rs = g->routes;
+	struct wd_plugin_info info[rs->nplugins + 1];
 
+	for (size_t i = 0; i < rs->nplugins; i++) {
+		const char *v = rs->plugins[i].desc->version;
+		info[i] = (struct wd_plugin_info){
+		    .plugin = (char *)rs->plugins[i].conf->name,
+		    .version = (char *)(v ? v : "?"),
+		    .generation = g->number};
+	}
+	if (wd_series_set_plugins(info, rs->nplugins) < 0)
+		wd_log_warnx(AREA, "out of memory: warren_plugin_info still "
+		                   "shows the previous generation");
+}
+
+int wd_reload_first(struct wd_reloader *r, const char *conf_path)
+{
 	memset(r, 0, sizeof(*r));
 	r->conf_path = conf_path;
 	r->current = wd_reload_load(conf_path, ++r->last_number);
@@ -57,6 +74,13 @@ int wd_reload_start(struct wd_reloader *r, const char *conf_path)
 		return -1;
 	wd_log_set_level(
 	    (enum wd_log_level)r->current->routes->conf->log_level);
+	return 0;
+}
+
+int wd_reload_serve(struct wd_reloader *r)
+{
+	char err[2048];
+
 	r->pool = wd_pool_start(r->current, err, sizeof(err));
 	if (!r->pool) {
 		wd_log_error("pool", "%s", err);
@@ -65,6 +89,7 @@ int wd_reload_start(struct wd_reloader *r, const char *conf_path)
 		return -1;
 	}
 	atomic_store(&wd_metrics.generation, r->current->number);
+	publish_plugins(r->current);
 	return 0;
 }
 
@@ -196,6 +221,12 @@ int wd_reload(struct wd_reloader *r)
 	wd_conf_diff(old->routes->conf, conf, &d);
 	wd_metric_inc(reloads);
 	atomic_store(&wd_metrics.generation, number);
+	publish_plugins(g);
+	if (strcmp(old->routes->conf->http_listen, conf->http_listen) != 0)
+		wd_log_warnx(AREA,
+		             "http listen changed from \"%s\" to \"%s\": "
+		             "it takes effect when warrend restarts",
+		             old->routes->conf->http_listen, conf->http_listen);
 	wd_log_info(AREA,
 	            "reload: generation %ju ready in %jd ms: %zu "
 	            "plugin(s) loaded, routes +%zu -%zu ~%zu, consumed queues "

@@ -29,8 +29,12 @@ struct wd_reloader {
  * NULL on failure, logged. Also what `warrend -t` runs. */
 struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number);
 
-/* Generation 1 and its pool. -1 on failure (logged). */
-int wd_reload_start(struct wd_reloader *r, const char *conf_path);
+/* Generation 1 (r->current), not serving yet. -1 on failure (logged). */
+int wd_reload_first(struct wd_reloader *r, const char *conf_path);
+
+/* Its pool: connect, declare, consume. -1 on failure (logged; r->current
+ * is freed). */
+int wd_reload_serve(struct wd_reloader *r);
 
 /* Reload conf_path (SIGHUP). Logs one summary line either way. Returns 0
  * if the new generation serves, -1 if the old one still does. */

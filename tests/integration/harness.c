@@ -1,21 +1,26 @@
 /* harness.c - see harness.h. Every wait here is bounded. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 const char *it_url_override;
+const char *it_http_listen;
 const char *it_warrend_dir;
 
 int it_broker_ctl(const char *args)
@@ -519,6 +524,10 @@ static pid_t spawn(const char *conf, const char *arg, const char *log)
 		setenv("WARREN_AMQP_URL",
 		       it_url_override ? it_url_override : it_url(), 1);
 		unsetenv("WARREN_PLUGIN_DIR");
+		/* Tests run side by side: each warrend's endpoint on a port
+		 * of its own (it logs which); a test may ask for another. */
+		setenv("WARREN_HTTP_LISTEN",
+		       it_http_listen ? it_http_listen : "127.0.0.1:0", 1);
 		if (arg)
 			execl(bin, bin, arg, "-c", conf, (char *)NULL);
 		else
@@ -740,4 +749,84 @@ char *it_conf(const char *x, const char *q, const char *plugin_path,
 	fclose(f);
 	free(r);
 	return out;
+}
+
+int it_http_port(const struct it_daemon *d)
+{
+	char *log, line[512];
+	const char *p;
+	int port = 0;
+
+	cr_assert_eq(it_log_wait(d, "serving /metrics", 1, 30000), 1,
+	             "warrend logged no HTTP endpoint");
+	log = it_log_read(d);
+	cr_assert(it_log_line(log, "serving /metrics", line, sizeof(line)));
+	free(log);
+	p = strrchr(line, ':');
+	cr_assert_not_null(p, "%s", line);
+	port = atoi(p + 1);
+	cr_assert_gt(port, 0, "%s", line);
+	return port;
+}
+
+int it_http_raw(int port, const char *request, char **response, int timeout_ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)port)};
+	int64_t end = it_now_ms() + timeout_ms;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	int fd, status = 0;
+
+	cr_assert_not_null(f);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0,
+	             "connect to 127.0.0.1:%d: %s", port, strerror(errno));
+	for (size_t off = 0, n = strlen(request); off < n;) {
+		ssize_t w = write(fd, request + off, n - off);
+		if (w <= 0)
+			break; /* the server may cut a hostile request short */
+		off += (size_t)w;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		char buf[4096];
+		int64_t left = end - it_now_ms();
+		ssize_t r;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		r = read(fd, buf, sizeof(buf));
+		if (r <= 0)
+			break;
+		fwrite(buf, 1, (size_t)r, f);
+	}
+	close(fd);
+	fclose(f);
+	if (out)
+		sscanf(out, "HTTP/1.%*d %d", &status);
+	if (response)
+		*response = out;
+	else
+		free(out);
+	return status;
+}
+
+int it_http_get(int port, const char *path, char **body)
+{
+	char req[512], *resp = NULL, *b;
+	int status;
+
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+	         "close\r\n\r\n",
+	         path);
+	status = it_http_raw(port, req, &resp, 10000);
+	b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+	*body = strdup(b ? b + 4 : "");
+	free(resp);
+	return status;
 }

@@ -160,8 +160,22 @@ char *it_conf(const char *x, const char *q, const char *plugin_path,
 
 int64_t it_now_ms(void);
 
+/* The port of d's HTTP endpoint, from its "serving /metrics ... on
+ * ADDRESS:PORT" log line (waited for, bounded); fails the test if none. */
+int it_http_port(const struct it_daemon *d);
+/* Send `request` as it is to 127.0.0.1:port and read the answer until the
+ * server closes (at most timeout_ms). Returns the HTTP status (0 if there
+ * was none) and the whole answer, headers too, in *response (malloc'd,
+ * NUL-terminated; may be NULL). */
+int it_http_raw(int port, const char *request, char **response, int timeout_ms);
+/* GET path; returns the status and the body (malloc'd) in *body. */
+int it_http_get(int port, const char *path, char **body);
+
 /* If set, warrend gets this WARREN_AMQP_URL instead of the test broker's. */
 extern const char *it_url_override;
+/* If set, warrend gets this WARREN_HTTP_LISTEN instead of 127.0.0.1:0 (a
+ * free port: the log says which, it_http_port). */
+extern const char *it_http_listen;
 /* If set, the directory holding the warrend to run (default: the build). */
 extern const char *it_warrend_dir;
 

@@ -72,6 +72,8 @@ struct it_proxy {
 	unsigned long req, done;
 	/* Written under mu, read without it (const accessors). */
 	atomic_int open, accepted;
+	atomic_bool
+	    refusing; /* close what is accepted: a broker that is down */
 };
 
 static int side_from(int dir)
@@ -195,6 +197,10 @@ static void accept_all(struct it_proxy *p)
 			return;
 		}
 		atomic_fetch_add(&p->accepted, 1);
+		if (atomic_load(&p->refusing)) {
+			close(cfd);
+			continue;
+		}
 		int ufd = connect_upstream(p->upstream_port);
 		struct it_conn *c = ufd >= 0 ? calloc(1, sizeof(*c)) : NULL;
 		if (!c || set_nonblock_cloexec(cfd) < 0) {
@@ -403,6 +409,7 @@ struct it_proxy *it_proxy_start(int upstream_port)
 	p->upstream_port = upstream_port;
 	atomic_init(&p->open, 0);
 	atomic_init(&p->accepted, 0);
+	atomic_init(&p->refusing, false);
 
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert(p->lfd >= 0, "it_proxy: socket: %s", strerror(errno));
@@ -508,6 +515,11 @@ void it_proxy_cut(struct it_proxy *p)
 int it_proxy_open(const struct it_proxy *p)
 {
 	return atomic_load(&p->open);
+}
+
+void it_proxy_refuse(struct it_proxy *p, bool on)
+{
+	atomic_store(&p->refusing, on);
 }
 
 int it_proxy_accepted(const struct it_proxy *p)

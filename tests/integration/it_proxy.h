@@ -40,6 +40,11 @@ void it_proxy_freeze_down(struct it_proxy *p, bool on);
  * accepted afterwards as usual. Thread-safe. */
 void it_proxy_cut(struct it_proxy *p);
 
+/* While on, every new connection is closed as soon as it is accepted (a
+ * broker that is down); open ones are left alone (it_proxy_cut them).
+ * Thread-safe. */
+void it_proxy_refuse(struct it_proxy *p, bool on);
+
 /* Connections open now / accepted since start (including ones whose
  * upstream connect failed). */
 int it_proxy_open(const struct it_proxy *p);
