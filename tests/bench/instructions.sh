@@ -64,7 +64,7 @@ count() {
         "$MESSAGES" >"$WORK/fill.out" 2>&1 || { cat "$WORK/fill.out" >&2; fail "wr-fill $q"; }
     write_bench_conf "$conf" "$q" 1 fx_count "$b/tests/fixtures/fx_count.so" "$h" \
         "expect = \"$MESSAGES\""
-    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
+    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR WARREN_HTTP_LISTEN= \
         valgrind --tool=callgrind --callgrind-out-file="$out" --separate-threads=no \
         "$b/warrend" -c "$conf" </dev/null >"$WLOG" 2>&1 &
     WARREND_PID=$!

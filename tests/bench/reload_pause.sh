@@ -355,7 +355,7 @@ run_drain() {
     # Created here: count_handled may look at it before warrend's stderr opens it.
     : >"$WLOG"
     # The URL is in the config: keep the caller's environment from overriding it.
-    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
+    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR WARREN_HTTP_LISTEN= \
         "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &
     WARREND_PID=$!
     if ((RATE > 0)); then

@@ -3,6 +3,7 @@
 # consumer, measured in one run on one broker.
 #
 # usage: tests/bench/throughput.sh [--messages N] [--runs R] [--prefetch P]
+#                                  [--http]
 #   defaults: 200000 messages, 5 runs, prefetch 100
 #
 # Builds nothing: takes the build from $BUILD_DIR (default: build/ at the
@@ -27,6 +28,15 @@
 #     ratio warrend-workers/baseline-each: X.XX
 #     ratio warrend-workers/baseline-multi: X.XX
 #
+# warrend's HTTP endpoint is off in these drains (WARREN_HTTP_LISTEN="").
+# --http adds a fifth drain to each run, "warrend-http": the same as
+# "warrend" with the endpoint on (127.0.0.1, a free port) and /metrics
+# scraped once a second for the whole drain, and prints last
+#
+#     ratio warrend-http/warrend: X.XX
+#
+# the cost of the endpoint and its scrapes, measured in one run.
+#
 # Timing assertions do not belong here: this prints numbers, it does not judge
 # them. On a broker given by WARREN_TEST_AMQP_URL the drained (empty)
 # bench-* queues are left behind (no rabbitmqctl there to delete them).
@@ -42,7 +52,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=200000 RUNS=5 PREFETCH=100
+MESSAGES=200000 RUNS=5 PREFETCH=100 HTTP=0
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
 
@@ -55,6 +65,7 @@ while (($#)); do
         --messages) MESSAGES=${2:-}; shift 2 || usage ;;
         --runs) RUNS=${2:-}; shift 2 || usage ;;
         --prefetch) PREFETCH=${2:-}; shift 2 || usage ;;
+        --http) HTTP=1; shift ;;
         -h | --help) usage ;;
         *) echo "throughput.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -127,15 +138,42 @@ write_conf() { # QUEUE CONF HANDLER
         "expect = \"$MESSAGES\""
 }
 
-run_warrend() { # RUN HANDLER
-    local q="bench-$$-$1-warrend-$2" conf="$WORK/warrend-$1-$2.conf" line rate deadline rc
-    WLOG=$WORK/warrend-$1-$2.log
+# scrape LOG: GET /metrics once a second from the endpoint LOG names, until
+# killed (bash's /dev/tcp: no client to install).
+scrape() {
+    local port deadline=$((SECONDS + 30))
+    until port=$(sed -n 's/.*serving \/metrics.* on [0-9.]*:\([0-9]*\)$/\1/p' "$1" | head -n 1) &&
+        [[ -n $port ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+    while :; do
+        if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+            printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+            cat <&3 >/dev/null
+            exec 3<&-
+        fi
+        sleep 1
+    done
+}
+
+run_warrend() { # RUN HANDLER [http]
+    local q="bench-$$-$1-warrend-$2${3:+-http}" conf="$WORK/warrend-$1-$2${3:+-http}.conf"
+    local line rate deadline rc listen="" scraper=
+    WLOG=$WORK/warrend-$1-$2${3:+-http}.log
+    [[ -z ${3:-} ]] || listen=127.0.0.1:0
     fill "$q" "$q.dlx"
     write_conf "$q" "$conf" "$2"
     # The URL is in the config: keep the caller's environment from overriding it.
     env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
+        WARREN_HTTP_LISTEN="$listen" \
         "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &
     WARREND_PID=$!
+    if [[ -n $listen ]]; then
+        scrape "$WLOG" &
+        scraper=$!
+        BG_PIDS+=("$scraper")
+    fi
     deadline=$((SECONDS + WAIT_TIMEOUT))
     while :; do
         line=$(grep -m 1 -E "bench: $MESSAGES messages in " "$WLOG" || true)
@@ -146,6 +184,7 @@ run_warrend() { # RUN HANDLER
     done
     rate=$(rate_of <<<"$line")
     [[ -n $rate ]] || fail "cannot parse '$line'"
+    [[ -z $scraper ]] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
     # A clean shutdown: SIGTERM, bounded wait, exit status 0.
     kill -TERM "$WARREND_PID"
     deadline=$((SECONDS + STOP_TIMEOUT))
@@ -175,23 +214,26 @@ median() { # values... -> median
 }
 
 log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH"
-EACH_RATES=() MULTI_RATES=() WARREN_RATES=() WORKERS_RATES=()
+EACH_RATES=() MULTI_RATES=() WARREN_RATES=() WORKERS_RATES=() HTTP_RATES=() h=
 ORDER=(each multi warrend workers)
+((HTTP)) && ORDER+=(http)
 for ((run = 1; run <= RUNS; run++)); do
     # Each run starts one later in the order: none of the four always
     # follows the same one (the broker's state after a drain, the
     # machine's load drifting over a run).
-    for ((i = 0; i < 4; i++)); do
-        case ${ORDER[(i + run - 1) % 4]} in
+    for ((i = 0; i < ${#ORDER[@]}; i++)); do
+        case ${ORDER[(i + run - 1) % ${#ORDER[@]}]} in
             each) run_baseline "$run" each; e=$RATE ;;
             multi) run_baseline "$run" multi; m=$RATE ;;
             warrend) run_warrend "$run" noop_nb; w=$RATE ;;
             workers) run_warrend "$run" noop; k=$RATE ;;
+            http) run_warrend "$run" noop_nb http; h=$RATE ;;
         esac
     done
+    ((HTTP)) && HTTP_RATES+=("$h")
     EACH_RATES+=("$e") MULTI_RATES+=("$m") WARREN_RATES+=("$w") WORKERS_RATES+=("$k")
-    printf 'run %d/%d: baseline-each %s msg/s, baseline-multi %s msg/s, warrend %s msg/s, warrend-workers %s msg/s\n' \
-        "$run" "$RUNS" "$e" "$m" "$w" "$k"
+    printf 'run %d/%d: baseline-each %s msg/s, baseline-multi %s msg/s, warrend %s msg/s, warrend-workers %s msg/s%s\n' \
+        "$run" "$RUNS" "$e" "$m" "$w" "$k" "${h:+, warrend-http $h msg/s}"
 done
 
 EM=$(median "${EACH_RATES[@]}")
@@ -208,3 +250,9 @@ awk -v w="$WM" -v k="$KM" -v e="$EM" -v m="$MM" 'BEGIN { if (e <= 0 || m <= 0) e
     printf "ratio warrend-workers/baseline-each: %.2f\n", k / e
     printf "ratio warrend-workers/baseline-multi: %.2f\n", k / m }' ||
     fail "a baseline rate is zero"
+if ((HTTP)); then
+    HM=$(median "${HTTP_RATES[@]}")
+    printf 'warrend-http median: %s msg/s\n' "$HM"
+    awk -v h="$HM" -v w="$WM" 'BEGIN { if (w <= 0) exit 1
+        printf "ratio warrend-http/warrend: %.2f\n", h / w }' || fail "warrend's rate is zero"
+fi
