@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WARREN_ABI_MAJOR 1
-#define WARREN_ABI_MINOR 2
+#define WARREN_ABI_MINOR 3
 
 /* Name of the one symbol every plugin exports (see warren_plugin_entry). */
 #define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_entry"
@@ -236,6 +236,21 @@ typedef struct warren_api {
 	 * api->abi_minor >= 1 before calling it.
 	 */
 	int (*publish)(warren_ctx *ctx, const warren_publish *p);
+
+	/*
+	 * counter_add - add n to one of the plugin's own counters, e.g.
+	 * api->counter_add(ctx, "emails_sent", 1). It is served on /metrics
+	 * as warren_plugin_events_total{plugin="<the plugin's name in the
+	 * conf>",name="<name>"} and in /status. `name` is 1 to 64 characters
+	 * of [a-zA-Z0-9_], not starting with a digit. A counter only grows,
+	 * and lives as long as the daemon (a reload keeps counting in it).
+	 * Any ctx (init, a handler, fini). Thread-safe and lock-free: cheap
+	 * enough to call for every message. Returns 0, or -1 for a bad name,
+	 * a NULL ctx, or once 1,024 distinct counters exist (the first such
+	 * calls are logged, naming the plugin and the name). Since 1.3:
+	 * check api->abi_minor >= 3 before calling it.
+	 */
+	int (*counter_add)(warren_ctx *ctx, const char *name, uint64_t n);
 } warren_api;
 
 /*

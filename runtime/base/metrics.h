@@ -43,7 +43,8 @@ extern struct wd_metrics wd_metrics;
 #define wd_metric_get(name)                                                    \
 	atomic_load_explicit(&wd_metrics.name, memory_order_relaxed)
 
-/* One log line with every counter, e.g. at shutdown. */
-void wd_metrics_log(const char *when);
+/* One log line with every counter, e.g. at shutdown: "WHEN: key=N ...",
+ * then `extra` (NULL: nothing; the periodic line's rates). */
+void wd_metrics_log(const char *when, const char *extra);
 
 #endif

@@ -28,6 +28,9 @@ static const struct wd_slot_series *serving;
 static int nserving;
 static _Atomic int64_t main_alive_until;
 static int64_t sample_ms[WD_RATE_SAMPLES];
+/* Open addressing, never shrinking: an entry, once in, stays. */
+static struct wd_plugin_counter
+    *_Atomic plugin_counters[WD_SERIES_PLUGIN_COUNTERS];
 static int nsamples;
 
 static bool same(const char *a, const char *b)
@@ -164,6 +167,7 @@ void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
 	v.nplugins = nplugins;
 	v.slots = serving;
 	v.nslots = nserving;
+	v.plugin_counters = plugin_counters;
 	v.sample_ms = sample_ms;
 	v.nsamples = nsamples;
 	fn(&v, arg);
@@ -209,4 +213,59 @@ double wd_series_rate(const struct wd_series_view *v, const struct wd_rate *r)
 	return dt > 0 && r->v[0] >= r->v[last]
 	           ? (double)(r->v[0] - r->v[last]) * 1000.0 / (double)dt
 	           : 0;
+}
+
+static uint32_t hash2(const char *a, const char *b)
+{
+	uint32_t h = 2166136261u; /* FNV-1a over "a\0b" */
+
+	for (const char *s = a;; s++) {
+		h = (h ^ (unsigned char)*s) * 16777619u;
+		if (!*s)
+			break;
+	}
+	for (const char *s = b; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+struct wd_plugin_counter *wd_series_plugin_counter(const char *plugin,
+                                                   const char *name)
+{
+	uint32_t h = hash2(plugin, name);
+	struct wd_plugin_counter *mine = NULL;
+
+	for (uint32_t i = 0; i < WD_SERIES_PLUGIN_COUNTERS; i++) {
+		struct wd_plugin_counter *_Atomic *slot =
+		    &plugin_counters[(h + i) % WD_SERIES_PLUGIN_COUNTERS];
+		struct wd_plugin_counter *e = atomic_load(slot);
+
+		while (!e) {
+			if (!mine) {
+				mine = calloc(1, sizeof(*mine));
+				if (!mine || !(mine->plugin = strdup(plugin)) ||
+				    !(mine->name = strdup(name)))
+					goto oom;
+			}
+			/* Claim the empty slot; if another thread won it, look
+			 * at what it put there. */
+			if (atomic_compare_exchange_strong(slot, &e, mine))
+				return mine;
+		}
+		if (same(e->plugin, plugin) && same(e->name, name)) {
+			if (mine) {
+				free((char *)mine->plugin);
+				free((char *)mine->name);
+				free(mine);
+			}
+			return e;
+		}
+	}
+oom:
+	if (mine) {
+		free((char *)mine->plugin);
+		free((char *)mine->name);
+		free(mine);
+	}
+	return NULL;
 }

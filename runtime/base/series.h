@@ -127,6 +127,17 @@ struct wd_plugin_info {
  * stays). */
 int wd_series_set_plugins(const struct wd_plugin_info *p, size_t n);
 
+/* A plugin's own counter (warren_api.counter_add): found or made without
+ * a lock, so a handler may count per message. NULL if the table is full
+ * (WD_SERIES_PLUGIN_COUNTERS) or out of memory. */
+#define WD_SERIES_PLUGIN_COUNTERS 1024
+struct wd_plugin_counter {
+	const char *plugin, *name; /* owned */
+	wd_counter value;
+};
+struct wd_plugin_counter *wd_series_plugin_counter(const char *plugin,
+                                                   const char *name);
+
 /* Walk everything under the registry lock: fn gets the heads of the lists
  * and the plugin list; it must not block. */
 struct wd_series_view {
@@ -136,6 +147,9 @@ struct wd_series_view {
 	size_t nplugins;
 	const struct wd_slot_series *slots; /* the serving pool's, or NULL */
 	int nslots;
+	/* The plugin counters' table: WD_SERIES_PLUGIN_COUNTERS slots, NULL
+	 * where empty (entries are made without the lock: read atomically). */
+	struct wd_plugin_counter *_Atomic const *plugin_counters;
 	const int64_t *sample_ms; /* when each rate sample was taken */
 	int nsamples;
 };

@@ -106,6 +106,13 @@ struct wd_conf {
 	int log_level;
 	int workers;
 	int shutdown_timeout; /* seconds */
+	int metrics_interval; /* s between metrics log lines; 0 = none */
+	/* The memory watch, at each metrics line: resident memory over
+	 * memory_warn_mb (0 = no limit), or grown by more than
+	 * memory_warn_growth_kb at each of memory_warn_samples lines. */
+	long memory_warn_mb;
+	int memory_warn_samples;
+	long memory_warn_growth_kb;
 	char *plugin_dir;
 	char *http_listen; /* "ADDRESS:PORT" of the HTTP endpoint; "" = off */
 	struct wd_conf_broker broker;

@@ -335,6 +335,10 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	c->log_level = (int)level;
 	c->workers = (int)cfg_getint(cfg, "workers");
 	c->shutdown_timeout = (int)cfg_getint(cfg, "shutdown_timeout");
+	c->metrics_interval = (int)cfg_getint(cfg, "metrics_interval");
+	c->memory_warn_mb = cfg_getint(cfg, "memory_warn_mb");
+	c->memory_warn_samples = (int)cfg_getint(cfg, "memory_warn_samples");
+	c->memory_warn_growth_kb = cfg_getint(cfg, "memory_warn_growth_kb");
 	c->plugin_dir = strdup(
 	    env_dir && *env_dir ? env_dir : cfg_getstr(cfg, "plugin_dir"));
 	c->http_listen =

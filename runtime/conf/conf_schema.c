@@ -100,6 +100,10 @@ static const struct int_range {
 } int_ranges[] = {
     {"workers", 1, 1024},
     {"shutdown_timeout", 1, 86400},
+    {"metrics_interval", 0, 86400},
+    {"memory_warn_mb", 0, 1048576},
+    {"memory_warn_samples", 2, 1000},
+    {"memory_warn_growth_kb", 0, 1048576},
     {"broker|heartbeat", 0, 65535},
     {"broker|connect_timeout", 1, 3600},
     {"broker|pool_size", 1, 64},
@@ -264,6 +268,12 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_STR("log_level", "info", CFGF_NONE),
 	    CFG_INT("workers", 4, CFGF_NONE),
 	    CFG_INT("shutdown_timeout", 30, CFGF_NONE),
+	    /* The tutorial's figures: a line every 30 s, a warning when
+	     * memory grows 5 samples in a row. */
+	    CFG_INT("metrics_interval", 30, CFGF_NONE),
+	    CFG_INT("memory_warn_mb", 0, CFGF_NONE),
+	    CFG_INT("memory_warn_samples", 5, CFGF_NONE),
+	    CFG_INT("memory_warn_growth_kb", 1024, CFGF_NONE),
 	    CFG_STR("plugin_dir", WARREN_DEFAULT_PLUGIN_DIR, CFGF_NONE),
 	    CFG_SEC("broker", broker_opts, CFGF_NONE),
 	    CFG_SEC("http", http_opts, CFGF_NONE),

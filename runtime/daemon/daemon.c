@@ -16,6 +16,7 @@
 #include "base/series.h"
 #include "daemon/reload.h"
 #include "observe/http.h"
+#include "observe/summary.h"
 #include "slot/pool.h"
 
 int wd_daemon_check(const char *conf_path)
@@ -77,6 +78,7 @@ int wd_daemon_run(const char *conf_path)
 	siginfo_t info;
 	int sig, timeout;
 	int64_t sampled = 0;
+	struct wd_summary summary;
 
 	/* Block before any thread exists, so all threads inherit the mask. */
 	sigemptyset(&set);
@@ -99,6 +101,7 @@ int wd_daemon_run(const char *conf_path)
 		wd_http_stop(http);
 		return 1;
 	}
+	wd_summary_init(&summary, wd_now_ms());
 	wd_log_info("daemon",
 	            "warrend %s started (pid %d): %zu route(s), "
 	            "%zu plugin(s)",
@@ -120,6 +123,7 @@ int wd_daemon_run(const char *conf_path)
 			wd_series_sample(now); /* for /status' rates */
 			sampled = now;
 		}
+		wd_summary_tick(&summary, r.current->routes->conf, now);
 		if (sig < 0)
 			continue; /* EAGAIN: the tick; EINTR */
 		if (sig == SIGHUP) {
@@ -139,7 +143,7 @@ int wd_daemon_run(const char *conf_path)
 	main_alive(&r, (int64_t)timeout * 1000);
 	wd_pool_stop(r.pool, timeout);
 	if (wd_pool_join(r.pool) < 0) {
-		wd_metrics_log("at exit");
+		wd_metrics_log("at exit", NULL);
 		wd_log_error("daemon",
 		             "stopped with handlers still running "
 		             "after %d s; their messages will be redelivered",
@@ -152,7 +156,7 @@ int wd_daemon_run(const char *conf_path)
 	r.pool = NULL;
 	wd_http_stop(http);
 	wd_reload_finish(&r);
-	wd_metrics_log("at exit");
+	wd_metrics_log("at exit", NULL);
 	wd_log_info("daemon", "stopped");
 	return 0;
 }

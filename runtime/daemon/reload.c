@@ -238,7 +238,7 @@ int wd_reload(struct wd_reloader *r)
 	            keep_pool ? "connections kept"
 	                      : "new connections (broker settings changed)",
 	            (uintmax_t)old->number);
-	wd_metrics_log("after reload");
+	wd_metrics_log("after reload", NULL);
 	return 0;
 }
 

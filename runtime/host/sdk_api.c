@@ -1,12 +1,16 @@
 /* sdk_api.c - what plugins can call: log, reason, headers, params. */
 #include "host/sdk_api.h"
 
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "base/series.h"
 #include "conf/conf.h"
 #include "message/envelope.h"
 #include "message/outbox.h"
@@ -108,6 +112,44 @@ static int api_publish(warren_ctx *ctx, const warren_publish *p)
 	return 0;
 }
 
+/* A Prometheus-friendly name part: [a-zA-Z_][a-zA-Z0-9_]{0,63}. */
+static bool counter_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
+		return false;
+	for (; s[n]; n++)
+		if (n >= 64 || !(isalnum((unsigned char)s[n]) || s[n] == '_'))
+			return false;
+	return true;
+}
+
+static int api_counter_add(warren_ctx *ctx, const char *name, uint64_t n)
+{
+	/* A plugin that gets it wrong does so per message: say it a few
+	 * times, not a million. */
+	static atomic_int complaints;
+	struct wd_plugin_counter *c = NULL;
+
+	if (ctx && ctx->plugin && counter_name_ok(name))
+		c = wd_series_plugin_counter(ctx->plugin->name, name);
+	if (!c) {
+		if (atomic_fetch_add(&complaints, 1) < 10)
+			wd_log_warnx(
+			    "sdk",
+			    "plugin %s: counter_add(\"%.80s\") refused: "
+			    "a name is 1 to 64 of [a-zA-Z0-9_], not "
+			    "starting with a digit, and at most %d "
+			    "counters exist",
+			    ctx && ctx->plugin ? ctx->plugin->name : "?",
+			    name ? name : "(null)", WD_SERIES_PLUGIN_COUNTERS);
+		return -1;
+	}
+	wd_count_n(c->value, n);
+	return 0;
+}
+
 const warren_api wd_sdk_api = {
     .abi_major = WARREN_ABI_MAJOR,
     .abi_minor = WARREN_ABI_MINOR,
@@ -117,4 +159,5 @@ const warren_api wd_sdk_api = {
     .header_int = api_header_int,
     .param = api_param,
     .publish = api_publish,
+    .counter_add = api_counter_add,
 };

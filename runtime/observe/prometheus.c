@@ -304,6 +304,22 @@ static void process(struct wd_strbuf *b)
 	                 p.start_time_s);
 }
 
+static void plugin_counters(struct wd_strbuf *b, const struct wd_series_view *v)
+{
+	family(b, "warren_plugin_events_total", "counter",
+	       "A plugin's own counters (warren_api.counter_add).");
+	for (size_t i = 0; i < WD_SERIES_PLUGIN_COUNTERS; i++) {
+		const struct wd_plugin_counter *c =
+		    atomic_load(&v->plugin_counters[i]);
+		if (!c)
+			continue;
+		wd_strbuf_printf(b, "warren_plugin_events_total");
+		label(b, "plugin", c->plugin, true);
+		label(b, "name", c->name, false);
+		count_line(b, wd_counted(c->value));
+	}
+}
+
 static void all(const struct wd_series_view *v, void *arg)
 {
 	struct wd_strbuf *b = arg;
@@ -311,6 +327,7 @@ static void all(const struct wd_series_view *v, void *arg)
 	info(b, v);
 	queues(b, v->queues);
 	routes(b, v->routes);
+	plugin_counters(b, v);
 	slots(b, v);
 }
 

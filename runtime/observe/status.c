@@ -120,6 +120,19 @@ static void collect(const struct wd_series_view *v, void *arg)
 	json_object_set_new(b->doc, "queues", queues ? queues : json_null());
 	json_object_set_new(b->doc, "plugins", plugins ? plugins : json_null());
 	json_object_set_new(b->doc, "slots", slots(v));
+	json_t *events = json_array();
+	for (size_t i = 0; events && i < WD_SERIES_PLUGIN_COUNTERS; i++) {
+		const struct wd_plugin_counter *c =
+		    atomic_load(&v->plugin_counters[i]);
+		if (c)
+			json_array_append_new(
+			    events,
+			    json_pack("{s:s,s:s,s:I}", "plugin", c->plugin,
+			              "name", c->name, "value",
+			              (json_int_t)wd_counted(c->value)));
+	}
+	json_object_set_new(b->doc, "plugin_events",
+	                    events ? events : json_null());
 }
 
 #define T(name) "" #name, (json_int_t)wd_metric_get(name)

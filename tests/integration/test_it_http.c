@@ -497,3 +497,92 @@ Test(http, hostile_clients_get_4xx_or_are_cut, .timeout = 180)
 	free(conf);
 	free(plugin);
 }
+
+Test(http, plugin_counters, .timeout = 90)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char *metrics;
+	char *plugin = fixture("fx_flow.so");
+
+	it_names_init(&n, "http.count");
+	char *conf =
+	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	int port = it_http_port(&d);
+	amqp_connection_state_t c = it_connect();
+	for (int i = 1; i <= 3; i++)
+		it_publish_str(
+		    c, n.x, "k",
+		    "{\"type\":\"t:flow\",\"id\":1,\"count\":{\"name\":"
+		    "\"emails_sent\",\"n\":2}}");
+	it_publish_str(c, n.x, "k",
+	               "{\"type\":\"t:flow\",\"id\":2,\"count\":{\"name\":"
+	               "\"9 bad\",\"n\":1}}");
+	it_close(c);
+	cr_assert_eq(it_log_wait(&d, "count refused id=2", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "flow id=1", 3, WAIT_MS), 3);
+	cr_expect_eq(it_log_count(&d, "counter_add(\"9 bad\") refused"), 1);
+	cr_assert_eq(it_http_get(port, "/metrics", &metrics), 200);
+	expect_sample(metrics,
+	              "warren_plugin_events_total{plugin=\"p\",name=\"emails_"
+	              "sent\"}",
+	              6);
+	cr_expect(strstr(metrics, "9 bad") == NULL, "a refused name shows");
+	promtool_check(metrics);
+	free(metrics);
+	free(it_stop_and_log(&d));
+	it_names_delete(&n);
+	free(conf);
+	free(plugin);
+}
+
+Test(http, periodic_metrics_line_and_memory_watch, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char *plugin = fixture("fx_flow.so"), line[2048], *log;
+
+	it_names_init(&n, "http.mem");
+	char *conf = it_conf(n.x, n.q, plugin, "t:flow=flow",
+	                     "metrics_interval = 1\n"
+	                     "memory_warn_mb = 1\n"
+	                     "memory_warn_samples = 3\n"
+	                     "memory_warn_growth_kb = 512",
+	                     NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	cr_assert_geq(it_log_wait(&d, "[metrics] every 1 s:", 1, WAIT_MS), 1);
+	/* Far over 1 MiB from the start: said once, not every second. */
+	cr_assert_eq(
+	    it_log_wait(&d, "is over memory_warn_mb (1 MiB)", 1, WAIT_MS), 1);
+
+	/* 2 MiB kept per message, a message every 200 ms: memory grows at
+	 * every line until the watch says so. */
+	amqp_connection_state_t c = it_connect();
+	int64_t end = it_now_ms() + 20000;
+	int sent = 0;
+	while (it_now_ms() < end &&
+	       it_log_count(&d, "resident memory grew at each of the last 3") ==
+	           0) {
+		it_publish_str(
+		    c, n.x, "k",
+		    "{\"type\":\"t:flow\",\"id\":3,\"leak_kb\":2048}");
+		sent++;
+		usleep(200 * 1000);
+	}
+	it_close(c);
+	cr_expect_eq(
+	    it_log_count(&d, "resident memory grew at each of the last 3"), 1,
+	    "no growth warning after %d messages", sent);
+	cr_expect_eq(it_log_count(&d, "is over memory_warn_mb"), 1);
+	log = it_log_read(&d);
+	cr_assert(it_log_line(log, "handled_per_s=", line, sizeof(line)));
+	cr_expect(strstr(line, "received_per_s=") && strstr(line, "rss_mb=") &&
+	              strstr(line, "handler_p99_ms="),
+	          "%s", line);
+	free(log);
+	free(it_stop_and_log(&d));
+	it_names_delete(&n);
+	free(conf);
+	free(plugin);
+}
