@@ -18,6 +18,71 @@
 static atomic_int log_level = WD_LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static const char *const json_levels[] = {"error", "warn", "info", "debug"};
+static atomic_int log_format = WD_LOG_TEXT;
+static _Thread_local const struct wd_log_subject *subject;
+
+void wd_log_set_format(enum wd_log_format f)
+{
+	atomic_store_explicit(&log_format, (int)f, memory_order_relaxed);
+}
+
+void wd_log_about(const struct wd_log_subject *s)
+{
+	subject = s;
+}
+
+/* Append s (n bytes) to line as JSON string content; returns the new
+ * length, never past cap (a cut escape is dropped whole). */
+static size_t json_escaped(char *line, size_t len, size_t cap, const char *s,
+                           size_t n)
+{
+	for (size_t i = 0; i < n && len + 7 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			line[len++] = '\\';
+			line[len++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			len += (size_t)snprintf(line + len, cap - len,
+			                        "\\u%04x", c);
+		} else {
+			line[len++] = (char)c;
+		}
+	}
+	return len;
+}
+
+/* The JSON line of one event: text is the formatted message. */
+static size_t json_line(char *line, size_t cap, const char *stamp,
+                        enum wd_log_level level, const char *area,
+                        const char *text, size_t tlen)
+{
+	const struct wd_log_subject *s = subject;
+	/* What the escaped strings may fill: the closing always fits. */
+	size_t room = cap - 128;
+	size_t n = (size_t)snprintf(line, cap,
+	                            "{\"time\":\"%s\",\"level\":\"%s\","
+	                            "\"area\":\"",
+	                            stamp, json_levels[level]);
+
+	n = json_escaped(line, n, room, area, strlen(area));
+	n += (size_t)snprintf(line + n, cap - n, "\",\"text\":\"");
+	n = json_escaped(line, n, room - 256, text, tlen);
+	if (s) {
+		n += (size_t)snprintf(line + n, cap - n, "\",\"queue\":\"");
+		n = json_escaped(line, n, room - 160, s->queue ? s->queue : "",
+		                 s->queue ? strlen(s->queue) : 0);
+		n += (size_t)snprintf(line + n, cap - n,
+		                      "\",\"slot\":%d,\"tag\":%llu,"
+		                      "\"message_id\":\"",
+		                      s->slot, s->tag);
+		n = json_escaped(line, n, room,
+		                 s->message_id ? s->message_id : "",
+		                 s->message_id ? (size_t)s->message_id_len : 0);
+	}
+	n += (size_t)snprintf(line + n, cap - n, "\"}");
+	return n;
+}
 
 void wd_log_set_level(enum wd_log_level level)
 {
@@ -45,7 +110,7 @@ int wd_log_level_parse(const char *name, enum wd_log_level *out)
 void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
              va_list ap)
 {
-	char line[4096 + 256];
+	char line[8192 + 512], stamp[32];
 	int64_t now_ms;
 	time_t sec;
 	struct tm tm;
@@ -57,17 +122,29 @@ void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
 	now_ms = wd_wall_ms();
 	sec = (time_t)(now_ms / 1000);
 	gmtime_r(&sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s [%s] ",
-	             (long)(now_ms % 1000), level_names[level], area);
-	if (r > 0)
-		n += (size_t)r;
-	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	if (r > 0)
-		n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r
-		                                      : sizeof(line) - n - 2;
+	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ",
+	         (long)(now_ms % 1000));
+	if (atomic_load_explicit(&log_format, memory_order_relaxed) ==
+	    WD_LOG_JSON) {
+		char text[4096];
+		r = vsnprintf(text, sizeof(text), fmt, ap);
+		n = json_line(line, sizeof(line) - 1, stamp, level, area, text,
+		              r < 0                      ? 0
+		              : (size_t)r < sizeof(text) ? (size_t)r
+		                                         : sizeof(text) - 1);
+	} else {
+		r = snprintf(line, sizeof(line), "%s %-5s [%s] ", stamp,
+		             level_names[level], area);
+		n = r > 0 ? (size_t)r : 0;
+		r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+		if (r > 0)
+			n += (size_t)r < sizeof(line) - n - 1
+			         ? (size_t)r
+			         : sizeof(line) - n - 2;
+	}
 	/* One event, one line: a newline inside the text would let a message
-	 * body forge log lines. */
+	 * body forge log lines (JSON escapes it already). */
 	for (size_t i = 0; i < n; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';

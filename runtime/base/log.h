@@ -21,6 +21,24 @@ enum wd_log_level wd_log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
 int wd_log_level_parse(const char *name, enum wd_log_level *out);
 
+/* log_format: "text" (the default) or "json": one JSON object per line,
+ * {"time","level","area","text"} and, for a line about a message, its
+ * "queue", "slot", "tag" and "message_id". Set by a reload too. */
+enum wd_log_format { WD_LOG_TEXT = 0, WD_LOG_JSON = 1 };
+void wd_log_set_format(enum wd_log_format f);
+
+/* The message the calling thread's log lines are about, for the JSON
+ * fields: set around the work on one delivery, cleared (NULL) after. The
+ * strings are borrowed for as long as it is set. */
+struct wd_log_subject {
+	const char *queue;
+	int slot;
+	unsigned long long tag;
+	const char *message_id; /* not NUL-terminated: message_id_len */
+	int message_id_len;
+};
+void wd_log_about(const struct wd_log_subject *s);
+
 void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
              va_list ap);
 void wd_log(enum wd_log_level level, const char *area, const char *fmt, ...)

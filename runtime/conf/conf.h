@@ -104,6 +104,7 @@ struct wd_conf_route {
 struct wd_conf {
 	char *file;
 	int log_level;
+	int log_format; /* enum wd_log_format */
 	int workers;
 	int shutdown_timeout; /* seconds */
 	int metrics_interval; /* s between metrics log lines; 0 = none */

@@ -333,6 +333,9 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	c->file = strdup(path);
 	wd_log_level_parse(cfg_getstr(cfg, "log_level"), &level);
 	c->log_level = (int)level;
+	c->log_format = strcmp(cfg_getstr(cfg, "log_format"), "json") == 0
+	                    ? WD_LOG_JSON
+	                    : WD_LOG_TEXT;
 	c->workers = (int)cfg_getint(cfg, "workers");
 	c->shutdown_timeout = (int)cfg_getint(cfg, "shutdown_timeout");
 	c->metrics_interval = (int)cfg_getint(cfg, "metrics_interval");

@@ -60,6 +60,12 @@ static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 	return -1;
 }
 
+static int validate_log_format(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const v[] = {"text", "json", NULL};
+	return check_one_of(cfg, opt, v);
+}
+
 static int validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const v[] = {"error", "warn", "info", "debug", NULL};
@@ -266,6 +272,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_STR("listen", WD_HTTP_DEFAULT_LISTEN, CFGF_NONE), CFG_END()};
 	static cfg_opt_t opts[] = {
 	    CFG_STR("log_level", "info", CFGF_NONE),
+	    CFG_STR("log_format", "text", CFGF_NONE),
 	    CFG_INT("workers", 4, CFGF_NONE),
 	    CFG_INT("shutdown_timeout", 30, CFGF_NONE),
 	    /* The tutorial's figures: a line every 30 s, a warning when
@@ -306,6 +313,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	}
 	cfg_set_error_function(cfg, on_cfg_error);
 	cfg_set_validate_func(cfg, "log_level", validate_log_level);
+	cfg_set_validate_func(cfg, "log_format", validate_log_format);
 	cfg_set_validate_func(cfg, "http|listen", validate_listen);
 	cfg_set_validate_func(cfg, "exchange|type", validate_exchange_type);
 	cfg_set_validate_func(cfg, "queue|type", validate_queue_type);

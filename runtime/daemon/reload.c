@@ -19,8 +19,8 @@ static const char AREA[] = "reload";
 
 /* Conf, plugins (private copies), routes, init: generation `number`, or
  * NULL with err set. */
-static struct wd_gen *build(const char *conf_path, uint64_t number, char *err,
-                            size_t errlen)
+static struct wd_gen *build(const char *conf_path, uint64_t number, bool first,
+                            char *err, size_t errlen)
 {
 	struct wd_conf *conf = wd_conf_load(conf_path, err, errlen);
 	struct wd_routes *routes;
@@ -28,6 +28,12 @@ static struct wd_gen *build(const char *conf_path, uint64_t number, char *err,
 
 	if (!conf)
 		return NULL;
+	if (first) {
+		/* The plugins' lines from here on are in the conf's level
+		 * and format already. */
+		wd_log_set_level((enum wd_log_level)conf->log_level);
+		wd_log_set_format((enum wd_log_format)conf->log_format);
+	}
 	routes = wd_routes_build(conf, err, errlen); /* takes conf */
 	if (!routes)
 		return NULL;
@@ -40,7 +46,7 @@ static struct wd_gen *build(const char *conf_path, uint64_t number, char *err,
 struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number)
 {
 	char err[2048];
-	struct wd_gen *g = build(conf_path, number, err, sizeof(err));
+	struct wd_gen *g = build(conf_path, number, true, err, sizeof(err));
 
 	if (!g)
 		wd_log_error("conf", "%s", err);
@@ -74,6 +80,8 @@ int wd_reload_first(struct wd_reloader *r, const char *conf_path)
 		return -1;
 	wd_log_set_level(
 	    (enum wd_log_level)r->current->routes->conf->log_level);
+	wd_log_set_format(
+	    (enum wd_log_format)r->current->routes->conf->log_format);
 	return 0;
 }
 
@@ -178,7 +186,7 @@ int wd_reload(struct wd_reloader *r)
 
 	wd_log_info(AREA, "SIGHUP: reloading %s as generation %ju",
 	            r->conf_path, (uintmax_t)number);
-	g = build(r->conf_path, number, err, sizeof(err));
+	g = build(r->conf_path, number, false, err, sizeof(err));
 	if (!g)
 		return failed(r, number, t0, err);
 	conf = g->routes->conf;
@@ -218,6 +226,7 @@ int wd_reload(struct wd_reloader *r)
 	}
 	r->current = g;
 	wd_log_set_level((enum wd_log_level)conf->log_level);
+	wd_log_set_format((enum wd_log_format)conf->log_format);
 	wd_conf_diff(old->routes->conf, conf, &d);
 	wd_metric_inc(reloads);
 	atomic_store(&wd_metrics.generation, number);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/amqp_compat.h"
+#include "base/log.h"
 #include "exec/dispatch.h"
 #include "exec/workers.h"
 #include "message/envelope.h"
@@ -54,6 +55,10 @@ struct wd_delivery {
 	int64_t due_ms;    /* for a held requeue: when */
 	int64_t done_ms;   /* when its handler returned (0: not yet) */
 };
+
+/* The log subject of d (base/log.h): its queue, slot, tag, message id. */
+void wd_delivery_subject(const struct wd_delivery *d, int slot,
+                         struct wd_log_subject *s);
 
 /* Whether the delivery's connection is still the one it came on (else the
  * broker redelivers it, and its handler must not run). Thread-safe. */

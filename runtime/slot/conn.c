@@ -34,8 +34,13 @@ static void run_delivery(struct wd_task *t)
 
 	/* A delivery of a connection that is gone will be redelivered: do not
 	 * run its handler now, the redelivery will. */
-	if (wd_delivery_live(d))
+	if (wd_delivery_live(d)) {
+		struct wd_log_subject about;
+		wd_delivery_subject(d, d->conn->id, &about);
+		wd_log_about(&about);
 		wd_dispatch_run(&d->parsed, &d->verdict);
+		wd_log_about(NULL);
+	}
 }
 
 /* Whether the connection thread has nothing to do for d but queue its
@@ -444,9 +449,13 @@ int wd_conn_read(struct wd_conn *c, struct wd_delivery **out)
 		wd_gen_ref(d->gen);
 		/* The one parse of the body, here: bounded work, and it
 		 * keeps this thread busy rather than waking per message. */
+		struct wd_log_subject about;
+		wd_delivery_subject(d, c->id, &about);
+		wd_log_about(&about);
 		if (wd_dispatch_parse(d->gen->routes, d->queue, &d->env,
 		                      &d->parsed, &d->verdict) < 0)
 			d->task.run = NULL; /* no handler: settle here */
+		wd_log_about(NULL);
 		*out = d;
 		return 1;
 	}

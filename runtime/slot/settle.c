@@ -289,7 +289,23 @@ static int republish_done(struct wd_settler *s, struct wd_delivery *d)
 	return acked(s, d);
 }
 
+static int settle_stage(struct wd_settler *s, struct wd_delivery *d);
+
 int wd_settle(struct wd_settler *s, struct wd_delivery *d)
+{
+	struct wd_log_subject about;
+	int rc;
+
+	/* What is logged from here on is about d (JSON log lines name it);
+	 * d may be freed before this returns, the subject is a copy. */
+	wd_delivery_subject(d, s->slot, &about);
+	wd_log_about(&about);
+	rc = settle_stage(s, d);
+	wd_log_about(NULL);
+	return rc;
+}
+
+static int settle_stage(struct wd_settler *s, struct wd_delivery *d)
 {
 	enum wd_stage stage = d->stage;
 

@@ -586,3 +586,62 @@ Test(http, periodic_metrics_line_and_memory_watch, .timeout = 120)
 	free(conf);
 	free(plugin);
 }
+
+Test(http, json_log_lines_name_the_message, .timeout = 90)
+{
+	struct it_names n;
+	struct it_daemon d;
+	amqp_basic_properties_t props = {0};
+	char *plugin = fixture("fx_flow.so"), *log;
+	int lines = 0, about = 0;
+
+	it_names_init(&n, "http.json");
+	char *conf = it_conf(n.x, n.q, plugin, "t:flow=flow",
+	                     "log_format = \"json\"", NULL, NULL, NULL);
+	it_daemon_start(&d, conf, false);
+	cr_assert_geq(it_log_wait(&d, "\"text\":\"warrend ", 1, WAIT_MS), 1);
+	amqp_connection_state_t c = it_connect();
+	props._flags = AMQP_BASIC_MESSAGE_ID_FLAG;
+	props.message_id = amqp_cstring_bytes("m-\"42\"");
+	it_publish_props(c, n.x, "k",
+	                 "{\"type\":\"t:flow\",\"id\":7,\"reject\":true}",
+	                 &props);
+	it_close(c);
+	cr_assert_eq(it_wait_queue(n.dlq, 1, WAIT_MS), 1);
+	free(it_stop_and_log(&d));
+	log = it_log_read(&d);
+	for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+		json_error_t err;
+		json_t *j = json_loads(line, 0, &err);
+		lines++;
+		cr_expect_not_null(j, "not JSON (%s): %s", err.text, line);
+		if (!j)
+			continue;
+		cr_expect(json_is_string(json_object_get(j, "time")) &&
+		              json_is_string(json_object_get(j, "level")) &&
+		              json_is_string(json_object_get(j, "area")) &&
+		              json_is_string(json_object_get(j, "text")),
+		          "%s", line);
+		const char *text =
+		    json_string_value(json_object_get(j, "text"));
+		if (text && strstr(text, "rejected: rejected id=7")) {
+			about++;
+			cr_expect_str_eq(
+			    json_string_value(json_object_get(j, "queue")),
+			    n.q);
+			cr_expect_str_eq(
+			    json_string_value(json_object_get(j, "message_id")),
+			    "m-\"42\"");
+			cr_expect(json_is_integer(json_object_get(j, "slot")));
+			cr_expect_gt(
+			    json_integer_value(json_object_get(j, "tag")), 0);
+		}
+		json_decref(j);
+	}
+	cr_expect_gt(lines, 5);
+	cr_expect_eq(about, 1, "the reject line, with its message");
+	free(log);
+	it_names_delete(&n);
+	free(conf);
+	free(plugin);
+}

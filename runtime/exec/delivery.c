@@ -1,0 +1,20 @@
+/* delivery.c - what a delivery's log lines name. */
+#include "exec/delivery.h"
+
+#include "exec/generation.h"
+
+void wd_delivery_subject(const struct wd_delivery *d, int slot,
+                         struct wd_log_subject *s)
+{
+	const amqp_basic_properties_t *p = &d->env.message.properties;
+	bool has_id = p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG;
+
+	*s = (struct wd_log_subject){
+	    .queue =
+	        d->gen ? d->gen->routes->conf->queues[d->queue].name : NULL,
+	    .slot = slot,
+	    .tag = (unsigned long long)d->env.delivery_tag,
+	    .message_id = has_id ? (const char *)p->message_id.bytes : NULL,
+	    .message_id_len = has_id ? (int)p->message_id.len : 0,
+	};
+}
