@@ -1,0 +1,115 @@
+/* warrenctl against a running warrend: status and top --once show the
+ * queue, route and slots; report writes a JSON snapshot with system
+ * information; against a stopped daemon top says "disconnected". */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define WAIT_MS 30000
+
+/* Run warrenctl with args; returns its exit code and stdout+stderr. */
+static int ctl(const char *args, char **out)
+{
+	char cmd[1024], buf[1024];
+	size_t len = 0;
+	FILE *o = open_memstream(out, &len), *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "timeout 20 '%s/warrenctl' %s 2>&1",
+	         it_build_dir(), args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while (fgets(buf, sizeof(buf), p))
+		fputs(buf, o);
+	fclose(o);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(ctl, status_top_and_report, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char plugin[512], args[1024], *out, path[512];
+
+	snprintf(plugin, sizeof(plugin), "%s/tests/fixtures/fx_flow.so",
+	         it_build_dir());
+	it_names_init(&n, "ctl");
+	char *conf =
+	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	int port = it_http_port(&d);
+	amqp_connection_state_t c = it_connect();
+	for (int i = 0; i < 5; i++)
+		it_publish_str(c, n.x, "k", "{\"type\":\"t:flow\",\"id\":1}");
+	it_publish_str(c, n.x, "k",
+	               "{\"type\":\"t:flow\",\"id\":2,\"reject\":"
+	               "true}");
+	it_close(c);
+	cr_assert_eq(it_wait_queue(n.dlq, 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "flow id=1", 5, WAIT_MS), 5);
+
+	snprintf(args, sizeof(args), "--url http://127.0.0.1:%d status", port);
+	cr_expect_eq(ctl(args, &out), 0, "%s", out);
+	cr_expect(strstr(out, n.q) != NULL, "no queue in: %s", out);
+	cr_expect(strstr(out, "t:flow p/flow") != NULL, "no route in: %s", out);
+	cr_expect(strstr(out, "0 consuming") && strstr(out, "1 consuming"),
+	          "%s", out);
+	cr_expect(strstr(out, "dead-letters 1 (totals)") != NULL, "%s", out);
+	/* 80 columns at most. */
+	for (char *l = out; l && *l;) {
+		char *e = strchr(l, '\n');
+		size_t w = e ? (size_t)(e - l) : strlen(l);
+		cr_expect_leq(w, 80, "a line of %zu columns: %.*s", w, (int)w,
+		              l);
+		l = e ? e + 1 : NULL;
+	}
+	free(out);
+
+	snprintf(args, sizeof(args),
+	         "--url http://127.0.0.1:%d top --once --error-pct 1", port);
+	cr_expect_eq(ctl(args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "QUEUE / ROUTE") != NULL, "%s", out);
+	free(out);
+
+	snprintf(path, sizeof(path), "%s/report.json", it_tmp_dir());
+	snprintf(args, sizeof(args), "--url http://127.0.0.1:%d report '%s'",
+	         port, path);
+	cr_expect_eq(ctl(args, &out), 0, "%s", out);
+	free(out);
+	json_error_t err;
+	json_t *r = json_load_file(path, 0, &err);
+	cr_assert_not_null(r, "report: %s", err.text);
+	cr_expect(json_is_string(
+	    json_object_get(json_object_get(r, "system"), "kernel")));
+	json_t *st = json_object_get(r, "status");
+	cr_expect(json_is_string(json_object_get(st, "version")));
+	cr_expect_gt(json_number_value(json_object_get(
+	                 json_object_get(st, "process"), "uptime_s")),
+	             0);
+	cr_expect_eq(json_integer_value(json_object_get(
+	                 json_object_get(st, "totals"), "received")),
+	             6);
+	json_decref(r);
+
+	free(it_stop_and_log(&d));
+	/* The daemon is gone: said so, not a crash. */
+	snprintf(args, sizeof(args), "--url http://127.0.0.1:%d top --once",
+	         port);
+	cr_expect_eq(ctl(args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "disconnected from http://127.0.0.1:") != NULL,
+	          "%s", out);
+	free(out);
+	cr_expect_eq(ctl("--url nope status", &out), 1, "%s", out);
+	cr_expect(strstr(out, "not http://HOST:PORT") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(ctl("frobnicate", &out), 2, "%s", out);
+	free(out);
+	it_names_delete(&n);
+	free(conf);
+}
