@@ -113,3 +113,106 @@ Test(ctl, status_top_and_report, .timeout = 120)
 	it_names_delete(&n);
 	free(conf);
 }
+
+/* Run warren-load with args; returns its exit code and its output. */
+static int load(const char *args, char **out)
+{
+	char cmd[1200], buf[1024];
+	size_t len = 0;
+	FILE *o = open_memstream(out, &len), *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 60 '%s/warren-load' --url '%s' %s 2>&1",
+	         it_build_dir(), it_url(), args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	while (fgets(buf, sizeof(buf), p))
+		fputs(buf, o);
+	fclose(o);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(ctl, load_publishes_exactly_n_at_the_rate_asked, .timeout = 90)
+{
+	char q[128], args[512], *out;
+	long sent = -1, conf = -1;
+	double secs = 0, rate = 0;
+
+	it_unique(q, sizeof(q), "ctl.load");
+	amqp_connection_state_t c = it_connect();
+	amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 0, 0, 0, 0,
+	                   amqp_empty_table);
+	cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+	it_close(c);
+
+	snprintf(args, sizeof(args),
+	         "--queue '%s' --count 1500 --rate 500 --publishers 3 "
+	         "--type order:created --size 300 --persistent",
+	         q);
+	cr_assert_eq(load(args, &out), 0, "%s", out);
+	const char *sum = strstr(out, "summary: ");
+	cr_assert_not_null(sum, "%s", out);
+	cr_assert_eq(sscanf(sum,
+	                    "summary: sent %ld confirmed %ld nacked %*d "
+	                    "returned %*d in %lf s: %lf msg/s",
+	                    &sent, &conf, &secs, &rate),
+	             4, "%s", sum);
+	cr_expect_eq(sent, 1500);
+	cr_expect_eq(conf, 1500);
+	cr_expect(rate > 450 && rate < 550, "%.1f msg/s for 500 asked", rate);
+	cr_expect_eq(it_wait_queue(q, 1500, 10000), 1500,
+	             "the broker holds what was confirmed");
+	size_t len;
+	char *body = it_get(q, &len);
+	cr_assert_not_null(body);
+	cr_expect_geq(len, 300, "padded to --size");
+	cr_expect(strstr(body, "\"type\":\"order:created\"") != NULL, "%.*s",
+	          (int)len, body);
+	free(body);
+	free(out);
+	it_delete_queue(q);
+
+	cr_expect_eq(load("--queue x --count 0", &out), 2, "%s", out);
+	free(out);
+	cr_expect_eq(load("--queue x --publishers 65", &out), 2, "%s", out);
+	free(out);
+}
+
+Test(ctl, load_watches_warrend_end_to_end, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char plugin[512], args[1024], *out;
+
+	snprintf(plugin, sizeof(plugin), "%s/tests/fixtures/fx_flow.so",
+	         it_build_dir());
+	it_names_init(&n, "ctl.watch");
+	char *conf =
+	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	int port = it_http_port(&d);
+	snprintf(args, sizeof(args),
+	         "--exchange '%s' --routing-key k --type t:flow --count 600 "
+	         "--rate 300 --watch http://127.0.0.1:%d",
+	         n.x, port);
+	cr_assert_eq(load(args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "e2e p99") != NULL, "%s", out);
+	cr_assert_eq(it_log_wait(&d, "flow id=", 600, WAIT_MS), 600);
+	/* A row whose e2e p99 is above zero: warrend saw the send times. */
+	bool seen = false;
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		int sec;
+		double e99 = 0;
+		if (sscanf(l, "%d %*d %*d %*d %*f %*f %*f %lf", &sec, &e99) ==
+		        2 &&
+		    e99 > 0)
+			seen = true;
+	}
+	cr_expect(seen, "no end-to-end latency in the rows");
+	free(out);
+	free(it_stop_and_log(&d));
+	it_names_delete(&n);
+	free(conf);
+}
