@@ -46,6 +46,15 @@ struct wd_rate {
 	atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
 #define wd_counted(c) atomic_load_explicit(&(c), memory_order_relaxed)
 
+/* Where a delivery read from a queue is while it is in flight. */
+enum wd_inflight {
+	WD_INFLIGHT_WAITING_WORKER = 0, /* handed off, no handler yet */
+	WD_INFLIGHT_IN_HANDLER,
+	WD_INFLIGHT_WAITING_CONFIRM, /* its publishes not confirmed yet */
+	WD_INFLIGHT_STAGES
+};
+extern const char *const wd_inflight_names[WD_INFLIGHT_STAGES];
+
 struct wd_queue_series {
 	struct wd_queue_series *next;
 	char *queue;
@@ -56,6 +65,7 @@ struct wd_queue_series {
 	wd_counter republish_failed;
 	struct wd_hist end_to_end; /* publish -> settle, when known */
 	struct wd_rate received_rate;
+	_Atomic int64_t inflight[WD_INFLIGHT_STAGES]; /* gauges */
 };
 
 struct wd_route_series {

@@ -44,6 +44,7 @@ static void run_batch(struct wd_task *t)
 
 	for (size_t i = 0; i < bt->n; i++) {
 		struct wd_delivery *d = bt->items[i];
+		wd_delivery_leave(d, WD_INFLIGHT_WAITING_WORKER);
 		/* Skip deliveries whose connection is gone (the broker
 		 * redelivers them) and any that did not fit in memory. */
 		if (!envs || !vs || !wd_delivery_live(d)) {
@@ -53,9 +54,13 @@ static void run_batch(struct wd_task *t)
 		envs[live] = &d->parsed;
 		vs[live] = &d->verdict;
 		live++;
+		wd_delivery_enter(d, WD_INFLIGHT_IN_HANDLER);
 	}
 	if (live > 0)
 		wd_dispatch_run_batch(bt->route, envs, vs, live);
+	for (size_t i = 0; envs && vs && i < bt->n; i++)
+		if (wd_delivery_live(bt->items[i]))
+			wd_delivery_leave(bt->items[i], WD_INFLIGHT_IN_HANDLER);
 	free(envs);
 	free(vs);
 }
@@ -104,6 +109,7 @@ void wd_batchers_add(struct wd_batchers *bs, struct wd_delivery *d)
 		if (!b->items) {
 			pthread_mutex_unlock(&bs->lock);
 			/* Not handled: it goes the retry way, never lost. */
+			wd_delivery_leave(d, WD_INFLIGHT_WAITING_WORKER);
 			wd_verdict_retry(&d->verdict,
 			                 "out of memory for a batch");
 			d->task.finish(&d->task);

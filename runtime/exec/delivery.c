@@ -18,3 +18,19 @@ void wd_delivery_subject(const struct wd_delivery *d, int slot,
 	    .message_id_len = has_id ? (int)p->message_id.len : 0,
 	};
 }
+
+static _Atomic int64_t *gauge(const struct wd_delivery *d,
+                              enum wd_inflight stage)
+{
+	return &d->gen->routes->queue_series[d->queue]->inflight[stage];
+}
+
+void wd_delivery_enter(const struct wd_delivery *d, enum wd_inflight stage)
+{
+	atomic_fetch_add_explicit(gauge(d, stage), 1, memory_order_relaxed);
+}
+
+void wd_delivery_leave(const struct wd_delivery *d, enum wd_inflight stage)
+{
+	atomic_fetch_sub_explicit(gauge(d, stage), 1, memory_order_relaxed);
+}

@@ -16,6 +16,7 @@
 
 #include "base/amqp_compat.h"
 #include "base/log.h"
+#include "base/series.h"
 #include "exec/dispatch.h"
 #include "exec/workers.h"
 #include "message/envelope.h"
@@ -59,6 +60,10 @@ struct wd_delivery {
 /* The log subject of d (base/log.h): its queue, slot, tag, message id. */
 void wd_delivery_subject(const struct wd_delivery *d, int slot,
                          struct wd_log_subject *s);
+
+/* d enters or leaves a stage of its queue's in-flight gauges. */
+void wd_delivery_enter(const struct wd_delivery *d, enum wd_inflight stage);
+void wd_delivery_leave(const struct wd_delivery *d, enum wd_inflight stage);
 
 /* Whether the delivery's connection is still the one it came on (else the
  * broker redelivers it, and its handler must not run). Thread-safe. */

@@ -150,6 +150,16 @@ static void queues(struct wd_strbuf *b, const struct wd_queue_series *qs)
 		queue_labels(b, "warren_republish_failed_total", q);
 		count_line(b, wd_counted(q->republish_failed));
 	}
+	family(b, "warren_inflight", "gauge",
+	       "Deliveries read from the queue and not settled, by where they "
+	       "are.");
+	for (q = qs; q; q = q->next)
+		for (int i = 0; i < WD_INFLIGHT_STAGES; i++) {
+			int64_t v = atomic_load(&q->inflight[i]);
+			queue_labels(b, "warren_inflight", q);
+			label(b, "stage", wd_inflight_names[i], false);
+			count_line(b, v > 0 ? (uint64_t)v : 0);
+		}
 	family(b, "warren_end_to_end_latency_seconds", "histogram",
 	       "From publish (x-warren-published-us, else the AMQP timestamp) "
 	       "to settle.");

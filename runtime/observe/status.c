@@ -58,6 +58,16 @@ static json_t *route(const struct wd_series_view *v,
 	    latency(&r->handler_seconds));
 }
 
+static json_t *inflight(const struct wd_queue_series *q)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; o && i < WD_INFLIGHT_STAGES; i++)
+		json_object_set_new(o, wd_inflight_names[i],
+		                    json_integer(atomic_load(&q->inflight[i])));
+	return o;
+}
+
 static json_t *queue(const struct wd_series_view *v,
                      const struct wd_queue_series *q)
 {
@@ -68,13 +78,14 @@ static json_t *queue(const struct wd_series_view *v,
 		if (strcmp(r->queue, q->queue) == 0)
 			json_array_append_new(routes, route(v, r));
 	return json_pack(
-	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:o,s:o}", "queue", q->queue,
+	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "queue", q->queue,
 	    "received", (json_int_t)wd_counted(q->received), "received_per_s",
 	    wd_series_rate(v, &q->received_rate), "dead_lettered",
 	    by_reason(q->dead_lettered), "dropped", by_reason(q->dropped),
 	    "retry_published", (json_int_t)wd_counted(q->retry_published),
 	    "republish_failed", (json_int_t)wd_counted(q->republish_failed),
-	    "end_to_end_latency", latency(&q->end_to_end), "routes", routes);
+	    "end_to_end_latency", latency(&q->end_to_end), "routes", routes,
+	    "inflight", inflight(q));
 }
 
 static json_t *slots(const struct wd_series_view *v)

@@ -34,11 +34,14 @@ static void run_delivery(struct wd_task *t)
 
 	/* A delivery of a connection that is gone will be redelivered: do not
 	 * run its handler now, the redelivery will. */
+	wd_delivery_leave(d, WD_INFLIGHT_WAITING_WORKER);
 	if (wd_delivery_live(d)) {
 		struct wd_log_subject about;
 		wd_delivery_subject(d, d->conn->id, &about);
 		wd_log_about(&about);
+		wd_delivery_enter(d, WD_INFLIGHT_IN_HANDLER);
 		wd_dispatch_run(&d->parsed, &d->verdict);
+		wd_delivery_leave(d, WD_INFLIGHT_IN_HANDLER);
 		wd_log_about(NULL);
 	}
 }

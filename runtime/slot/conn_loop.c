@@ -73,6 +73,8 @@ static int take(struct wd_conn *c, struct wd_delivery *d)
 	             (uintmax_t)d->env.delivery_tag, c->inflight);
 	if (!d->task.run)
 		return wd_settle(&c->settler, d);
+	/* Until a handler takes it (run_delivery, run_batch leave it). */
+	wd_delivery_enter(d, WD_INFLIGHT_WAITING_WORKER);
 	if (d->verdict.route->handle_batch) {
 		wd_batchers_add(d->gen->batchers, d);
 		return 0;

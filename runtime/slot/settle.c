@@ -89,12 +89,15 @@ static int wait_for_confirms(struct wd_settler *s, struct wd_delivery *d,
 	d->stage = stage;
 	d->waiting_at = s->nwaiting;
 	s->waiting[s->nwaiting++] = d;
+	wd_delivery_enter(d, WD_INFLIGHT_WAITING_CONFIRM);
 	return 0;
 }
 
 static void stop_waiting(struct wd_settler *s, struct wd_delivery *d)
 {
 	struct wd_delivery *last = s->waiting[--s->nwaiting];
+
+	wd_delivery_leave(d, WD_INFLIGHT_WAITING_CONFIRM);
 
 	s->waiting[d->waiting_at] = last;
 	last->waiting_at = d->waiting_at;
@@ -373,8 +376,10 @@ int wd_settle_requeue_due(struct wd_settler *s, int64_t now_ms,
 
 void wd_settle_forget(struct wd_settler *s)
 {
-	for (size_t i = 0; i < s->nwaiting; i++)
+	for (size_t i = 0; i < s->nwaiting; i++) {
+		wd_delivery_leave(s->waiting[i], WD_INFLIGHT_WAITING_CONFIRM);
 		s->ops->forget(s->arg, s->waiting[i]);
+	}
 	s->nwaiting = 0;
 	s->ready = NULL; /* its deliveries were in waiting */
 	for (size_t i = 0; i < s->nheld; i++)

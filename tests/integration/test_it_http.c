@@ -222,6 +222,14 @@ Test(http, metrics_count_a_known_mix, .timeout = 120)
 	              1);
 	expect_sample(metrics,
 	              "warren_slot_state{slot=\"0\",state=\"consuming\"}", 1);
+	const char *stages[] = {"waiting_worker", "in_handler",
+	                        "waiting_confirm"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(series, sizeof(series),
+		         "warren_inflight{queue=\"%s\",stage=\"%s\"}", n.q,
+		         stages[i]);
+		expect_sample(metrics, series, 0); /* all settled */
+	}
 	cr_expect_gt(sample(metrics, "process_resident_memory_bytes"), 1e6);
 	cr_expect_gt(sample(metrics, "process_open_fds"), 3);
 	free(metrics);
@@ -280,6 +288,24 @@ Test(http, handler_duration_lands_in_its_bucket, .timeout = 90)
 	cr_expect(sum >= 0.06 && sum < 0.15, "sum %g s for three 20 ms calls",
 	          sum);
 	free(metrics);
+
+	/* A handler that takes its time shows in the in-flight gauge. */
+	c = it_connect();
+	it_publish_str(c, n.x, "k",
+	               "{\"type\":\"t:flow\",\"id\":2,\"sleep_ms\":1500}");
+	it_close(c);
+	snprintf(series, sizeof(series),
+	         "warren_inflight{queue=\"%s\",stage=\"in_handler\"}", n.q);
+	double seen = 0;
+	end = it_now_ms() + WAIT_MS;
+	while (seen != 1 && it_now_ms() < end) {
+		cr_assert_eq(it_http_get(port, "/metrics", &metrics), 200);
+		seen = sample(metrics, series);
+		free(metrics);
+		usleep(20 * 1000);
+	}
+	cr_expect_eq(seen, 1, "in_handler never showed the sleeping call");
+	cr_assert_eq(it_log_wait(&d, "flow id=2", 1, WAIT_MS), 1);
 	free(it_stop_and_log(&d));
 	it_names_delete(&n);
 	free(conf);
