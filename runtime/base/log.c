@@ -52,6 +52,29 @@ static size_t json_escaped(char *line, size_t len, size_t cap, const char *s,
 	return len;
 }
 
+/* " [queue=Q slot=N tag=T message-id=M]" after a text line's message. */
+static size_t text_subject(char *line, size_t n, size_t cap)
+{
+	const struct wd_log_subject *s = subject;
+	int r;
+
+	if (n + 1 >= cap)
+		return n;
+	r = snprintf(line + n, cap - n, " [queue=%s slot=%d tag=%llu",
+	             s->queue ? s->queue : "?", s->slot, s->tag);
+	if (r > 0 && s->message_id && s->message_id_len > 0)
+		r += snprintf(line + n + (size_t)r,
+		              cap - n - (size_t)(r > 0 ? r : 0),
+		              " message-id=%.*s",
+		              s->message_id_len > 128 ? 128 : s->message_id_len,
+		              s->message_id);
+	if (r > 0 && n + (size_t)r + 1 < cap) {
+		n += (size_t)r;
+		line[n++] = ']';
+	}
+	return n;
+}
+
 /* The JSON line of one event: text is the formatted message. */
 static size_t json_line(char *line, size_t cap, const char *stamp,
                         enum wd_log_level level, const char *area,
@@ -79,6 +102,12 @@ static size_t json_line(char *line, size_t cap, const char *stamp,
 		n = json_escaped(line, n, room,
 		                 s->message_id ? s->message_id : "",
 		                 s->message_id ? (size_t)s->message_id_len : 0);
+		if (s->route) {
+			n += (size_t)snprintf(line + n, cap - n,
+			                      "\",\"route\":\"");
+			n = json_escaped(line, n, room, s->route,
+			                 strlen(s->route));
+		}
 	}
 	n += (size_t)snprintf(line + n, cap - n, "\"}");
 	return n;
@@ -142,6 +171,9 @@ void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
 			n += (size_t)r < sizeof(line) - n - 1
 			         ? (size_t)r
 			         : sizeof(line) - n - 2;
+		/* A plugin's own lines are its to word. */
+		if (subject && strncmp(area, "plugin", 6) != 0)
+			n = text_subject(line, n, sizeof(line) - 1);
 	}
 	/* One event, one line: a newline inside the text would let a message
 	 * body forge log lines (JSON escapes it already). */

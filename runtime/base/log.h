@@ -27,11 +27,15 @@ int wd_log_level_parse(const char *name, enum wd_log_level *out);
 enum wd_log_format { WD_LOG_TEXT = 0, WD_LOG_JSON = 1 };
 void wd_log_set_format(enum wd_log_format f);
 
-/* The message the calling thread's log lines are about, for the JSON
- * fields: set around the work on one delivery, cleared (NULL) after. The
- * strings are borrowed for as long as it is set. */
+/* The message the calling thread's log lines are about: set around the
+ * work on one delivery, cleared (NULL) after; the strings are borrowed
+ * for as long as it is set. JSON lines carry it as fields; text lines of
+ * the runtime's own areas end with "[queue=Q slot=N tag=T message-id=M]",
+ * so that a line about an outcome names the message, not just its tag
+ * (tags repeat across channels). */
 struct wd_log_subject {
 	const char *queue;
+	const char *route; /* its route's type, or NULL */
 	int slot;
 	unsigned long long tag;
 	const char *message_id; /* not NUL-terminated: message_id_len */

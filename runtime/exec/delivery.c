@@ -12,6 +12,7 @@ void wd_delivery_subject(const struct wd_delivery *d, int slot,
 	*s = (struct wd_log_subject){
 	    .queue =
 	        d->gen ? d->gen->routes->conf->queues[d->queue].name : NULL,
+	    .route = d->verdict.route ? d->verdict.route->type : NULL,
 	    .slot = slot,
 	    .tag = (unsigned long long)d->env.delivery_tag,
 	    .message_id = has_id ? (const char *)p->message_id.bytes : NULL,

@@ -117,3 +117,22 @@ route "bench:noop" {
 }
 EOF
 }
+
+# scrape LOG: GET /metrics once a second from the endpoint LOG names, until
+# killed (bash's /dev/tcp: no client to install).
+scrape() {
+    local port deadline=$((SECONDS + 30))
+    until port=$(sed -n 's/.*serving \/metrics.* on [0-9.]*:\([0-9]*\)$/\1/p' "$1" | head -n 1) &&
+        [[ -n $port ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+    while :; do
+        if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+            printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+            cat <&3 >/dev/null
+            exec 3<&-
+        fi
+        sleep 1
+    done
+}

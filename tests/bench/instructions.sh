@@ -5,6 +5,7 @@
 # noise of a timed run on a shared 2-core machine.
 #
 # usage: tests/bench/instructions.sh [--messages N] [--against BUILD_DIR]
+#                                    [--http]
 #   defaults: 20000 messages; without --against, one build only
 #
 # For each build (BUILD_DIR, default build/ at the repository root, and the
@@ -19,12 +20,16 @@
 #     noop BUILD: I instructions, I/N per message
 #     ratio noop build/against: X.XXX   (above 1: the build costs more)
 #
+# The endpoint is off in these runs. --http counts BUILD_DIR's non-blocking
+# run once more with the endpoint on and /metrics scraped every second
+# (the scrapes' own work included) and prints "ratio noop_nb http/off".
+#
 # Numbers only, no judgement. Needs valgrind. Tunables: BENCH_WAIT_TIMEOUT
 # (s a drain may take under callgrind, default 600).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=20000 PREFETCH=100 AGAINST=
+MESSAGES=20000 PREFETCH=100 AGAINST= HTTP=0
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-600}
 STOP_TIMEOUT=120
 
@@ -34,6 +39,7 @@ while (($#)); do
     case $1 in
         --messages) MESSAGES=${2:-}; shift 2 || usage ;;
         --against) AGAINST=${2:-}; shift 2 || usage ;;
+        --http) HTTP=1; shift ;;
         -h | --help) usage ;;
         *) echo "instructions.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -55,25 +61,32 @@ log() { printf 'instructions.sh: %s\n' "$*" >&2; }
 
 # count BUILD HANDLER -> sets COUNT (instructions of the whole run)
 COUNT=
-count() {
-    local b=$1 h=$2 tag q conf out line deadline rc
-    tag=$(basename "$b")-$h
+count() { # BUILD HANDLER [http]
+    local b=$1 h=$2 tag q conf out line deadline rc listen="" scraper=""
+    tag=$(basename "$b")-$h${3:+-http}
+    [[ -z ${3:-} ]] || listen=127.0.0.1:0
     q="bench-$$-$tag"
     conf=$WORK/$tag.conf out=$WORK/$tag.callgrind WLOG=$WORK/$tag.log
     WR_FILL_DLX="$q.dlx" timeout "$WAIT_TIMEOUT" "$b/tests/bench/wr-fill" "$URL" "$q" \
         "$MESSAGES" >"$WORK/fill.out" 2>&1 || { cat "$WORK/fill.out" >&2; fail "wr-fill $q"; }
     write_bench_conf "$conf" "$q" 1 fx_count "$b/tests/fixtures/fx_count.so" "$h" \
         "expect = \"$MESSAGES\""
-    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR WARREN_HTTP_LISTEN= \
+    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR WARREN_HTTP_LISTEN="$listen" \
         valgrind --tool=callgrind --callgrind-out-file="$out" --separate-threads=no \
         "$b/warrend" -c "$conf" </dev/null >"$WLOG" 2>&1 &
     WARREND_PID=$!
+    if [[ -n $listen ]]; then
+        scrape "$WLOG" &
+        scraper=$!
+        BG_PIDS+=("$scraper")
+    fi
     deadline=$((SECONDS + WAIT_TIMEOUT))
     until grep -q -E "bench: $MESSAGES messages in " "$WLOG"; do
         kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited before handling $MESSAGES messages"
         ((SECONDS < deadline)) || fail "no 'bench:' line within ${WAIT_TIMEOUT}s"
         sleep 0.5
     done
+    [[ -z $scraper ]] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
     kill -TERM "$WARREND_PID"
     deadline=$((SECONDS + STOP_TIMEOUT))
     while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
@@ -102,3 +115,10 @@ for h in noop noop_nb; do
             'BEGIN { printf "ratio %s build/against: %.3f\n", h, a / b }'
     fi
 done
+if ((HTTP)); then
+    count "${BUILDS[0]}" noop_nb
+    off=$COUNT
+    count "${BUILDS[0]}" noop_nb http
+    printf 'noop_nb %s, endpoint on and scraped: %s instructions\n' "${BUILDS[0]}" "$COUNT"
+    awk -v a="$COUNT" -v b="$off" 'BEGIN { printf "ratio noop_nb http/off: %.3f\n", a / b }'
+fi

@@ -138,25 +138,6 @@ write_conf() { # QUEUE CONF HANDLER
         "expect = \"$MESSAGES\""
 }
 
-# scrape LOG: GET /metrics once a second from the endpoint LOG names, until
-# killed (bash's /dev/tcp: no client to install).
-scrape() {
-    local port deadline=$((SECONDS + 30))
-    until port=$(sed -n 's/.*serving \/metrics.* on [0-9.]*:\([0-9]*\)$/\1/p' "$1" | head -n 1) &&
-        [[ -n $port ]]; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-    while :; do
-        if exec 3<>"/dev/tcp/127.0.0.1/$port"; then
-            printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-            cat <&3 >/dev/null
-            exec 3<&-
-        fi
-        sleep 1
-    done
-}
-
 run_warrend() { # RUN HANDLER [http]
     local q="bench-$$-$1-warrend-$2${3:+-http}" conf="$WORK/warrend-$1-$2${3:+-http}.conf"
     local line rate deadline rc listen="" scraper=
