@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "host/elf.h"
 
 /*
  * Copy the file at `path` into an anonymous memory file; returns its fd, or
@@ -21,14 +23,28 @@
  * file overwritten in place (cp over a loaded .so) from pulling the code
  * out from under a running handler.
  */
-static int private_copy(const char *path, const char *name)
+static int private_copy(const char *path, const char *name, char *why,
+                        size_t whylen)
 {
 	char buf[65536];
-	int in = open(path, O_RDONLY | O_CLOEXEC), out = -1, saved;
+	/* O_NONBLOCK: a FIFO at the path must not hang the daemon here. */
+	int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), out = -1, saved;
+	struct stat st;
 	ssize_t n;
 
-	if (in < 0)
+	if (in < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
 		return -1;
+	}
+	/* Checked on what was opened, not on the path: no race with a
+	 * rename in between. */
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s",
+		         S_ISDIR(st.st_mode) ? "it is a directory"
+		                             : "it is not a regular file");
+		close(in);
+		return -1;
+	}
 	out = memfd_create(name, MFD_CLOEXEC);
 	if (out < 0)
 		goto fail;
@@ -52,6 +68,7 @@ static int private_copy(const char *path, const char *name)
 	return out;
 fail:
 	saved = errno;
+	snprintf(why, whylen, "%s", strerror(errno));
 	close(in);
 	if (out >= 0)
 		close(out);
@@ -75,15 +92,25 @@ int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
 {
 	warren_plugin_entry_fn entry;
 	const warren_plugin *d;
-	char copy[64];
+	char copy[64], why[256];
 
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
 	p->ctx.plugin = conf;
-	p->fd = private_copy(conf->path, conf->name);
+	p->fd = private_copy(conf->path, conf->name, why, sizeof(why));
 	if (p->fd < 0) {
 		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
-		         conf->name, conf->path, strerror(errno));
+		         conf->name, conf->path, why);
+		return -1;
+	}
+	/* Checked on the private copy, which is what dlopen maps. */
+	if (wd_elf_check(p->fd, why, sizeof(why)) < 0) {
+		snprintf(err, errlen,
+		         "plugin \"%s\" (%s): cannot load: %s (install "
+		         "plugins by rename, e.g. install -m 644 NEW.so PATH)",
+		         conf->name, conf->path, why);
+		close(p->fd);
+		p->fd = -1;
 		return -1;
 	}
 	/* The fd stays open while the library is loaded: its number, and so

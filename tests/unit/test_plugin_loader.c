@@ -7,9 +7,11 @@
  */
 #include <criterion/criterion.h>
 
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -476,4 +478,125 @@ Test(examples, shipped_conf_builds)
 	for (size_t i = 0; i < r->nplugins; i++)
 		cr_expect(r->plugins[i].inited, "plugin %zu not inited", i);
 	wd_routes_free(r);
+}
+
+/* ---- broken plugin files: refused before dlopen, never a crash --------- */
+
+static char broken_dir[256];
+
+static const char *broken_path(const char *name)
+{
+	static char path[512];
+
+	if (!broken_dir[0]) {
+		snprintf(broken_dir, sizeof(broken_dir), "%s/wd-broken-XXXXXX",
+		         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		cr_assert_not_null(mkdtemp(broken_dir));
+	}
+	snprintf(path, sizeof(path), "%s/%s", broken_dir, name);
+	return path;
+}
+
+/* fx_good.so's bytes, malloc'd. */
+static unsigned char *good_bytes(size_t *len)
+{
+	FILE *f = fopen(WARREN_FIXTURE_DIR "/fx_good.so", "rb");
+	unsigned char *b;
+	long n;
+
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	b = malloc((size_t)n);
+	cr_assert_not_null(b);
+	cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static const char *write_file(const char *name, const void *b, size_t len)
+{
+	const char *path = broken_path(name);
+	FILE *f = fopen(path, "wb");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(b, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+static void expect_refused(const char *path, const char *why)
+{
+	struct wd_conf_plugin c = conf_for("broken", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1, "%s loaded",
+	             path);
+	expect_has(err, "plugin \"broken\"");
+	expect_has(err, path);
+	expect_has(err, "cannot load");
+	expect_has(err, why);
+	cr_expect_null(p.dl);
+}
+
+Test(plugin, truncated_files_are_refused, .timeout = 20)
+{
+	size_t len;
+	unsigned char *b = good_bytes(&len);
+	/* The end of the last loadable segment: one byte short of it is
+	 * the last file that must be refused. (Past it lie the section
+	 * headers, which dlopen does not need.) */
+	const Elf64_Ehdr *h = (const Elf64_Ehdr *)b;
+	size_t load_end = 0;
+	for (int i = 0; i < h->e_phnum; i++) {
+		const Elf64_Phdr *ph =
+		    (const Elf64_Phdr *)(b + h->e_phoff + i * sizeof(*ph));
+		if (ph->p_type == PT_LOAD &&
+		    ph->p_offset + ph->p_filesz > load_end)
+			load_end = ph->p_offset + ph->p_filesz;
+	}
+	cr_assert_gt(load_end, 4000);
+	const size_t cuts[] = {10, 63, 64, 200, 4000, len / 2, load_end - 1};
+	char name[64];
+
+	expect_refused(write_file("empty.so", b, 0), "the file is empty");
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		snprintf(name, sizeof(name), "cut-%zu.so", cuts[i]);
+		struct wd_conf_plugin c =
+		    conf_for("broken", write_file(name, b, cuts[i]));
+		struct wd_plugin p;
+		cr_expect_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1,
+		             "%zu of %zu bytes loaded", cuts[i], len);
+		expect_has(err, "cannot load");
+		cr_expect(strstr(err, "truncated") ||
+		              strstr(err, "too short") ||
+		              strstr(err, "no usable program headers") ||
+		              strstr(err, "dlopen") || strstr(err, "ELF"),
+		          "%zu bytes: %s", cuts[i], err);
+	}
+	free(b);
+}
+
+Test(plugin, other_machine_random_bytes_dir_and_fifo_are_refused, .timeout = 20)
+{
+	size_t len;
+	unsigned char *b = good_bytes(&len), noise[4096];
+	unsigned x = 12345;
+
+	/* e_machine (bytes 18-19, little-endian): AArch64. */
+	b[18] = 183;
+	b[19] = 0;
+	expect_refused(write_file("aarch64.so", b, len), "built for AArch64");
+	free(b);
+	for (size_t i = 0; i < sizeof(noise); i++)
+		noise[i] =
+		    (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
+	expect_refused(write_file("noise.so", noise, sizeof(noise)),
+	               "not an ELF file");
+	cr_assert_eq(mkdir(broken_path("dir.so"), 0700), 0);
+	expect_refused(broken_path("dir.so"), "it is a directory");
+	cr_assert_eq(mkfifo(broken_path("fifo.so"), 0600), 0);
+	expect_refused(broken_path("fifo.so"), "not a regular file");
 }
