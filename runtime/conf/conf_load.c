@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/amqp_compat.h"
 #include "base/amqp_fields.h"
 #include "base/listen.h"
 #include "base/log.h"
@@ -62,6 +63,26 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 		                "amqps://%s",
 		                env && *env ? " (it comes from WARREN_AMQP_URL)"
 		                            : "");
+		return -1;
+	}
+	/* The same parse the connection makes (broker/broker.c), so that -t
+	 * refuses what start would. The URL is not repeated: it may hold a
+	 * password. */
+	struct amqp_connection_info info;
+	char *copy = strdup(c->broker.url);
+	int rc;
+
+	if (!copy)
+		return -1;
+	amqp_default_connection_info(&info);
+	rc = amqp_parse_url(copy, &info);
+	free(copy);
+	if (rc != AMQP_STATUS_OK) {
+		wd_conf_set_err(
+		    c->file, env && *env ? b->line : wd_conf_line_of(b, "url"),
+		    "broker: url is not a valid amqp:// or amqps:// "
+		    "URL (host, port, percent escapes)%s",
+		    env && *env ? " (it comes from WARREN_AMQP_URL)" : "");
 		return -1;
 	}
 	return 0;

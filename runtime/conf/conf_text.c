@@ -12,26 +12,58 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "base/grow.h"
 
 char *wd_conf_read_text(const char *path)
 {
 	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
 	int open_lines[64], depth = 0, line = 1, start = 0;
 	FILE *f = fopen(path, "r");
-	char *text = NULL;
-	size_t len = 0;
+	char *text = NULL, *nul;
+	size_t len = 0, n = 0, cap = 0;
+	struct stat fst;
 
 	if (!f) {
 		wd_conf_set_err(path, 0, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
-	if (getdelim(&text, &len, '\0', f) < 0) {
+	if (fstat(fileno(f), &fst) == 0 && S_ISDIR(fst.st_mode)) {
+		fclose(f);
+		wd_conf_set_err(path, 0, "is a directory, not a config file");
+		return NULL;
+	}
+	/* All of it, NUL bytes included: a NUL would otherwise end the text
+	 * there, and what follows would be ignored without a word. */
+	for (;;) {
+		if (WD_GROW(text, cap, n + 4096 + 1, 8192) < 0) {
+			free(text);
+			fclose(f);
+			wd_conf_set_err(path, 0, "out of memory");
+			return NULL;
+		}
+		len = fread(text + n, 1, cap - n - 1, f);
+		n += len;
+		if (len == 0)
+			break;
+	}
+	if (ferror(f)) {
 		free(text);
-		text = strdup("");
+		fclose(f);
+		wd_conf_set_err(path, 0, "cannot read: %s", strerror(errno));
+		return NULL;
 	}
 	fclose(f);
-	if (!text) {
-		wd_conf_set_err(path, 0, "out of memory");
+	text[n] = '\0';
+	if ((nul = memchr(text, '\0', n))) {
+		int at = 1;
+		for (const char *p = text; p < nul; p++)
+			at += *p == '\n';
+		free(text);
+		wd_conf_set_err(path, at,
+		                "a NUL byte: the file is not text (saved by a "
+		                "binary tool?)");
 		return NULL;
 	}
 	for (char *p = text; *p; p++) {

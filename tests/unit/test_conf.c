@@ -1589,3 +1589,71 @@ Test(conf, long_queue_name_without_retries)
 	cr_expect_eq(c->queues[0].nretry_delays, 0);
 	wd_conf_free(c);
 }
+
+/* ---- what start would refuse, -t refuses too -------------------------- */
+
+Test(conf, a_nul_byte_is_refused_at_its_line)
+{
+	static const char text[] = BASE "route \"t2\" { queue = \"q\" plugin = "
+	                                "\"p\" handler = \"h\" }\n\0"
+	                                "route \"t3\" { queue = \"q\" plugin = "
+	                                "\"p\" handler = \"h\" }\n";
+	char want[1200];
+	struct wd_conf *c;
+	FILE *f;
+	int fd;
+
+	snprintf(conf_path, sizeof(conf_path), "/tmp/warren-test-conf-XXXXXX");
+	fd = mkstemp(conf_path);
+	cr_assert_geq(fd, 0);
+	f = fdopen(fd, "w");
+	cr_assert_eq(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	c = wd_conf_load(conf_path, err, sizeof(err));
+	unlink(conf_path);
+	cr_assert_null(c, "a file cut short by a NUL byte loaded");
+	snprintf(want, sizeof(want),
+	         "%s:12: a NUL byte: the file is not text (saved by a binary "
+	         "tool?)",
+	         conf_path);
+	cr_expect_str_eq(err, want);
+}
+
+Test(conf, a_directory_is_said_to_be_one)
+{
+	char dir[] = "/tmp/warren-test-dir-XXXXXX", want[256];
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_null(wd_conf_load(dir, err, sizeof(err)));
+	rmdir(dir);
+	snprintf(want, sizeof(want), "%s:0: is a directory, not a config file",
+	         dir);
+	cr_expect_str_eq(err, want);
+}
+
+Test(conf, urls_start_would_refuse_are_refused_here)
+{
+	static const char *const bad[] = {
+	    "amqp://guest:guest@127.0.0.1:notaport",
+	    "amqp://guest:guest@[::1",
+	    "amqp://guest:guest@127.0.0.1:5672/%zz",
+	};
+	char text[512], want[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         BASE "broker {\n    url = \"%s\"\n}\n", bad[i]);
+		snprintf(want, sizeof(want),
+		         "broker: url is not a valid amqp:// or amqps:// URL "
+		         "(host, port, percent escapes)");
+		expect_error(text, 12, want);
+		cr_expect(strstr(err, "guest:guest") == NULL,
+		          "the URL (and its password) must not be repeated");
+		/* From the environment: the variable is named. */
+		setenv("WARREN_AMQP_URL", bad[i], 1);
+		cr_expect_null(load_text(BASE));
+		cr_expect(strstr(err, "(it comes from WARREN_AMQP_URL)"), "%s",
+		          err);
+		unsetenv("WARREN_AMQP_URL");
+	}
+}
