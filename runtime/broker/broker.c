@@ -2,9 +2,13 @@
 #include "broker/broker.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/amqp_fields.h"
 
@@ -153,10 +157,45 @@ static amqp_socket_t *new_socket(const struct wd_broker *b,
 	return s;
 }
 
+/* rabbitmq-c says "a socket error occurred" for every failed connect (its
+ * errno is gone by then): connect once more, plainly, to say which --
+ * "Connection refused", "No route to host" -- as an operator needs. */
+static const char *connect_cause(const struct wd_broker *b, char *buf,
+                                 size_t len)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	struct timeval tv = {.tv_sec = b->connect_timeout};
+	char port[16];
+	int fd, rc;
+
+	snprintf(port, sizeof(port), "%d", b->info.port);
+	rc = getaddrinfo(b->info.host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(buf, len, "%s", gai_strerror(rc));
+		return buf;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(buf, len, "%s", strerror(errno));
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			snprintf(buf, len, "it accepts connections now");
+		else
+			snprintf(buf, len, "%s",
+			         errno == EINPROGRESS ? "connect timed out"
+			                              : strerror(errno));
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return buf;
+}
+
 amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
                                           const char *name, char *err,
-                                          size_t errlen)
+                                          size_t errlen, bool *outage)
 {
+	bool ignore;
 	struct timeval tv = {.tv_sec = b->connect_timeout};
 	amqp_connection_state_t conn = amqp_new_connection();
 	amqp_table_entry_t caps[2], props[2];
@@ -167,6 +206,9 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 	char why[256];
 	int rc;
 
+	if (!outage)
+		outage = &ignore;
+	*outage = false;
 	if (!conn) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -176,8 +218,10 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 		goto fail;
 	rc = amqp_socket_open_noblock(sock, b->info.host, b->info.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		snprintf(err, errlen, "cannot connect to %s: %s", b->redacted,
-		         amqp_error_string2(rc));
+		snprintf(err, errlen, "cannot connect to %s: %s (%s)",
+		         b->redacted, amqp_error_string2(rc),
+		         connect_cause(b, why, sizeof(why)));
+		*outage = true;
 		goto fail;
 	}
 	amqp_set_handshake_timeout(conn, &tv);

@@ -28,10 +28,13 @@ void wd_broker_free(struct wd_broker *b);
 
 /* Open a connection and log in, announcing the connection.blocked and
  * consumer_cancel_notify capabilities. `name` is shown by the broker's
- * management tools. Returns NULL with err set. */
+ * management tools. Returns NULL with err set, and *outage (unless NULL)
+ * true if no connection could be made (nothing listens, no route: worth
+ * waiting for), false if the broker answered and refused (a login: a
+ * config error, not an outage). */
 amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
                                           const char *name, char *err,
-                                          size_t errlen);
+                                          size_t errlen, bool *outage);
 
 /* Close politely (bounded by the RPC timeout) and free. */
 void wd_broker_close(amqp_connection_state_t conn);

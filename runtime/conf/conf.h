@@ -28,6 +28,8 @@ struct wd_conf_broker {
 	int ack_batch;       /* acks coalesced into one multiple-ack, 1 = off */
 	int ack_delay_ms;    /* longest an ack waits to be coalesced */
 	int publish_timeout; /* seconds a publisher confirm may take */
+	bool startup_wait;   /* startup = "wait": an unreachable broker at start
+	                        is waited for, not fatal */
 };
 
 /* What happens to a message no handler can take. */

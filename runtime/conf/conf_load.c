@@ -50,6 +50,7 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	c->broker.ack_batch = (int)cfg_getint(b, "ack_batch");
 	c->broker.ack_delay_ms = (int)cfg_getint(b, "ack_delay_ms");
 	c->broker.publish_timeout = (int)cfg_getint(b, "publish_timeout");
+	c->broker.startup_wait = strcmp(cfg_getstr(b, "startup"), "fail") != 0;
 	if (!c->broker.url ||
 	    copy_opt(&c->broker.password_file, b, "password_file") < 0 ||
 	    copy_opt(&c->broker.ca_cert, b, "ca_cert") < 0 ||

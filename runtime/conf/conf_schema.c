@@ -60,6 +60,12 @@ static int validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 	return -1;
 }
 
+static int validate_startup(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const v[] = {"wait", "fail", NULL};
+	return check_one_of(cfg, opt, v);
+}
+
 static int validate_log_format(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const v[] = {"text", "json", NULL};
@@ -210,6 +216,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("ack_batch", 100, CFGF_NONE),
 	    CFG_INT("ack_delay_ms", 10, CFGF_NONE),
 	    CFG_INT("publish_timeout", 30, CFGF_NONE),
+	    CFG_STR("startup", "wait", CFGF_NONE),
 	    CFG_END()};
 	/* Defaults: the tutorial's production figures (3 retries, 5 s). */
 	static cfg_opt_t policy_opts[] = {
@@ -315,6 +322,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	cfg_set_error_function(cfg, on_cfg_error);
 	cfg_set_validate_func(cfg, "log_level", validate_log_level);
 	cfg_set_validate_func(cfg, "log_format", validate_log_format);
+	cfg_set_validate_func(cfg, "broker|startup", validate_startup);
 	cfg_set_validate_func(cfg, "http|listen", validate_listen);
 	cfg_set_validate_func(cfg, "exchange|type", validate_exchange_type);
 	cfg_set_validate_func(cfg, "queue|type", validate_queue_type);

@@ -97,7 +97,13 @@ int wd_daemon_run(const char *conf_path)
 		wd_gen_free(r.current);
 		return 1;
 	}
-	if (wd_reload_serve(&r) < 0) {
+	switch (wd_reload_serve(&r)) {
+	case 0:
+		break;
+	case 1: /* asked to stop while waiting for the broker */
+		wd_http_stop(http);
+		return 0;
+	default:
 		wd_http_stop(http);
 		return 1;
 	}

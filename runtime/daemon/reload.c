@@ -1,6 +1,7 @@
 /* reload.c - build, check, swap and retire generations. */
 #include "daemon/reload.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,16 +86,60 @@ int wd_reload_first(struct wd_reloader *r, const char *conf_path)
 	return 0;
 }
 
+/* Sleep up to ms, or until SIGINT / SIGTERM (which are blocked: taken
+ * here, synchronously). Returns true if one came. */
+static bool stop_requested_within(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+	                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	return sigtimedwait(&set, NULL, &ts) > 0;
+}
+
 int wd_reload_serve(struct wd_reloader *r)
 {
+	const struct wd_conf_broker *b = &r->current->routes->conf->broker;
+	unsigned seed = (unsigned)getpid() ^ (unsigned)wd_now_ms();
 	char err[2048];
+	bool outage;
 
-	r->pool = wd_pool_start(r->current, err, sizeof(err));
-	if (!r->pool) {
-		wd_log_error("pool", "%s", err);
-		wd_gen_free(r->current);
-		r->current = NULL;
-		return -1;
+	for (int attempt = 1;; attempt++) {
+		r->pool = wd_pool_start(r->current, err, sizeof(err), &outage);
+		if (r->pool)
+			break;
+		if (!outage || !b->startup_wait) {
+			wd_log_error("pool", "%s", err);
+			wd_gen_free(r->current);
+			r->current = NULL;
+			return -1;
+		}
+		/* Exponential backoff with full jitter: a fleet of warrends
+		 * does not come back in step. */
+		int64_t cap = 500LL << (attempt < 7 ? attempt : 6);
+		int64_t wait = cap > 30000 ? 30000 : cap;
+		wait = 1 + (int64_t)((double)wait *
+		                     (rand_r(&seed) / (RAND_MAX + 1.0)));
+		wd_log_warnx(
+		    "pool",
+		    "%s: the broker is not reachable yet (attempt %d), "
+		    "retrying in %jd ms (broker.startup = \"fail\" "
+		    "exits instead)",
+		    err, attempt, (intmax_t)wait);
+		wd_series_main_alive_until(
+		    wd_now_ms() + wait +
+		    2 * (int64_t)b->connect_timeout * 1000 + 10000);
+		if (stop_requested_within(wait)) {
+			wd_log_info("pool",
+			            "stopped before the broker could be "
+			            "reached");
+			wd_gen_free(r->current);
+			r->current = NULL;
+			return 1;
+		}
 	}
 	atomic_store(&wd_metrics.generation, r->current->number);
 	publish_plugins(r->current);
@@ -113,7 +158,7 @@ static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
 
 	snprintf(name, sizeof(name), "warrend pid %d reload %ju", (int)getpid(),
 	         (uintmax_t)g->number);
-	conn = wd_broker_connect(&p->broker, name, err, errlen);
+	conn = wd_broker_connect(&p->broker, name, err, errlen, NULL);
 	if (!conn)
 		return -1;
 	rc = wd_broker_channel_open(conn, 1, err, errlen);
@@ -152,7 +197,7 @@ static int replace_pool(struct wd_reloader *r, struct wd_gen *g, char *err,
                         size_t errlen)
 {
 	struct wd_pool *old = r->pool;
-	struct wd_pool *p = wd_pool_start(g, err, errlen);
+	struct wd_pool *p = wd_pool_start(g, err, errlen, NULL);
 	int timeout = r->current->routes->conf->shutdown_timeout;
 
 	if (!p)

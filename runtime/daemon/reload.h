@@ -32,8 +32,10 @@ struct wd_gen *wd_reload_load(const char *conf_path, uint64_t number);
 /* Generation 1 (r->current), not serving yet. -1 on failure (logged). */
 int wd_reload_first(struct wd_reloader *r, const char *conf_path);
 
-/* Its pool: connect, declare, consume. -1 on failure (logged; r->current
- * is freed). */
+/* Its pool: connect, declare, consume. While the broker cannot be
+ * reached at all (and broker.startup is "wait"), it retries with backoff,
+ * logging each attempt with the cause. 0 once serving; -1 on failure, 1 if
+ * SIGINT or SIGTERM came first (logged; r->current is freed either way). */
 int wd_reload_serve(struct wd_reloader *r);
 
 /* Reload conf_path (SIGHUP). Logs one summary line either way. Returns 0

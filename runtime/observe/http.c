@@ -138,13 +138,15 @@ struct wd_http *wd_http_start(const char *listen, char *err, size_t errlen)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
+	/* The logger first: libmicrohttpd reports on options as it reads
+	 * them. */
 	h->mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)WD_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)WD_HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)WD_HTTP_MEMORY_LIMIT, MHD_OPTION_EXTERNAL_LOGGER,
-	    on_mhd_error, NULL, MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+	    on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)WD_HTTP_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WD_HTTP_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WD_HTTP_MEMORY_LIMIT,
+	    MHD_OPTION_END);
 	if (!h->mhd) {
 		snprintf(err, errlen, "http: cannot listen on %s: %s", listen,
 		         errno ? strerror(errno) : "libmicrohttpd refused");

@@ -252,9 +252,11 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 	if (c->consumers.gen)
 		wd_gen_unref(c->consumers.gen);
 	c->consumers.gen = g;
+	c->open_outage = false;
 	snprintf(name, sizeof(name), "warrend pid %d slot %d", (int)getpid(),
 	         c->id);
-	c->amqp = wd_broker_connect(env->broker, name, err, errlen);
+	c->amqp =
+	    wd_broker_connect(env->broker, name, err, errlen, &c->open_outage);
 	if (!c->amqp)
 		return -1;
 	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) <

@@ -81,6 +81,7 @@ struct wd_conn {
 	struct wd_consumers consumers; /* and the generation consumed for */
 	bool acks_full;   /* some consumer's ack batch is full: flush */
 	bool cancelled;   /* stopping: the consumers are cancelled */
+	bool open_outage; /* the last wd_conn_open could not connect at all */
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */

@@ -314,6 +314,11 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 		             c->id, 2 * c->env->broker->heartbeat);
 		return -1;
 	}
+	/* Woken (a reload's swap, finished deliveries, stop): go round
+	 * first, so that what is read next is read under the generation and
+	 * state the wake-up announced. The socket's data waits a turn. */
+	if (r > 0 && (fds[1].revents & POLLIN))
+		return 0;
 	/* Without data, still let rabbitmq-c send a due heartbeat now and
 	 * then. */
 	if (!(r > 0 && (fds[0].revents & POLLIN)) && *now - last_read_ms < 250)

@@ -24,12 +24,17 @@ struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g)
 	return old;
 }
 
-struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
+struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
+                              bool *outage)
 {
+	bool ignore;
 	const struct wd_conf *conf = g->routes->conf;
 	struct wd_pool *p = calloc(1, sizeof(*p));
 	int rc;
 
+	if (!outage)
+		outage = &ignore;
+	*outage = false;
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -82,8 +87,10 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen)
 	/* Connect every slot before any thread runs, so that a wrong URL,
 	 * password or topology stops the start with one clear error. */
 	for (int i = 0; i < p->nconns; i++)
-		if (wd_conn_open(&p->conns[i], err, errlen) < 0)
+		if (wd_conn_open(&p->conns[i], err, errlen) < 0) {
+			*outage = p->conns[i].open_outage;
 			goto fail_started;
+		}
 	wd_log_info("pool", "%d connection(s) to %s, %d worker(s)", p->nconns,
 	            p->broker.redacted, conf->workers);
 	for (int i = 0; i < p->nconns; i++) {

@@ -32,8 +32,11 @@ struct wd_pool {
 
 /* Connect every slot, declare the topology, start consuming generation g
  * (the pool takes over the caller's reference). Returns NULL with err set
- * if any connection or declaration fails; g is then still the caller's. */
-struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen);
+ * if any connection or declaration fails; g is then still the caller's,
+ * and *outage (unless NULL) says whether the broker was only unreachable
+ * (worth another try) rather than refusing something. */
+struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
+                              bool *outage);
 
 /* Make g (the caller's reference, taken over) the current generation and
  * wake every connection to take it up. Returns the generation it replaced,

@@ -397,9 +397,16 @@ static void *proxy_main(void *arg)
 
 struct it_proxy *it_proxy_start(int upstream_port)
 {
+	return it_proxy_start_at(upstream_port, 0);
+}
+
+struct it_proxy *it_proxy_start_at(int upstream_port, int port)
+{
 	struct it_proxy *p = calloc(1, sizeof(*p));
 	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1;
 	socklen_t alen = sizeof(a);
 	pthread_condattr_t ca;
 
@@ -413,8 +420,10 @@ struct it_proxy *it_proxy_start(int upstream_port)
 
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert(p->lfd >= 0, "it_proxy: socket: %s", strerror(errno));
+	/* A proxy started again on the port of a stopped one. */
+	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	cr_assert(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) == 0,
-	          "it_proxy: bind 127.0.0.1:0: %s", strerror(errno));
+	          "it_proxy: bind 127.0.0.1:%d: %s", port, strerror(errno));
 	cr_assert(listen(p->lfd, 64) == 0, "it_proxy: listen: %s",
 	          strerror(errno));
 	cr_assert(getsockname(p->lfd, (struct sockaddr *)&a, &alen) == 0);

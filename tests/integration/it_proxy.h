@@ -22,6 +22,9 @@ bool it_url_is_loopback(void);
  * test (cr_assert) on setup errors. A connection whose upstream connect
  * fails is closed at once (the client sees a broker that is down). */
 struct it_proxy *it_proxy_start(int upstream_port);
+/* The same on a given port (0: any): a broker that comes back where it
+ * was. */
+struct it_proxy *it_proxy_start_at(int upstream_port, int port);
 int it_proxy_port(const struct it_proxy *p);
 /* it_url() with host:port replaced by 127.0.0.1:<proxy port>; user,
  * password, vhost and query are kept as written. malloc'd. */

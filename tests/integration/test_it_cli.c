@@ -106,7 +106,8 @@ Test(cli, refuses_wrong_abi_and_missing_plugin)
 Test(cli, unreachable_broker_fails_fast_without_password)
 {
 	char *conf = it_conf("x", "q", fixture("fx_good"), "a=ok", NULL,
-	                     "  connect_timeout = 2", NULL, NULL),
+	                     "  connect_timeout = 2\n  startup = \"fail\"",
+	                     NULL, NULL),
 	     *out;
 	it_url_override = "amqp://guest:Sup3rSecretPw@127.0.0.1:1/";
 	cr_assert_eq(it_warrend_run(conf, NULL, &out), 1);

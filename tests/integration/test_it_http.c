@@ -671,3 +671,51 @@ Test(http, json_log_lines_name_the_message, .timeout = 90)
 	free(conf);
 	free(plugin);
 }
+
+Test(http, start_while_the_broker_is_down, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char *body;
+	char *plugin = fixture("fx_flow.so");
+
+	if (!it_url_is_loopback())
+		cr_skip_test("the proxy forwards to 127.0.0.1 only");
+	/* A port where the broker will be: nothing listens there yet. */
+	struct it_proxy *p = it_proxy_start(it_url_port());
+	int port = it_proxy_port(p);
+	char *url = it_proxy_url(p);
+	it_proxy_stop(p);
+	it_url_override = url;
+	it_names_init(&n, "http.boot");
+	char *conf = it_conf(n.x, n.q, plugin, "t:flow=flow", NULL,
+	                     "  connect_timeout = 2", NULL, NULL);
+	it_daemon_start(&d, conf, false);
+	int http = it_http_port(&d);
+	/* It waits, saying why, and is alive but not ready. */
+	cr_assert_geq(it_log_wait(&d,
+	                          "the broker is not reachable yet (attempt 2)",
+	                          1, WAIT_MS),
+	              1);
+	cr_expect_geq(it_log_count(&d, "Connection refused"), 2);
+	body = wait_status(http, "/readyz", 503, WAIT_MS);
+	cr_expect(strstr(body, "starting") != NULL, "%s", body);
+	free(body);
+	cr_expect_eq(it_http_get(http, "/healthz", &body), 200, "%s", body);
+	free(body);
+
+	/* The broker comes up where it was: consuming, ready. */
+	p = it_proxy_start_at(it_url_port(), port);
+	free(wait_status(http, "/readyz", 200, 60000));
+	amqp_connection_state_t c = it_connect();
+	it_publish_str(c, n.x, "k", "{\"type\":\"t:flow\",\"id\":1}");
+	it_close(c);
+	cr_expect_eq(it_log_wait(&d, "flow id=1 ", 1, WAIT_MS), 1);
+	free(it_stop_and_log(&d));
+	it_url_override = NULL;
+	it_proxy_stop(p);
+	it_names_delete(&n);
+	free(url);
+	free(conf);
+	free(plugin);
+}
