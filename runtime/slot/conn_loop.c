@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -382,6 +383,9 @@ void *wd_conn_main(void *arg)
 	struct wd_conn *c = arg;
 	const struct wd_slot_env *env = c->env;
 	int64_t backoff = 500;
+	unsigned reconnect_rnd = (unsigned)getpid() ^
+	                         (unsigned)(c->id * 2654435761u) ^
+	                         (unsigned)wd_now_ms();
 	char err[1024];
 
 	snprintf(err, sizeof(err), "wd-conn-%d", c->id);
@@ -417,13 +421,18 @@ void *wd_conn_main(void *arg)
 			backoff = 500;
 			continue;
 		}
+		/* Full jitter: a wait anywhere up to the backoff, so that the
+		 * slots (and other warrends) do not come back in lockstep. */
+		int64_t wait =
+		    1 + (int64_t)((double)backoff *
+		                  (rand_r(&reconnect_rnd) / (RAND_MAX + 1.0)));
 		wd_log_warnx(AREA, "slot %d: %s (retrying in %jd ms)", c->id,
-		             err, (intmax_t)backoff);
-		atomic_store(&c->series->retry_at_ms, wd_now_ms() + backoff);
+		             err, (intmax_t)wait);
+		atomic_store(&c->series->retry_at_ms, wd_now_ms() + wait);
 		wd_slot_set(c->series, WD_SLOT_RECONNECTING);
-		publish_state(c, wd_now_ms(), backoff);
+		publish_state(c, wd_now_ms(), wait);
 		struct pollfd fd = {.fd = c->wakefd, .events = POLLIN};
-		if (poll(&fd, 1, (int)backoff) > 0)
+		if (poll(&fd, 1, (int)wait) > 0)
 			drain_wakefd(c);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}
