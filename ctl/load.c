@@ -49,6 +49,7 @@ static struct opts o = {.url = "amqp://guest:guest@127.0.0.1:5672",
 
 static atomic_long claimed, sent, confirmed, nacked, returned;
 static atomic_bool failed, stopping;
+static atomic_int running;     /* publishers still publishing or confirming */
 static struct wd_hist latency; /* confirm latency, all of it */
 static _Atomic uint64_t min_us = UINT64_MAX, max_us;
 
@@ -306,6 +307,7 @@ out:
 	amqp_destroy_connection(c);
 	free(body);
 	free(p->sent_at);
+	atomic_fetch_sub(&running, 1);
 	return NULL;
 }
 
@@ -444,6 +446,12 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
+	/* The type goes into JSON and an AMQP short string as it is. */
+	if (strlen(o.type) > 255 || strpbrk(o.type, "\"\\") ||
+	    strcspn(o.type, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\r") !=
+	        strlen(o.type))
+		die("--type: at most 255 characters, without quotes, "
+		    "backslashes or control characters");
 	if (!o.rk || o.publishers < 1 || o.publishers > MAX_PUBLISHERS ||
 	    o.window < 1 || o.window > 100000 || o.rate < 0 || o.size < 0 ||
 	    o.size > 16 << 20 || o.count < 0 || o.count > MAX_COUNT ||
@@ -464,6 +472,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	t0 = now_us();
+	atomic_store(&running, o.publishers);
 	for (int i = 0; i < o.publishers; i++) {
 		pubs[i] = (struct publisher){.id = i};
 		if (pthread_create(&pubs[i].thread, NULL, publish, &pubs[i]) !=
@@ -505,7 +514,10 @@ int main(int argc, char **argv)
 			        e99 * 1000);
 		last_sent = s;
 		last_conf = c;
-		done = (o.count && c + atomic_load(&nacked) >= o.count) ||
+		/* Every publisher gone (all confirmed, or given up) ends it
+		 * too: a count that cannot be reached does not run an hour. */
+		done = atomic_load(&running) == 0 ||
+		       (o.count && c + atomic_load(&nacked) >= o.count) ||
 		       atomic_load(&failed) || atomic_load(&stopping) ||
 		       (o.seconds && sec >= o.seconds + 10) ||
 		       sec > MAX_SECONDS + 60;

@@ -114,7 +114,11 @@ static void queue_totals(const json_t *doc, double *dl, double *retries)
 
 static void fit(char *out, size_t cap, const char *s, size_t width)
 {
-	size_t n = strlen(s);
+	size_t n;
+
+	if (!s)
+		s = "?"; /* a field that is not there: not warrend answering? */
+	n = strlen(s);
 
 	if (n <= width)
 		snprintf(out, cap, "%-*s", (int)width, s);

@@ -105,6 +105,27 @@ struct wd_slot_series *wd_series_slots_new(void)
 	return a->slot;
 }
 
+void wd_series_slots_free(struct wd_slot_series *slots)
+{
+	struct slot_array **a, *dead = NULL;
+
+	if (!slots)
+		return;
+	pthread_mutex_lock(&lock);
+	if (serving == slots) {
+		serving = NULL;
+		nserving = 0;
+	}
+	for (a = &slot_arrays; *a; a = &(*a)->next)
+		if ((*a)->slot == slots) {
+			dead = *a;
+			*a = dead->next;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+	free(dead);
+}
+
 void wd_series_slots_publish(struct wd_slot_series *slots, int n)
 {
 	pthread_mutex_lock(&lock);
@@ -195,9 +216,14 @@ void wd_series_sample(int64_t now_ms)
 		shift(&q->received_rate, wd_counted(q->received));
 	for (struct wd_route_series *r = routes; r; r = r->next) {
 		uint64_t all = 0, failed = 0;
-		for (int i = 0; i < WD_OUTCOMES; i++)
-			all += wd_counted(r->handled[i]);
-		failed = all - wd_counted(r->handled[WD_OUTCOME_ACK]);
+		/* Each counter read once: a sum and a difference of two
+		 * reads could go below zero. */
+		for (int i = 0; i < WD_OUTCOMES; i++) {
+			uint64_t v = wd_counted(r->handled[i]);
+			all += v;
+			if (i != WD_OUTCOME_ACK)
+				failed += v;
+		}
 		shift(&r->handled_rate, all);
 		shift(&r->failed_rate, failed);
 	}

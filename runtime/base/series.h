@@ -117,6 +117,9 @@ struct wd_route_series *wd_series_route(const char *queue, const char *type,
  * Arrays are never freed. NULL if out of memory. */
 struct wd_slot_series *wd_series_slots_new(void);
 void wd_series_slots_publish(struct wd_slot_series *slots, int nslots);
+/* A pool's array once its threads are gone (the pool is freed): no longer
+ * served if it was, and freed. */
+void wd_series_slots_free(struct wd_slot_series *slots);
 
 static inline void wd_slot_set(struct wd_slot_series *s,
                                enum wd_slot_state state)

@@ -218,10 +218,18 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 		goto fail;
 	rc = amqp_socket_open_noblock(sock, b->info.host, b->info.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		snprintf(err, errlen, "cannot connect to %s: %s (%s)",
-		         b->redacted, amqp_error_string2(rc),
-		         connect_cause(b, why, sizeof(why)));
-		*outage = true;
+		/* Only "nothing answered" is an outage; a TLS handshake or
+		 * certificate refused is a config error. */
+		*outage = rc == AMQP_STATUS_SOCKET_ERROR ||
+		          rc == AMQP_STATUS_TIMEOUT ||
+		          rc == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED;
+		if (rc == AMQP_STATUS_SOCKET_ERROR)
+			snprintf(err, errlen, "cannot connect to %s: %s (%s)",
+			         b->redacted, amqp_error_string2(rc),
+			         connect_cause(b, why, sizeof(why)));
+		else
+			snprintf(err, errlen, "cannot connect to %s: %s",
+			         b->redacted, amqp_error_string2(rc));
 		goto fail;
 	}
 	amqp_set_handshake_timeout(conn, &tv);

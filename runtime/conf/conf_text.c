@@ -9,10 +9,12 @@
 #include "conf/conf_parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/grow.h"
 
@@ -20,18 +22,25 @@ char *wd_conf_read_text(const char *path)
 {
 	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
 	int open_lines[64], depth = 0, line = 1, start = 0;
-	FILE *f = fopen(path, "r");
+	/* O_NONBLOCK: a FIFO given as the config must not hang the start. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	char *text = NULL, *nul;
 	size_t len = 0, n = 0, cap = 0;
 	struct stat fst;
 
 	if (!f) {
 		wd_conf_set_err(path, 0, "cannot read: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	if (fstat(fileno(f), &fst) == 0 && S_ISDIR(fst.st_mode)) {
+	if (fstat(fd, &fst) == 0 && !S_ISREG(fst.st_mode)) {
 		fclose(f);
-		wd_conf_set_err(path, 0, "is a directory, not a config file");
+		wd_conf_set_err(path, 0, "%s",
+		                S_ISDIR(fst.st_mode)
+		                    ? "is a directory, not a config file"
+		                    : "is not a regular file");
 		return NULL;
 	}
 	/* All of it, NUL bytes included: a NUL would otherwise end the text

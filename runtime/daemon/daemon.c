@@ -133,7 +133,10 @@ int wd_daemon_run(const char *conf_path)
 		if (sig < 0)
 			continue; /* EAGAIN: the tick; EINTR */
 		if (sig == SIGHUP) {
-			main_alive(&r, 30000);
+			/* A reload may start a new pool and drain the old one
+			 * (shutdown_timeout) before it returns. */
+			main_alive(&r, 30000 + 2000LL * r.current->routes->conf
+			                                    ->shutdown_timeout);
 			wd_reload(&r);
 			continue;
 		}

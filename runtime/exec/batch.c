@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_setname_np() */
 #include "exec/batch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,6 +36,13 @@ struct batch_task {
 	size_t n;
 };
 
+/* The delivery whose parse env is. */
+static struct wd_delivery *container_of_env(struct wd_envelope *env)
+{
+	return (struct wd_delivery *)((char *)env -
+	                              offsetof(struct wd_delivery, parsed));
+}
+
 static void run_batch(struct wd_task *t)
 {
 	struct batch_task *bt = (struct batch_task *)t;
@@ -58,9 +66,10 @@ static void run_batch(struct wd_task *t)
 	}
 	if (live > 0)
 		wd_dispatch_run_batch(bt->route, envs, vs, live);
-	for (size_t i = 0; envs && vs && i < bt->n; i++)
-		if (wd_delivery_live(bt->items[i]))
-			wd_delivery_leave(bt->items[i], WD_INFLIGHT_IN_HANDLER);
+	/* Exactly those that entered: a connection may have gone meanwhile. */
+	for (size_t i = 0; i < live; i++)
+		wd_delivery_leave(container_of_env(envs[i]),
+		                  WD_INFLIGHT_IN_HANDLER);
 	free(envs);
 	free(vs);
 }

@@ -38,7 +38,12 @@ static int private_copy(const char *path, const char *name, char *why,
 	}
 	/* Checked on what was opened, not on the path: no race with a
 	 * rename in between. */
-	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(in, &st) < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		close(in);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		snprintf(why, whylen, "%s",
 		         S_ISDIR(st.st_mode) ? "it is a directory"
 		                             : "it is not a regular file");

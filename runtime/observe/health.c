@@ -25,7 +25,12 @@ static void live(const struct wd_series_view *v, void *arg)
 		return;
 	}
 	for (int i = 0; i < v->nslots; i++) {
-		if (atomic_load(&v->slots[i].alive_until_ms) >= now)
+		int state = atomic_load(&v->slots[i].state);
+		/* A stopped thread turns no more; a stopping or blocked one
+		 * may wait on the broker for good reason. */
+		if (state == WD_SLOT_STOPPED || state == WD_SLOT_STOPPING ||
+		    state == WD_SLOT_BLOCKED ||
+		    atomic_load(&v->slots[i].alive_until_ms) >= now)
 			continue;
 		r->code = 503;
 		wd_strbuf_printf(

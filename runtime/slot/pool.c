@@ -161,5 +161,6 @@ void wd_pool_free(struct wd_pool *p)
 	free(p->conns);
 	wd_gen_slot_destroy(&p->current);
 	wd_broker_free(&p->broker);
+	wd_series_slots_free(p->env.series); /* its threads are joined */
 	free(p);
 }
