@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -29,6 +30,16 @@ static int parse_url(const char *url, char *host, size_t hlen, char *port,
 		return -1;
 	h = url + 7;
 	end = h + strcspn(h, "/");
+	if (*h == '[') { /* [IPv6]:PORT */
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (!rb || rb[1] != ':' || rb + 2 == end ||
+		    (size_t)(rb - h - 1) >= hlen ||
+		    (size_t)(end - rb - 2) >= plen)
+			return -1;
+		snprintf(host, hlen, "%.*s", (int)(rb - h - 1), h + 1);
+		snprintf(port, plen, "%.*s", (int)(end - rb - 2), rb + 2);
+		return 0;
+	}
 	c = memchr(h, ':', (size_t)(end - h));
 	if (!c || c == h || c + 1 == end || (size_t)(c - h) >= hlen ||
 	    (size_t)(end - c - 1) >= plen)
@@ -36,6 +47,45 @@ static int parse_url(const char *url, char *host, size_t hlen, char *port,
 	snprintf(host, hlen, "%.*s", (int)(c - h), h);
 	snprintf(port, plen, "%.*s", (int)(end - c - 1), c + 1);
 	return 0;
+}
+
+/* A connect bounded by the deadline; the fd (blocking again) or -1. */
+static int connect_one(const struct addrinfo *a, long long end, char *why,
+                       size_t whylen)
+{
+	int fd = socket(a->ai_family,
+	                SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+	    err = 0;
+	socklen_t len = sizeof(err);
+	struct pollfd p;
+
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			snprintf(why, whylen, "%s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		p = (struct pollfd){.fd = fd, .events = POLLOUT};
+		long long left = end - now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+			snprintf(why, whylen, "connect timed out");
+			close(fd);
+			return -1;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+		    err) {
+			snprintf(why, whylen, "%s",
+			         strerror(err ? err : errno));
+			close(fd);
+			return -1;
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
 }
 
 int wc_fetch(const char *url, const char *path, int timeout_ms, char **body,
@@ -60,16 +110,17 @@ int wc_fetch(const char *url, const char *path, int timeout_ms, char **body,
 		snprintf(why, whylen, "%s: %s", host, gai_strerror(rc));
 		return -1;
 	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		snprintf(why, whylen, "connect %s:%s: %s", host, port,
-		         strerror(errno));
-		freeaddrinfo(ai);
-		if (fd >= 0)
-			close(fd);
+	/* Every address the name has (localhost: ::1 and 127.0.0.1), each
+	 * within what is left of the timeout. */
+	for (struct addrinfo *i = ai; i && fd < 0; i = i->ai_next)
+		fd = connect_one(i, end, why, whylen);
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		char cause[200];
+		snprintf(cause, sizeof(cause), "%s", why);
+		snprintf(why, whylen, "connect %s:%s: %s", host, port, cause);
 		return -1;
 	}
-	freeaddrinfo(ai);
 	snprintf(req, sizeof(req),
 	         "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: warrenctl\r\n\r\n",
 	         path, host);
