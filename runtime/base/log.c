@@ -62,14 +62,15 @@ static size_t text_subject(char *line, size_t n, size_t cap)
 	if (n + 1 >= cap)
 		return n;
 	/* Each piece only if it fits whole: a cut one is left out. */
-	r = snprintf(line + n, cap - n, " [queue=%s slot=%d tag=%llu", s->queue,
-	             s->slot, s->tag);
+	r = snprintf(line + n, cap - n, " [queue=%s slot=%d tag=%llu",
+	             s->queue ? s->queue : "?", s->slot, s->tag);
 	if (r < 0 || (size_t)r >= cap - n)
 		return n;
 	m = n + (size_t)r;
-	if (s->message_id_len > 0) {
+	if (s->message_id && s->message_id_len > 0) {
 		r = snprintf(line + m, cap - m, " message-id=%.*s",
-		             s->message_id_len, s->message_id);
+		             s->message_id_len > 128 ? 128 : s->message_id_len,
+		             s->message_id);
 		if (r < 0 || (size_t)r >= cap - m)
 			return n;
 		m += (size_t)r;
@@ -98,15 +99,16 @@ static size_t json_line(char *line, size_t cap, const char *stamp,
 	n = json_escaped(line, n, room - 256, text, tlen);
 	if (s) {
 		n += (size_t)snprintf(line + n, cap - n, "\",\"queue\":\"");
-		n = json_escaped(line, n, room - 160, s->queue,
-		                 strlen(s->queue));
+		n = json_escaped(line, n, room - 160, s->queue ? s->queue : "",
+		                 s->queue ? strlen(s->queue) : 0);
 		n += (size_t)snprintf(line + n, cap - n,
 		                      "\",\"slot\":%d,\"tag\":%llu,"
 		                      "\"message_id\":\"",
 		                      s->slot, s->tag);
-		n = json_escaped(line, n, room, s->message_id,
-		                 (size_t)s->message_id_len);
-		if (s->route[0]) {
+		n = json_escaped(line, n, room,
+		                 s->message_id ? s->message_id : "",
+		                 s->message_id ? (size_t)s->message_id_len : 0);
+		if (s->route) {
 			n += (size_t)snprintf(line + n, cap - n,
 			                      "\",\"route\":\"");
 			n = json_escaped(line, n, room, s->route,

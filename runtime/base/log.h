@@ -34,13 +34,13 @@ void wd_log_set_format(enum wd_log_format f);
  * so that a line about an outcome names the message, not just its tag
  * (tags repeat across channels). */
 struct wd_log_subject {
-	/* Copies, not pointers into the delivery: a line logged after the
-	 * delivery is freed (its ack) still names it. */
-	char queue[256];
-	char route[256]; /* its route's type, or "" */
+	/* Borrowed from the delivery: whoever hands it over to be freed (an
+	 * ack, a requeue) clears the subject first. */
+	const char *queue;
+	const char *route; /* its route's type, or NULL */
 	int slot;
 	unsigned long long tag;
-	char message_id[129];
+	const char *message_id; /* not NUL-terminated: message_id_len */
 	int message_id_len;
 };
 void wd_log_about(const struct wd_log_subject *s);

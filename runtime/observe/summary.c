@@ -9,11 +9,6 @@
 #include "base/series.h"
 #include "observe/process.h"
 
-struct totals {
-	uint64_t received, handled, failed;
-	struct wd_hist_snap handler, end_to_end;
-};
-
 static void add_snap(struct wd_hist_snap *to, const struct wd_hist *h)
 {
 	struct wd_hist_snap s;
@@ -27,7 +22,7 @@ static void add_snap(struct wd_hist_snap *to, const struct wd_hist *h)
 
 static void sum_all(const struct wd_series_view *v, void *arg)
 {
-	struct totals *t = arg;
+	struct wd_summary_totals *t = arg;
 
 	for (const struct wd_queue_series *q = v->queues; q; q = q->next) {
 		t->received += wd_counted(q->received);
@@ -43,7 +38,7 @@ static void sum_all(const struct wd_series_view *v, void *arg)
 	}
 }
 
-static void read_totals(struct totals *t)
+static void read_totals(struct wd_summary_totals *t)
 {
 	memset(t, 0, sizeof(*t));
 	wd_series_visit(sum_all, t);
@@ -51,17 +46,13 @@ static void read_totals(struct totals *t)
 
 void wd_summary_init(struct wd_summary *s, int64_t now_ms)
 {
-	struct totals t;
+	struct wd_summary_totals t;
 	struct wd_process p;
 
 	memset(s, 0, sizeof(*s));
 	read_totals(&t);
 	s->last_ms = now_ms;
-	s->received = t.received;
-	s->handled = t.handled;
-	s->failed = t.failed;
-	s->handler = t.handler;
-	s->end_to_end = t.end_to_end;
+	s->last = t;
 	wd_process_read(&p);
 	s->rss = p.rss_bytes;
 }
@@ -105,7 +96,7 @@ static void watch_memory(struct wd_summary *s, const struct wd_conf *conf,
 void wd_summary_tick(struct wd_summary *s, const struct wd_conf *conf,
                      int64_t now_ms)
 {
-	struct totals t;
+	struct wd_summary_totals t;
 	struct wd_hist_snap handler, e2e;
 	struct wd_process p;
 	char when[64], extra[512];
@@ -117,28 +108,25 @@ void wd_summary_tick(struct wd_summary *s, const struct wd_conf *conf,
 		return;
 	read_totals(&t);
 	wd_process_read(&p);
-	wd_hist_diff(&s->handler, &t.handler, &handler);
-	wd_hist_diff(&s->end_to_end, &t.end_to_end, &e2e);
-	handled = t.handled - s->handled;
+	wd_hist_diff(&s->last.handler, &t.handler, &handler);
+	wd_hist_diff(&s->last.end_to_end, &t.end_to_end, &e2e);
+	handled = t.handled - s->last.handled;
 	snprintf(when, sizeof(when), "every %d s", conf->metrics_interval);
-	snprintf(
-	    extra, sizeof(extra),
-	    "; last %.0f s: received_per_s=%.1f handled_per_s=%.1f "
-	    "errors_pct=%.1f handler_p50_ms=%.2f handler_p99_ms=%.2f "
-	    "e2e_p50_ms=%.2f e2e_p99_ms=%.2f rss_mb=%.1f",
-	    dt, (double)(t.received - s->received) / dt, (double)handled / dt,
-	    handled ? 100.0 * (double)(t.failed - s->failed) / (double)handled
-	            : 0.0,
-	    wd_hist_quantile(&handler, 0.5) * 1000,
-	    wd_hist_quantile(&handler, 0.99) * 1000,
-	    wd_hist_quantile(&e2e, 0.5) * 1000,
-	    wd_hist_quantile(&e2e, 0.99) * 1000, mib(p.rss_bytes));
+	snprintf(extra, sizeof(extra),
+	         "; last %.0f s: received_per_s=%.1f handled_per_s=%.1f "
+	         "errors_pct=%.1f handler_p50_ms=%.2f handler_p99_ms=%.2f "
+	         "e2e_p50_ms=%.2f e2e_p99_ms=%.2f rss_mb=%.1f",
+	         dt, (double)(t.received - s->last.received) / dt,
+	         (double)handled / dt,
+	         handled ? 100.0 * (double)(t.failed - s->last.failed) /
+	                       (double)handled
+	                 : 0.0,
+	         wd_hist_quantile(&handler, 0.5) * 1000,
+	         wd_hist_quantile(&handler, 0.99) * 1000,
+	         wd_hist_quantile(&e2e, 0.5) * 1000,
+	         wd_hist_quantile(&e2e, 0.99) * 1000, mib(p.rss_bytes));
 	wd_metrics_log(when, extra);
 	watch_memory(s, conf, p.rss_bytes, (int64_t)dt);
 	s->last_ms = now_ms;
-	s->received = t.received;
-	s->handled = t.handled;
-	s->failed = t.failed;
-	s->handler = t.handler;
-	s->end_to_end = t.end_to_end;
+	s->last = t;
 }

@@ -16,11 +16,16 @@
 #include "base/histogram.h"
 #include "conf/conf.h"
 
-struct wd_summary {
-	int64_t last_ms; /* the previous line (monotonic) */
+/* What every series adds up to at one moment. */
+struct wd_summary_totals {
 	uint64_t received, handled, failed;
 	struct wd_hist_snap handler, end_to_end;
-	uint64_t rss;       /* at the previous line */
+};
+
+struct wd_summary {
+	int64_t last_ms;               /* the previous line (monotonic) */
+	struct wd_summary_totals last; /* at the previous line */
+	uint64_t rss;                  /* at the previous line */
 	int grew;           /* lines in a row memory grew by the threshold */
 	uint64_t grew_from; /* resident memory where the run began */
 	bool over;          /* over memory_warn_mb at the previous line */

@@ -25,6 +25,13 @@ void wd_settle_init(struct wd_settler *s, const struct wd_settle_ops *ops,
 	s->rnd = seed;
 }
 
+/* d goes to be freed (ack, requeue, forget): log lines from here on are
+ * no longer about it (the subject borrows from d). */
+static void hand_over(void)
+{
+	wd_log_about(NULL);
+}
+
 static const struct wd_conf_queue *queue_of(const struct wd_delivery *d)
 {
 	return &d->gen->routes->conf->queues[d->queue];
@@ -55,6 +62,7 @@ static int acked(struct wd_settler *s, struct wd_delivery *d)
 		                   now > published ? (uint64_t)(now - published)
 		                                   : 0);
 	}
+	hand_over();
 	return s->ops->ack(s->arg, d);
 }
 
@@ -77,6 +85,7 @@ void wd_settle_confirmed(struct wd_settler *s, struct wd_delivery *d, bool ok,
  * forgotten, the broker redelivers it. */
 static int failed(struct wd_settler *s, struct wd_delivery *d)
 {
+	hand_over();
 	s->ops->forget(s->arg, d);
 	return -1;
 }
@@ -131,6 +140,7 @@ static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
 	             why, WD_REQUEUE_HOLD_MS);
 	if (!s->stopping && hold(s, d) == 0)
 		return 0;
+	hand_over();
 	return s->ops->requeue(s->arg, d);
 }
 
@@ -299,8 +309,8 @@ int wd_settle(struct wd_settler *s, struct wd_delivery *d)
 	struct wd_log_subject about;
 	int rc;
 
-	/* What is logged from here on is about d (JSON log lines name it);
-	 * d may be freed before this returns, the subject is a copy. */
+	/* What is logged from here on is about d; the subject borrows from
+	 * d, so it is cleared wherever d is handed over (hand_over). */
 	wd_delivery_subject(d, s->slot, &about);
 	wd_log_about(&about);
 	rc = settle_stage(s, d);

@@ -12,16 +12,17 @@
 
 #define WAIT_MS 30000
 
-/* Run warrenctl with args; returns its exit code and stdout+stderr. */
-static int ctl(const char *args, char **out)
+/* Run a tool of this build with args (within 60 s); returns its exit code
+ * and its stdout+stderr in *out. */
+static int run_tool(const char *tool, const char *args, char **out)
 {
-	char cmd[1024], buf[1024];
+	char cmd[1200], buf[1024];
 	size_t len = 0;
 	FILE *o = open_memstream(out, &len), *p;
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "timeout 20 '%s/warrenctl' %s 2>&1",
-	         it_build_dir(), args);
+	snprintf(cmd, sizeof(cmd), "timeout 60 '%s/%s' %s 2>&1", it_build_dir(),
+	         tool, args);
 	p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	while (fgets(buf, sizeof(buf), p))
@@ -29,6 +30,11 @@ static int ctl(const char *args, char **out)
 	fclose(o);
 	st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int ctl(const char *args, char **out)
+{
+	return run_tool("warrenctl", args, out);
 }
 
 Test(ctl, status_top_and_report, .timeout = 120)
@@ -114,24 +120,13 @@ Test(ctl, status_top_and_report, .timeout = 120)
 	free(conf);
 }
 
-/* Run warren-load with args; returns its exit code and its output. */
+/* warren-load against the test broker. */
 static int load(const char *args, char **out)
 {
-	char cmd[1200], buf[1024];
-	size_t len = 0;
-	FILE *o = open_memstream(out, &len), *p;
-	int st;
+	char all[1100];
 
-	snprintf(cmd, sizeof(cmd),
-	         "timeout 60 '%s/warren-load' --url '%s' %s 2>&1",
-	         it_build_dir(), it_url(), args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	while (fgets(buf, sizeof(buf), p))
-		fputs(buf, o);
-	fclose(o);
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	snprintf(all, sizeof(all), "--url '%s' %s", it_url(), args);
+	return run_tool("warren-load", all, out);
 }
 
 Test(ctl, load_publishes_exactly_n_at_the_rate_asked, .timeout = 90)
