@@ -29,6 +29,8 @@ struct slot_array {
 static struct slot_array *slot_arrays;
 static const struct wd_slot_series *serving;
 static int nserving;
+static const char *const *serving_nodes; /* the serving pool's */
+static int nserving_nodes;
 static _Atomic int64_t main_alive_until;
 static int64_t sample_ms[WD_RATE_SAMPLES];
 /* Open addressing, never shrinking: an entry, once in, stays. */
@@ -97,6 +99,7 @@ struct wd_slot_series *wd_series_slots_new(void)
 	for (int i = 0; i < WD_SERIES_MAX_SLOTS; i++) {
 		atomic_init(&a->slot[i].state, WD_SLOT_CONNECTING);
 		atomic_init(&a->slot[i].alive_until_ms, INT64_MAX);
+		atomic_init(&a->slot[i].node, -1);
 	}
 	pthread_mutex_lock(&lock);
 	a->next = slot_arrays;
@@ -115,6 +118,8 @@ void wd_series_slots_free(struct wd_slot_series *slots)
 	if (serving == slots) {
 		serving = NULL;
 		nserving = 0;
+		serving_nodes = NULL;
+		nserving_nodes = 0;
 	}
 	for (a = &slot_arrays; *a; a = &(*a)->next)
 		if ((*a)->slot == slots) {
@@ -126,11 +131,14 @@ void wd_series_slots_free(struct wd_slot_series *slots)
 	free(dead);
 }
 
-void wd_series_slots_publish(struct wd_slot_series *slots, int n)
+void wd_series_slots_publish(struct wd_slot_series *slots, int n,
+                             const char *const *nodes, int nnodes)
 {
 	pthread_mutex_lock(&lock);
 	serving = slots;
 	nserving = n < WD_SERIES_MAX_SLOTS ? n : WD_SERIES_MAX_SLOTS;
+	serving_nodes = nodes;
+	nserving_nodes = nnodes;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -191,6 +199,8 @@ void wd_series_visit(void (*fn)(const struct wd_series_view *v, void *arg),
 	v.nplugins = nplugins;
 	v.slots = serving;
 	v.nslots = nserving;
+	v.nodes = serving_nodes;
+	v.nnodes = nserving_nodes;
 	v.plugin_counters = plugin_counters;
 	v.sample_ms = sample_ms;
 	v.nsamples = nsamples;

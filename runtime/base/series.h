@@ -101,6 +101,7 @@ struct wd_slot_series {
 	/* Monotonic time past which the slot's thread counts as stuck:
 	 * pushed forward by every turn of its loop. */
 	_Atomic int64_t alive_until_ms;
+	atomic_int node; /* the broker address it is on (view's nodes), or -1 */
 };
 
 /* The queue's series (made if new), or NULL if out of memory. */
@@ -116,7 +117,10 @@ struct wd_route_series *wd_series_route(const char *queue, const char *type,
  * states); the serving pool publishes its array once it has started.
  * Arrays are never freed. NULL if out of memory. */
 struct wd_slot_series *wd_series_slots_new(void);
-void wd_series_slots_publish(struct wd_slot_series *slots, int nslots);
+/* nodes: the broker's addresses ("host:port") the slots' node indexes
+ * name; the caller's, kept until wd_series_slots_free. */
+void wd_series_slots_publish(struct wd_slot_series *slots, int nslots,
+                             const char *const *nodes, int nnodes);
 /* A pool's array once its threads are gone (the pool is freed): no longer
  * served if it was, and freed. */
 void wd_series_slots_free(struct wd_slot_series *slots);
@@ -160,6 +164,8 @@ struct wd_series_view {
 	size_t nplugins;
 	const struct wd_slot_series *slots; /* the serving pool's, or NULL */
 	int nslots;
+	const char *const *nodes; /* the broker's addresses, for slots' node */
+	int nnodes;
 	/* The plugin counters' table: WD_SERIES_PLUGIN_COUNTERS slots, NULL
 	 * where empty (entries are made without the lock: read atomically). */
 	struct wd_plugin_counter *_Atomic const *plugin_counters;

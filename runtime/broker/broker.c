@@ -8,9 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/amqp_fields.h"
+
+/* Free a secret, overwritten first: its lifetime in memory dumps short. */
+static void wipe(char *secret)
+{
+	if (!secret)
+		return;
+	memset(secret, 0, strlen(secret));
+	free(secret);
+}
 
 static char *read_password_file(const char *path, char *err, size_t errlen)
 {
@@ -29,65 +39,122 @@ static char *read_password_file(const char *path, char *err, size_t errlen)
 	return strdup(line);
 }
 
+static int init_addr(struct wd_broker_addr *a, const char *url,
+                     const char *password, size_t index, size_t n, char *err,
+                     size_t errlen)
+{
+	char which[48] = "";
+
+	if (n > 1)
+		snprintf(which, sizeof(which), " %zu of %zu", index + 1, n);
+	if (!(a->url_buf = strdup(url))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	amqp_default_connection_info(&a->info);
+	if (amqp_parse_url(a->url_buf, &a->info) != AMQP_STATUS_OK) {
+		/* The URL may hold a password: name the problem, not it. */
+		snprintf(err, errlen,
+		         "broker url%s is not a valid amqp:// or amqps:// URL",
+		         which);
+		return -1;
+	}
+	if (!(a->password = strdup(password ? password : a->info.password))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* No path means vhost "/", as in amqp_parse_url(). */
+	snprintf(a->redacted, sizeof(a->redacted), "%s://%s@%s:%d%s%s",
+	         a->info.ssl ? "amqps" : "amqp", a->info.user, a->info.host,
+	         a->info.port, strcmp(a->info.vhost, "/") == 0 ? "" : "/",
+	         strcmp(a->info.vhost, "/") == 0 ? "" : a->info.vhost);
+	snprintf(a->node, sizeof(a->node),
+	         strchr(a->info.host, ':') ? "[%s]:%d" : "%s:%d", a->info.host,
+	         a->info.port);
+	return 0;
+}
+
+/* Fisher-Yates over the address indexes. */
+static void shuffle(size_t *order, size_t n)
+{
+	unsigned rnd = (unsigned)getpid() ^ (unsigned)time(NULL);
+
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)rand_r(&rnd) % i, t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+}
+
 int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
                    char *err, size_t errlen)
 {
 	const char *env = getenv("WARREN_AMQP_PASSWORD");
+	char *password = NULL;
 
 	memset(b, 0, sizeof(*b));
 	b->heartbeat = conf->heartbeat;
 	b->connect_timeout = conf->connect_timeout;
 	b->verify_peer = conf->verify_peer;
 	/* Copies: the pool outlives the conf it started with (reload). */
-	b->url_buf = strdup(conf->url);
-	if (!b->url_buf ||
+	b->addrs = calloc(conf->nurls ? conf->nurls : 1, sizeof(*b->addrs));
+	b->order = calloc(conf->nurls ? conf->nurls : 1, sizeof(*b->order));
+	if (!b->addrs || !b->order ||
 	    (conf->ca_cert && !(b->ca_cert = strdup(conf->ca_cert))) ||
 	    (conf->client_cert &&
 	     !(b->client_cert = strdup(conf->client_cert))) ||
 	    (conf->client_key && !(b->client_key = strdup(conf->client_key)))) {
 		snprintf(err, errlen, "out of memory");
-		wd_broker_free(b);
-		return -1;
+		goto fail;
 	}
-	amqp_default_connection_info(&b->info);
-	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
-		/* The URL may hold a password: name the problem, not it. */
-		snprintf(err, errlen,
-		         "broker url is not a valid amqp:// or amqps:// URL");
-		wd_broker_free(b);
-		return -1;
+	if (conf->nurls == 0) {
+		snprintf(err, errlen, "broker: no url");
+		goto fail;
 	}
-	if (env && *env)
-		b->password = strdup(env);
-	else if (conf->password_file)
-		b->password =
-		    read_password_file(conf->password_file, err, errlen);
-	else
-		b->password = strdup(b->info.password);
-	if (!b->password) {
-		wd_broker_free(b);
-		return -1;
+	if (env && *env) {
+		if (!(password = strdup(env))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	} else if (conf->password_file &&
+	           !(password = read_password_file(conf->password_file, err,
+	                                           errlen))) {
+		goto fail;
 	}
-	/* No path means vhost "/", as in amqp_parse_url(). */
-	snprintf(b->redacted, sizeof(b->redacted), "%s://%s@%s:%d%s%s",
-	         b->info.ssl ? "amqps" : "amqp", b->info.user, b->info.host,
-	         b->info.port, strcmp(b->info.vhost, "/") == 0 ? "" : "/",
-	         strcmp(b->info.vhost, "/") == 0 ? "" : b->info.vhost);
+	for (size_t i = 0; i < conf->nurls; i++) {
+		b->naddrs++; /* freed with the rest, whatever init_addr did */
+		if (init_addr(&b->addrs[i], conf->urls[i], password, i,
+		              conf->nurls, err, errlen) < 0)
+			goto fail;
+	}
+	shuffle(b->order, b->naddrs);
+	wipe(password);
 	return 0;
+fail:
+	wipe(password);
+	wd_broker_free(b);
+	return -1;
 }
 
 void wd_broker_free(struct wd_broker *b)
 {
-	free(b->url_buf);
+	for (size_t i = 0; b->addrs && i < b->naddrs; i++) {
+		free(b->addrs[i].url_buf);
+		wipe(b->addrs[i].password);
+	}
+	free(b->addrs);
+	free(b->order);
 	free(b->ca_cert);
 	free(b->client_cert);
 	free(b->client_key);
-	if (b->password) {
-		/* Keep the secret's lifetime short in memory dumps. */
-		memset(b->password, 0, strlen(b->password));
-		free(b->password);
-	}
 	memset(b, 0, sizeof(*b));
+}
+
+size_t wd_broker_addr_at(const struct wd_broker *b, int slot, unsigned k)
+{
+	return b->order[((size_t)slot + k) % b->naddrs];
 }
 
 const char *wd_broker_reply_str(amqp_rpc_reply_t r, char *buf, size_t len)
@@ -122,13 +189,13 @@ const char *wd_broker_reply_str(amqp_rpc_reply_t r, char *buf, size_t len)
 	return buf;
 }
 
-static amqp_socket_t *new_socket(const struct wd_broker *b,
+static amqp_socket_t *new_socket(const struct wd_broker *b, bool ssl,
                                  amqp_connection_state_t conn, char *err,
                                  size_t errlen)
 {
 	amqp_socket_t *s;
 
-	if (!b->info.ssl) {
+	if (!ssl) {
 		s = amqp_tcp_socket_new(conn);
 		if (!s)
 			snprintf(err, errlen, "cannot create a TCP socket");
@@ -160,7 +227,8 @@ static amqp_socket_t *new_socket(const struct wd_broker *b,
 /* rabbitmq-c says "a socket error occurred" for every failed connect (its
  * errno is gone by then): connect once more, plainly, to say which --
  * "Connection refused", "No route to host" -- as an operator needs. */
-static const char *connect_cause(const struct wd_broker *b, char *buf,
+static const char *connect_cause(const struct wd_broker *b,
+                                 const struct wd_broker_addr *a, char *buf,
                                  size_t len)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
@@ -168,8 +236,8 @@ static const char *connect_cause(const struct wd_broker *b, char *buf,
 	char port[16];
 	int fd, rc;
 
-	snprintf(port, sizeof(port), "%d", b->info.port);
-	rc = getaddrinfo(b->info.host, port, &hints, &ai);
+	snprintf(port, sizeof(port), "%d", a->info.port);
+	rc = getaddrinfo(a->info.host, port, &hints, &ai);
 	if (rc != 0) {
 		snprintf(buf, len, "%s", gai_strerror(rc));
 		return buf;
@@ -192,9 +260,11 @@ static const char *connect_cause(const struct wd_broker *b, char *buf,
 }
 
 amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
-                                          const char *name, char *err,
-                                          size_t errlen, bool *outage)
+                                          size_t addr, const char *name,
+                                          char *err, size_t errlen,
+                                          bool *outage)
 {
+	const struct wd_broker_addr *a = &b->addrs[addr];
 	bool ignore;
 	struct timeval tv = {.tv_sec = b->connect_timeout};
 	amqp_connection_state_t conn = amqp_new_connection();
@@ -213,10 +283,10 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	sock = new_socket(b, conn, err, errlen);
+	sock = new_socket(b, a->info.ssl, conn, err, errlen);
 	if (!sock)
 		goto fail;
-	rc = amqp_socket_open_noblock(sock, b->info.host, b->info.port, &tv);
+	rc = amqp_socket_open_noblock(sock, a->info.host, a->info.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
 		/* Only "nothing answered" is an outage; a TLS handshake or
 		 * certificate refused is a config error. */
@@ -225,11 +295,11 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 		          rc == AMQP_STATUS_HOSTNAME_RESOLUTION_FAILED;
 		if (rc == AMQP_STATUS_SOCKET_ERROR)
 			snprintf(err, errlen, "cannot connect to %s: %s (%s)",
-			         b->redacted, amqp_error_string2(rc),
-			         connect_cause(b, why, sizeof(why)));
+			         a->redacted, amqp_error_string2(rc),
+			         connect_cause(b, a, why, sizeof(why)));
 		else
 			snprintf(err, errlen, "cannot connect to %s: %s",
-			         b->redacted, amqp_error_string2(rc));
+			         a->redacted, amqp_error_string2(rc));
 		goto fail;
 	}
 	amqp_set_handshake_timeout(conn, &tv);
@@ -243,16 +313,38 @@ amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
 	                 amqp_cstring_bytes(name));
 
 	r = amqp_login_with_properties(
-	    conn, b->info.vhost, 0, 131072, b->heartbeat, &props_table,
-	    AMQP_SASL_METHOD_PLAIN, b->info.user, b->password);
+	    conn, a->info.vhost, 0, 131072, b->heartbeat, &props_table,
+	    AMQP_SASL_METHOD_PLAIN, a->info.user, a->password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		snprintf(err, errlen, "cannot log in to %s: %s", b->redacted,
+		snprintf(err, errlen, "cannot log in to %s: %s", a->redacted,
 		         wd_broker_reply_str(r, why, sizeof(why)));
 		goto fail;
 	}
 	return conn;
 fail:
 	amqp_destroy_connection(conn);
+	return NULL;
+}
+
+amqp_connection_state_t wd_broker_connect_any(const struct wd_broker *b,
+                                              const char *name, char *err,
+                                              size_t errlen, bool *outage,
+                                              size_t *addr)
+{
+	bool all_outage = true, one;
+
+	for (size_t i = 0; i < b->naddrs; i++) {
+		amqp_connection_state_t conn =
+		    wd_broker_connect(b, i, name, err, errlen, &one);
+		if (conn) {
+			if (addr)
+				*addr = i;
+			return conn;
+		}
+		all_outage = all_outage && one;
+	}
+	if (outage)
+		*outage = all_outage;
 	return NULL;
 }
 

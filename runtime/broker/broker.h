@@ -1,5 +1,6 @@
-/* broker.h - how to reach the broker: the parsed URL with its secret kept
- * out of every log line, connect + login, close, and readable errors. */
+/* broker.h - how to reach the broker: its addresses (a cluster's nodes),
+ * parsed, with the secret kept out of every log line, connect + login, close,
+ * and readable errors. */
 #ifndef WD_BROKER_H
 #define WD_BROKER_H
 
@@ -9,32 +10,56 @@
 #include "base/amqp_compat.h"
 #include "conf/conf.h"
 
-struct wd_broker {
+/* One address of the broker: a node of a cluster, or the only one. */
+struct wd_broker_addr {
 	char *url_buf; /* amqp_parse_url() points into this copy */
 	struct amqp_connection_info info;
-	char *password; /* from WARREN_AMQP_PASSWORD, password_file or URL */
+	char *password;     /* WARREN_AMQP_PASSWORD, password_file or URL */
 	char redacted[512]; /* "amqp://user@host:port[/vhost]": safe to log */
+	char node[300];     /* "host:port", for metrics */
+};
+
+struct wd_broker {
+	struct wd_broker_addr *addrs; /* in the configured order */
+	size_t naddrs;
+	/* A shuffle of the addresses, drawn once per process: slot i tries
+	 * them from order[i % naddrs] on (wd_broker_addr_at), so that one
+	 * warrend's slots spread over the nodes and several warrends do not
+	 * all start on the first. */
+	size_t *order;
 	int heartbeat;
 	int connect_timeout;
 	char *ca_cert, *client_cert, *client_key; /* copies, or NULL */
 	bool verify_peer;
 };
 
-/* Parse the URL and find the password. Returns 0, or -1 with err set
+/* Parse the URLs and find the password. Returns 0, or -1 with err set
  * (never containing the password). */
 int wd_broker_init(struct wd_broker *b, const struct wd_conf_broker *conf,
                    char *err, size_t errlen);
 void wd_broker_free(struct wd_broker *b);
 
-/* Open a connection and log in, announcing the connection.blocked and
- * consumer_cancel_notify capabilities. `name` is shown by the broker's
- * management tools. Returns NULL with err set, and *outage (unless NULL)
- * true if no connection could be made (nothing listens, no route: worth
- * waiting for), false if the broker answered and refused (a login: a
- * config error, not an outage). */
+/* The address slot `slot` tries k-th (k counts on without bound). */
+size_t wd_broker_addr_at(const struct wd_broker *b, int slot, unsigned k);
+
+/* Open a connection to address `addr` and log in, announcing the
+ * connection.blocked and consumer_cancel_notify capabilities. `name` is
+ * shown by the broker's management tools. Returns NULL with err set, and
+ * *outage (unless NULL) true if no connection could be made (nothing
+ * listens, no route: worth waiting for), false if the broker answered and
+ * refused (a login: a config error, not an outage). */
 amqp_connection_state_t wd_broker_connect(const struct wd_broker *b,
-                                          const char *name, char *err,
-                                          size_t errlen, bool *outage);
+                                          size_t addr, const char *name,
+                                          char *err, size_t errlen,
+                                          bool *outage);
+
+/* The same, trying every address from the first until one connects; *addr
+ * (unless NULL) says which. err is the last address's error; *outage is
+ * true only if every address was an outage. */
+amqp_connection_state_t wd_broker_connect_any(const struct wd_broker *b,
+                                              const char *name, char *err,
+                                              size_t errlen, bool *outage,
+                                              size_t *addr);
 
 /* Close politely (bounded by the RPC timeout) and free. */
 void wd_broker_close(amqp_connection_state_t conn);

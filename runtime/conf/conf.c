@@ -35,7 +35,9 @@ void wd_conf_free(struct wd_conf *c)
 	free(c->file);
 	free(c->plugin_dir);
 	free(c->http_listen);
-	free(c->broker.url);
+	for (size_t i = 0; i < c->broker.nurls; i++)
+		free(c->broker.urls[i]);
+	free(c->broker.urls);
 	free(c->broker.password_file);
 	free(c->broker.ca_cert);
 	free(c->broker.client_cert);

@@ -15,7 +15,10 @@
 #define WD_HTTP_DEFAULT_LISTEN "127.0.0.1:9466"
 
 struct wd_conf_broker {
-	char *url; /* as configured, or WARREN_AMQP_URL */
+	/* The broker's addresses (a cluster's nodes), as configured or from
+	 * WARREN_AMQP_URL; at least one. */
+	char **urls;
+	size_t nurls;
 	char *password_file;
 	int heartbeat;       /* seconds, 0 = off */
 	int connect_timeout; /* seconds */

@@ -10,11 +10,22 @@ bool wd_conf_str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool same_urls(const struct wd_conf_broker *x,
+                      const struct wd_conf_broker *y)
+{
+	if (x->nurls != y->nurls)
+		return false;
+	for (size_t i = 0; i < x->nurls; i++)
+		if (!wd_conf_str_eq(x->urls[i], y->urls[i]))
+			return false;
+	return true;
+}
+
 bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b)
 {
 	const struct wd_conf_broker *x = &a->broker, *y = &b->broker;
 
-	return wd_conf_str_eq(x->url, y->url) &&
+	return same_urls(x, y) &&
 	       wd_conf_str_eq(x->password_file, y->password_file) &&
 	       x->heartbeat == y->heartbeat &&
 	       x->connect_timeout == y->connect_timeout &&

@@ -36,12 +36,105 @@ static long exchange_index(const struct wd_conf *conf, const char *name)
 	return -1;
 }
 
+/* Whether url (copied: amqp_parse_url() writes into its text) is what the
+ * connection will accept: the same parse the connection makes
+ * (broker/broker.c), so that -t refuses what start would. 0, 1 if it does
+ * not start with amqp:// or amqps://, 2 if it does not parse, -1 if out of
+ * memory. */
+static int check_url(const char *url)
+{
+	struct amqp_connection_info info;
+	char *copy;
+	int rc;
+
+	if (strncmp(url, "amqp://", 7) != 0 && strncmp(url, "amqps://", 8) != 0)
+		return 1;
+	if (!(copy = strdup(url)))
+		return -1;
+	amqp_default_connection_info(&info);
+	rc = amqp_parse_url(copy, &info);
+	free(copy);
+	return rc == AMQP_STATUS_OK ? 0 : 2;
+}
+
+static int add_url(struct wd_conf_broker *b, const char *url, size_t len)
+{
+	char **grown = realloc(b->urls, (b->nurls + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -1;
+	b->urls = grown;
+	if (!(b->urls[b->nurls] = strndup(url, len)))
+		return -1;
+	b->nurls++;
+	return 0;
+}
+
+/* WARREN_AMQP_URL: one URL, or several separated by spaces or commas (a
+ * comma inside a URL is written %2C). */
+static int urls_from_env(struct wd_conf_broker *b, const char *env)
+{
+	static const char SEP[] = " \t\n,";
+
+	for (const char *p = env + strspn(env, SEP); *p; p += strspn(p, SEP)) {
+		size_t len = strcspn(p, SEP);
+		if (add_url(b, p, len) < 0)
+			return -1;
+		p += len;
+	}
+	return 0;
+}
+
+static int load_urls(struct wd_conf *c, cfg_t *b)
+{
+	const char *env = getenv("WARREN_AMQP_URL");
+	bool from_env = env && env[strspn(env, " \t\n,")];
+	const char *origin = from_env ? " (it comes from WARREN_AMQP_URL)" : "";
+	int line = from_env ? b->line : wd_conf_line_of(b, "url");
+
+	if (from_env) {
+		if (urls_from_env(&c->broker, env) < 0)
+			return -1;
+	} else {
+		for (unsigned i = 0; i < cfg_size(b, "url"); i++) {
+			const char *u = cfg_getnstr(b, "url", i);
+			if (add_url(&c->broker, u, strlen(u)) < 0)
+				return -1;
+		}
+	}
+	if (c->broker.nurls == 0) {
+		wd_conf_set_err(c->file, line, "broker: url is an empty list");
+		return -1;
+	}
+	for (size_t i = 0; i < c->broker.nurls; i++) {
+		char which[48] = "";
+		int rc = check_url(c->broker.urls[i]);
+
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			continue;
+		/* The URL is not repeated: it may hold a password. */
+		if (c->broker.nurls > 1)
+			snprintf(which, sizeof(which), " %zu of %zu", i + 1,
+			         c->broker.nurls);
+		wd_conf_set_err(c->file, line,
+		                rc == 1
+		                    ? "broker: url%s must start with amqp:// "
+		                      "or amqps://%s"
+		                    : "broker: url%s is not a valid amqp:// "
+		                      "or amqps:// URL (host, port, percent "
+		                      "escapes)%s",
+		                which, origin);
+		return -1;
+	}
+	return 0;
+}
+
 static int load_broker(struct wd_conf *c, cfg_t *cfg)
 {
 	cfg_t *b = cfg_getsec(cfg, "broker");
-	const char *env = getenv("WARREN_AMQP_URL");
 
-	c->broker.url = strdup(env && *env ? env : cfg_getstr(b, "url"));
 	c->broker.heartbeat = (int)cfg_getint(b, "heartbeat");
 	c->broker.connect_timeout = (int)cfg_getint(b, "connect_timeout");
 	c->broker.pool_size = (int)cfg_getint(b, "pool_size");
@@ -51,42 +144,12 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	c->broker.ack_delay_ms = (int)cfg_getint(b, "ack_delay_ms");
 	c->broker.publish_timeout = (int)cfg_getint(b, "publish_timeout");
 	c->broker.startup_wait = strcmp(cfg_getstr(b, "startup"), "fail") != 0;
-	if (!c->broker.url ||
-	    copy_opt(&c->broker.password_file, b, "password_file") < 0 ||
+	if (copy_opt(&c->broker.password_file, b, "password_file") < 0 ||
 	    copy_opt(&c->broker.ca_cert, b, "ca_cert") < 0 ||
 	    copy_opt(&c->broker.client_cert, b, "client_cert") < 0 ||
 	    copy_opt(&c->broker.client_key, b, "client_key") < 0)
 		return -1;
-	if (strncmp(c->broker.url, "amqp://", 7) != 0 &&
-	    strncmp(c->broker.url, "amqps://", 8) != 0) {
-		wd_conf_set_err(c->file, b->line,
-		                "broker: url must start with amqp:// or "
-		                "amqps://%s",
-		                env && *env ? " (it comes from WARREN_AMQP_URL)"
-		                            : "");
-		return -1;
-	}
-	/* The same parse the connection makes (broker/broker.c), so that -t
-	 * refuses what start would. The URL is not repeated: it may hold a
-	 * password. */
-	struct amqp_connection_info info;
-	char *copy = strdup(c->broker.url);
-	int rc;
-
-	if (!copy)
-		return -1;
-	amqp_default_connection_info(&info);
-	rc = amqp_parse_url(copy, &info);
-	free(copy);
-	if (rc != AMQP_STATUS_OK) {
-		wd_conf_set_err(
-		    c->file, env && *env ? b->line : wd_conf_line_of(b, "url"),
-		    "broker: url is not a valid amqp:// or amqps:// "
-		    "URL (host, port, percent escapes)%s",
-		    env && *env ? " (it comes from WARREN_AMQP_URL)" : "");
-		return -1;
-	}
-	return 0;
+	return load_urls(c, b);
 }
 
 static int load_exchanges(struct wd_conf *c, cfg_t *cfg)

@@ -203,7 +203,9 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 cfg_t *wd_conf_parse_file(const char *path)
 {
 	static cfg_opt_t broker_opts[] = {
-	    CFG_STR("url", "amqp://guest:guest@127.0.0.1:5672", CFGF_NONE),
+	    /* A string, or a list of a cluster's nodes: url = {"...", "..."} */
+	    CFG_STR_LIST("url", "{amqp://guest:guest@127.0.0.1:5672}",
+	                 CFGF_NONE),
 	    CFG_STR("password_file", NULL, CFGF_NONE),
 	    CFG_INT("heartbeat", 60, CFGF_NONE),
 	    CFG_INT("connect_timeout", 10, CFGF_NONE),

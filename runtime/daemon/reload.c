@@ -158,7 +158,7 @@ static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
 
 	snprintf(name, sizeof(name), "warrend pid %d reload %ju", (int)getpid(),
 	         (uintmax_t)g->number);
-	conn = wd_broker_connect(&p->broker, name, err, errlen, NULL);
+	conn = wd_broker_connect_any(&p->broker, name, err, errlen, NULL, NULL);
 	if (!conn)
 		return -1;
 	rc = wd_broker_channel_open(conn, 1, err, errlen);

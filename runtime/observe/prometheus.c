@@ -229,6 +229,20 @@ static void slots(struct wd_strbuf *b, const struct wd_series_view *v)
 		label(b, "slot", slot, true);
 		count_line(b, atomic_load(&v->slots[i].inflight));
 	}
+	family(b, "warren_slot_node", "gauge",
+	       "The broker address (a cluster's node) each connected slot "
+	       "is on: 1, one line per slot.");
+	for (int i = 0; i < v->nslots; i++) {
+		int node = atomic_load(&v->slots[i].node);
+		char slot[16];
+		if (node < 0 || node >= v->nnodes)
+			continue;
+		snprintf(slot, sizeof(slot), "%d", i);
+		wd_strbuf_printf(b, "warren_slot_node");
+		label(b, "slot", slot, true);
+		label(b, "node", v->nodes[node], false);
+		count_line(b, 1);
+	}
 }
 
 /* A process-wide counter of wd_metrics. */

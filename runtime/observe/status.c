@@ -99,6 +99,10 @@ static json_t *slots(const struct wd_series_view *v)
 		json_t *o = json_pack("{s:i,s:s,s:I}", "slot", i, "state",
 		                      wd_slot_state_names[state], "inflight",
 		                      (json_int_t)atomic_load(&s->inflight));
+		int node = atomic_load(&s->node);
+		if (o && node >= 0 && node < v->nnodes)
+			json_object_set_new(o, "node",
+			                    json_string(v->nodes[node]));
 		if (o && state == WD_SLOT_RECONNECTING) {
 			int64_t in = atomic_load(&s->retry_at_ms) - now;
 			json_object_set_new(

@@ -243,20 +243,22 @@ void wd_conn_know_exchanges(struct wd_conn *c)
 		wd_pub_known(&c->pub, conf->exchanges[i].name);
 }
 
-int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
+/* One address: connect, declare, consume. */
+static int open_at(struct wd_conn *c, size_t addr, char *err, size_t errlen,
+                   bool *outage)
 {
 	const struct wd_slot_env *env = c->env;
 	struct wd_gen *g = wd_gen_slot_get(env->current);
 	char name[64];
 
+	/* A failed attempt clears the consumers, and their reference. */
 	if (c->consumers.gen)
 		wd_gen_unref(c->consumers.gen);
 	c->consumers.gen = g;
-	c->open_outage = false;
 	snprintf(name, sizeof(name), "warrend pid %d slot %d", (int)getpid(),
 	         c->id);
 	c->amqp =
-	    wd_broker_connect(env->broker, name, err, errlen, &c->open_outage);
+	    wd_broker_connect(env->broker, addr, name, err, errlen, outage);
 	if (!c->amqp)
 		return -1;
 	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) <
@@ -270,17 +272,47 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 	wd_conn_know_exchanges(c);
 	if (wd_consumers_open(&c->consumers, c->amqp, err, errlen) < 0)
 		goto fail;
-	c->cancelled = false;
-	c->settler.stopping = false;
-	wd_slot_set(c->series, WD_SLOT_CONSUMING);
-	c->last_rx_ms = wd_now_ms();
-	wd_metric_inc(connections_opened);
 	return 0;
 fail:
 	wd_consumers_clear(&c->consumers);
 	wd_pub_reset(&c->pub);
 	amqp_destroy_connection(c->amqp);
 	c->amqp = NULL;
+	return -1;
+}
+
+int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
+{
+	const struct wd_broker *b = c->env->broker;
+	bool all_outage = true;
+
+	for (size_t i = 0; i < b->naddrs; i++) {
+		unsigned k = c->addr_k + (unsigned)i;
+		size_t addr = wd_broker_addr_at(b, c->id, k);
+		bool outage = false;
+
+		if (open_at(c, addr, err, errlen, &outage) == 0) {
+			c->addr = addr;
+			c->addr_k = k + 1; /* after a loss: the next one */
+			c->open_outage = false;
+			c->cancelled = false;
+			c->settler.stopping = false;
+			atomic_store_explicit(&c->series->node, (int)addr,
+			                      memory_order_relaxed);
+			wd_slot_set(c->series, WD_SLOT_CONSUMING);
+			c->last_rx_ms = wd_now_ms();
+			wd_metric_inc(connections_opened);
+			wd_log_info(AREA, "slot %d: consuming on %s", c->id,
+			            b->addrs[addr].redacted);
+			return 0;
+		}
+		all_outage = all_outage && outage;
+		if (i + 1 < b->naddrs)
+			wd_log_warnx(AREA,
+			             "slot %d: %s; trying the next address",
+			             c->id, err);
+	}
+	c->open_outage = all_outage;
 	return -1;
 }
 
@@ -295,6 +327,7 @@ static void forget_owned(struct wd_conn *c)
 void wd_conn_drop(struct wd_conn *c, bool polite)
 {
 	atomic_fetch_add(&c->epoch, 1);
+	atomic_store_explicit(&c->series->node, -1, memory_order_relaxed);
 	c->inflight = 0;
 	forget_owned(c);
 	if (polite)

@@ -82,6 +82,10 @@ struct wd_conn {
 	bool acks_full;   /* some consumer's ack batch is full: flush */
 	bool cancelled;   /* stopping: the consumers are cancelled */
 	bool open_outage; /* the last wd_conn_open could not connect at all */
+	/* Where the slot is in its order of the broker's addresses
+	 * (wd_broker_addr_at): the next wd_conn_open starts there. */
+	unsigned addr_k;
+	size_t addr;      /* the address connected to, while c->amqp */
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
@@ -94,8 +98,11 @@ int wd_conn_init(struct wd_conn *c, int id, const struct wd_slot_env *env,
                  char *err, size_t errlen);
 
 /* Connect, declare the topology, open the consumers, all for the current
- * generation. Called from the main thread at start (errors are fatal
- * there) and by the thread to reconnect. Returns 0, or -1 with err set. */
+ * generation, trying the broker's addresses in the slot's order from the
+ * one after the last it was on: a lost node is left at once. Called from
+ * the main thread at start (errors are fatal there) and by the thread to
+ * reconnect. Returns 0, or -1 with err set (the last address's error;
+ * open_outage if every address was an outage). */
 int wd_conn_open(struct wd_conn *c, char *err, size_t errlen);
 
 /* The thread's body (conn_loop.c): serve, reconnect with backoff, until

@@ -417,7 +417,7 @@ void *wd_conn_main(void *arg)
 		publish_state(c, wd_now_ms(), 0);
 		if (wd_conn_open(c, err, sizeof(err)) == 0) {
 			wd_log_info(AREA, "slot %d: reconnected to %s", c->id,
-			            env->broker->redacted);
+			            env->broker->addrs[c->addr].redacted);
 			backoff = 500;
 			continue;
 		}

@@ -60,14 +60,18 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
 	}
 	if (wd_broker_init(&p->broker, &conf->broker, err, errlen) < 0) {
 		wd_gen_slot_destroy(&p->current);
+		wd_series_slots_free(p->env.series);
 		free(p);
 		return NULL;
 	}
 	p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
-	if (!p->conns) {
+	p->nodes = calloc(p->broker.naddrs, sizeof(*p->nodes));
+	if (!p->conns || !p->nodes) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	for (size_t i = 0; i < p->broker.naddrs; i++)
+		p->nodes[i] = p->broker.addrs[i].node;
 	for (int i = 0; i < p->nconns; i++)
 		p->conns[i].wakefd = -1; /* not initialised yet */
 	for (int i = 0; i < p->nconns; i++)
@@ -91,8 +95,10 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
 			*outage = p->conns[i].open_outage;
 			goto fail_started;
 		}
-	wd_log_info("pool", "%d connection(s) to %s, %d worker(s)", p->nconns,
-	            p->broker.redacted, conf->workers);
+	wd_log_info("pool",
+	            "%d connection(s) over %zu address(es), %d "
+	            "worker(s)",
+	            p->nconns, p->broker.naddrs, conf->workers);
 	for (int i = 0; i < p->nconns; i++) {
 		rc = pthread_create(&p->conns[i].thread, NULL, wd_conn_main,
 		                    &p->conns[i]);
@@ -107,7 +113,9 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
 		}
 		p->conns[i].started = true;
 	}
-	wd_series_slots_publish(p->env.series, p->nconns);
+	wd_series_slots_publish(p->env.series, p->nconns,
+	                        (const char *const *)p->nodes,
+	                        (int)p->broker.naddrs);
 	return p;
 fail_started:
 	/* g stays the caller's: take back the reference given to the pool. */
@@ -160,7 +168,9 @@ void wd_pool_free(struct wd_pool *p)
 			wd_conn_free(&p->conns[i]);
 	free(p->conns);
 	wd_gen_slot_destroy(&p->current);
-	wd_broker_free(&p->broker);
+	/* No longer served, then the node names it shows can go. */
 	wd_series_slots_free(p->env.series); /* its threads are joined */
+	free(p->nodes);
+	wd_broker_free(&p->broker);
 	free(p);
 }

@@ -21,6 +21,7 @@
 
 struct wd_pool {
 	struct wd_broker broker;
+	const char **nodes; /* each address's "host:port", for the metrics */
 	struct wd_workers *workers;
 	struct wd_gen_slot current; /* holds the pool's reference */
 	struct wd_conn *conns;

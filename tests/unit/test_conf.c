@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/conf_diff.h"
 
 static void clear_env(void)
 {
@@ -111,7 +112,8 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_eq(c->log_level, 2 /* info */);
 	cr_expect_eq(c->workers, 4);
 	cr_expect_eq(c->shutdown_timeout, 30);
-	cr_expect_str_eq(c->broker.url, "amqp://guest:guest@127.0.0.1:5672");
+	cr_expect_str_eq(c->broker.urls[0],
+	                 "amqp://guest:guest@127.0.0.1:5672");
 	cr_expect_null(c->broker.password_file);
 	cr_expect_eq(c->broker.heartbeat, 60);
 	cr_expect_eq(c->broker.connect_timeout, 10);
@@ -257,7 +259,8 @@ Test(conf, minimal_conf_defaults)
 	cr_expect_eq(c->broker.prefetch, 10);
 	cr_expect_eq(c->broker.pool_size, 2);
 	cr_expect_eq(c->broker.connect_timeout, 10);
-	cr_expect_str_eq(c->broker.url, "amqp://guest:guest@127.0.0.1:5672");
+	cr_expect_str_eq(c->broker.urls[0],
+	                 "amqp://guest:guest@127.0.0.1:5672");
 	cr_assert_eq(c->nqueues, 1);
 	cr_expect(c->queues[0].durable);
 	cr_expect_not(c->queues[0].quorum);
@@ -311,7 +314,7 @@ Test(conf, values_are_read)
 	cr_expect_eq(c->log_level, 3);
 	cr_expect_eq(c->workers, 7);
 	cr_expect_eq(c->shutdown_timeout, 5);
-	cr_expect_str_eq(c->broker.url, "amqps://u:p@h:5671/v");
+	cr_expect_str_eq(c->broker.urls[0], "amqps://u:p@h:5671/v");
 	cr_expect_eq(c->broker.heartbeat, 0);
 	cr_expect_eq(c->broker.pool_size, 3);
 	cr_expect_eq(c->broker.prefetch, 100);
@@ -766,7 +769,7 @@ Test(conf, amqp_url_env_overrides)
 	c = load_ok("broker {\n"
 	            "    url = \"amqp://file@h\"\n"
 	            "}\n" BASE);
-	cr_expect_str_eq(c->broker.url,
+	cr_expect_str_eq(c->broker.urls[0],
 	                 "amqps://env:pw@broker.example:5671/prod");
 	wd_conf_free(c);
 }
@@ -779,7 +782,7 @@ Test(conf, empty_amqp_url_env_is_ignored)
 	c = load_ok("broker {\n"
 	            "    url = \"amqp://file@h\"\n"
 	            "}\n" BASE);
-	cr_expect_str_eq(c->broker.url, "amqp://file@h");
+	cr_expect_str_eq(c->broker.urls[0], "amqp://file@h");
 	wd_conf_free(c);
 }
 
@@ -1656,4 +1659,88 @@ Test(conf, urls_start_would_refuse_are_refused_here)
 		          err);
 		unsetenv("WARREN_AMQP_URL");
 	}
+}
+
+/* ---- several broker addresses (a cluster's nodes) ---------------------- */
+
+Test(conf, url_list_in_file)
+{
+	struct wd_conf *c = load_ok("broker {\n"
+	                            "    url = {\"amqp://u:p@n1:5672\", "
+	                            "\"amqp://u:p@n2:5673\",\n"
+	                            "           \"amqps://u:p@n3\"}\n"
+	                            "}\n" BASE);
+
+	cr_assert_eq(c->broker.nurls, 3);
+	cr_expect_str_eq(c->broker.urls[0], "amqp://u:p@n1:5672");
+	cr_expect_str_eq(c->broker.urls[1], "amqp://u:p@n2:5673");
+	cr_expect_str_eq(c->broker.urls[2], "amqps://u:p@n3");
+	wd_conf_free(c);
+}
+
+Test(conf, url_list_from_env_split_on_spaces_and_commas)
+{
+	struct wd_conf *c;
+
+	setenv("WARREN_AMQP_URL", " amqp://a@n1, amqp://a@n2  amqp://a@n3,", 1);
+	c = load_ok(BASE);
+	unsetenv("WARREN_AMQP_URL");
+	cr_assert_eq(c->broker.nurls, 3);
+	cr_expect_str_eq(c->broker.urls[0], "amqp://a@n1");
+	cr_expect_str_eq(c->broker.urls[1], "amqp://a@n2");
+	cr_expect_str_eq(c->broker.urls[2], "amqp://a@n3");
+	wd_conf_free(c);
+}
+
+Test(conf, bad_url_in_list_named_by_position)
+{
+	expect_error(
+	    BASE "broker {\n"
+	         "    url = {\"amqp://a@n1\", \"amqp://a@n2:x\"}\n"
+	         "}\n",
+	    12,
+	    "broker: url 2 of 2 is not a valid amqp:// or amqps:// URL "
+	    "(host, port, percent escapes)");
+	expect_error(BASE "broker {\n"
+	                  "    url = {\"amqp://a@n1\", \"http://n2\"}\n"
+	                  "}\n",
+	             12,
+	             "broker: url 2 of 2 must start with amqp:// or amqps://");
+}
+
+Test(conf, empty_url_list_refused)
+{
+	expect_error(BASE "broker {\n"
+	                  "    url = {}\n"
+	                  "}\n",
+	             /* An empty list leaves no line of its own: the section's
+	              * end. */
+	             13, "broker: url is an empty list");
+}
+
+Test(conf, url_list_change_needs_a_new_pool)
+{
+	struct wd_conf *a =
+	    load_ok("broker {\n"
+	            "    url = {\"amqp://a@n1\", \"amqp://a@n2\"}\n"
+	            "}\n" BASE);
+	struct wd_conf *b =
+	    load_ok("broker {\n"
+	            "    url = {\"amqp://a@n1\", \"amqp://a@n2\"}\n"
+	            "}\n" BASE);
+	struct wd_conf *c =
+	    load_ok("broker {\n"
+	            "    url = {\"amqp://a@n2\", \"amqp://a@n1\"}\n"
+	            "}\n" BASE);
+	struct wd_conf *d = load_ok("broker {\n"
+	                            "    url = \"amqp://a@n1\"\n"
+	                            "}\n" BASE);
+
+	cr_expect(wd_conf_same_pool(a, b));
+	cr_expect_not(wd_conf_same_pool(a, c));
+	cr_expect_not(wd_conf_same_pool(a, d));
+	wd_conf_free(a);
+	wd_conf_free(b);
+	wd_conf_free(c);
+	wd_conf_free(d);
 }
