@@ -32,6 +32,8 @@ struct wd_metrics {
 	atomic_uint_fast64_t publishes_nacked; /* basic.nack from the broker */
 	atomic_uint_fast64_t publishes_returned; /* basic.return: unroutable */
 	atomic_uint_fast64_t publishes_refused;  /* to an exchange not there */
+	atomic_uint_fast64_t publish_blocks;     /* connection.blocked */
+	atomic_uint_fast64_t publish_blocked_ms; /* summed over the slots */
 };
 
 extern struct wd_metrics wd_metrics;

@@ -51,6 +51,7 @@ enum wd_inflight {
 	WD_INFLIGHT_WAITING_WORKER = 0, /* handed off, no handler yet */
 	WD_INFLIGHT_IN_HANDLER,
 	WD_INFLIGHT_WAITING_CONFIRM, /* its publishes not confirmed yet */
+	WD_INFLIGHT_WAITING_UNBLOCK, /* to publish, while the broker blocks */
 	WD_INFLIGHT_STAGES
 };
 extern const char *const wd_inflight_names[WD_INFLIGHT_STAGES];

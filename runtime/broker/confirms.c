@@ -154,6 +154,12 @@ bool wd_confirms_expired(const struct wd_confirms *c, int64_t now_ms,
 	return false;
 }
 
+void wd_confirms_pause(struct wd_confirms *c, int64_t ms)
+{
+	for (size_t i = 0; i < c->count; i++)
+		rec_at(c, i)->sent_ms += ms;
+}
+
 void wd_confirms_reset(struct wd_confirms *c)
 {
 	for (size_t i = 0; i < c->count; i++) {

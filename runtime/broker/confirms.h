@@ -64,6 +64,11 @@ void wd_confirms_returned(struct wd_confirms *c, amqp_bytes_t exchange,
 bool wd_confirms_expired(const struct wd_confirms *c, int64_t now_ms,
                          int64_t *next_due_ms);
 
+/* Every publish waiting now gets ms more: the time the broker spent not
+ * reading them (a blocked connection) does not count against the
+ * timeout. */
+void wd_confirms_pause(struct wd_confirms *c, int64_t ms);
+
 /* Forget every publish (the connection is gone); done() is not called. */
 void wd_confirms_reset(struct wd_confirms *c);
 

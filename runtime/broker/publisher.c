@@ -162,6 +162,11 @@ bool wd_pub_expired(const struct wd_publisher *p, int64_t now_ms,
 	return wd_confirms_expired(&p->confirms, now_ms, next_due_ms);
 }
 
+void wd_pub_pause(struct wd_publisher *p, int64_t ms)
+{
+	wd_confirms_pause(&p->confirms, ms);
+}
+
 void wd_pub_reset(struct wd_publisher *p)
 {
 	wd_confirms_reset(&p->confirms);

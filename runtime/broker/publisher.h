@@ -57,6 +57,9 @@ void wd_pub_returned(struct wd_publisher *p, amqp_bytes_t exchange,
                      amqp_bytes_t text);
 bool wd_pub_expired(const struct wd_publisher *p, int64_t now_ms,
                     int64_t *next_due_ms);
+/* The broker blocked the connection for ms: the confirm timeout of what
+ * waits now starts again that much later. */
+void wd_pub_pause(struct wd_publisher *p, int64_t ms);
 /* Forget everything (the connection is gone); done() is not called. */
 void wd_pub_reset(struct wd_publisher *p);
 

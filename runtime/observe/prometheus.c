@@ -270,6 +270,14 @@ static void totals(struct wd_strbuf *b)
 	      "Publishes returned unroutable (basic.return).");
 	TOTAL(b, "warren_publishes_refused_total", publishes_refused,
 	      "Publishes not sent: their exchange does not exist.");
+	TOTAL(b, "warren_publish_blocks_total", publish_blocks,
+	      "Times the broker blocked a publishing connection (a memory or "
+	      "disk alarm).");
+	family(b, "warren_publish_blocked_seconds_total", "counter",
+	       "Time publishing connections spent blocked, summed over the "
+	       "slots (consuming and acking go on meanwhile).");
+	wd_strbuf_printf(b, "warren_publish_blocked_seconds_total %.3f\n",
+	                 (double)wd_metric_get(publish_blocked_ms) / 1000.0);
 	family(b, "warren_generation", "gauge",
 	       "The serving generation: 1 at start, +1 per reload attempt.");
 	wd_strbuf_printf(b, "warren_generation %ju\n",

@@ -243,7 +243,7 @@ void wd_conn_know_exchanges(struct wd_conn *c)
 		wd_pub_known(&c->pub, conf->exchanges[i].name);
 }
 
-/* One address: connect, declare, consume. */
+/* One address: connect both, declare, set up publishing, consume. */
 static int open_at(struct wd_conn *c, size_t addr, char *err, size_t errlen,
                    bool *outage)
 {
@@ -261,13 +261,21 @@ static int open_at(struct wd_conn *c, size_t addr, char *err, size_t errlen,
 	    wd_broker_connect(env->broker, addr, name, err, errlen, outage);
 	if (!c->amqp)
 		return -1;
-	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_PUBLISH, err, errlen) <
+	snprintf(name, sizeof(name), "warrend pid %d slot %d publish",
+	         (int)getpid(), c->id);
+	c->pub_amqp =
+	    wd_broker_connect(env->broker, addr, name, err, errlen, outage);
+	if (!c->pub_amqp)
+		goto fail;
+	if (wd_broker_channel_open(c->amqp, WD_CHANNEL_DECLARE, err, errlen) <
 	        0 ||
-	    wd_topology_declare(c->amqp, WD_CHANNEL_PUBLISH, g->routes->conf,
+	    wd_topology_declare(c->amqp, WD_CHANNEL_DECLARE, g->routes->conf,
 	                        err, errlen) < 0 ||
-	    wd_pub_open(&c->pub, c->amqp, WD_CHANNEL_PUBLISH, WD_CHANNEL_PROBE,
-	                on_confirm, env->publish_timeout * 1000, err,
-	                errlen) < 0)
+	    wd_broker_channel_open(c->pub_amqp, WD_CHANNEL_PUBLISH, err,
+	                           errlen) < 0 ||
+	    wd_pub_open(&c->pub, c->pub_amqp, WD_CHANNEL_PUBLISH,
+	                WD_CHANNEL_PROBE, on_confirm,
+	                env->publish_timeout * 1000, err, errlen) < 0)
 		goto fail;
 	wd_conn_know_exchanges(c);
 	if (wd_consumers_open(&c->consumers, c->amqp, err, errlen) < 0)
@@ -277,7 +285,9 @@ fail:
 	wd_consumers_clear(&c->consumers);
 	wd_pub_reset(&c->pub);
 	amqp_destroy_connection(c->amqp);
-	c->amqp = NULL;
+	if (c->pub_amqp)
+		amqp_destroy_connection(c->pub_amqp);
+	c->amqp = c->pub_amqp = NULL;
 	return -1;
 }
 
@@ -300,7 +310,9 @@ int wd_conn_open(struct wd_conn *c, char *err, size_t errlen)
 			atomic_store_explicit(&c->series->node, (int)addr,
 			                      memory_order_relaxed);
 			wd_slot_set(c->series, WD_SLOT_CONSUMING);
-			c->last_rx_ms = wd_now_ms();
+			c->last_rx_ms = c->pub_read_ms = wd_now_ms();
+			c->pub_readable = false;
+			c->blocked_since_ms = 0;
 			wd_metric_inc(connections_opened);
 			wd_log_info(AREA, "slot %d: consuming on %s", c->id,
 			            b->addrs[addr].redacted);
@@ -328,13 +340,24 @@ void wd_conn_drop(struct wd_conn *c, bool polite)
 {
 	atomic_fetch_add(&c->epoch, 1);
 	atomic_store_explicit(&c->series->node, -1, memory_order_relaxed);
+	bool blocked = c->blocked_since_ms != 0;
+
 	c->inflight = 0;
+	wd_conn_unblocked(c, wd_now_ms(), false);
 	forget_owned(c);
-	if (polite)
+	if (polite) {
 		wd_broker_close(c->amqp);
-	else
+		/* The broker does not read a blocked connection: its close
+		 * would wait out the RPC timeout. */
+		if (blocked)
+			amqp_destroy_connection(c->pub_amqp);
+		else
+			wd_broker_close(c->pub_amqp);
+	} else {
 		amqp_destroy_connection(c->amqp);
-	c->amqp = NULL;
+		amqp_destroy_connection(c->pub_amqp);
+	}
+	c->amqp = c->pub_amqp = NULL;
 }
 
 void wd_conn_free(struct wd_conn *c)
@@ -359,7 +382,9 @@ void wd_conn_free(struct wd_conn *c)
 	wd_settle_free(&c->settler);
 	if (c->amqp)
 		amqp_destroy_connection(c->amqp);
-	c->amqp = NULL;
+	if (c->pub_amqp)
+		amqp_destroy_connection(c->pub_amqp);
+	c->amqp = c->pub_amqp = NULL;
 	if (c->wakefd >= 0)
 		close(c->wakefd);
 	c->wakefd = -1;
@@ -368,91 +393,171 @@ void wd_conn_free(struct wd_conn *c)
 
 /* ---- reading ------------------------------------------------------------- */
 
-/* A method other than a delivery: confirms, returns, closes, cancels, flow
- * control. Returns 0 to go on, -1 if the connection must be dropped. */
-static int handle_frame(struct wd_conn *c)
-{
-	amqp_frame_t f;
-	int rc = amqp_simple_wait_frame(c->amqp, &f);
+/* ---- blocked publishing ---------------------------------------------------
+ */
 
-	if (rc != AMQP_STATUS_OK)
-		return -1;
-	if (f.frame_type != AMQP_FRAME_METHOD)
+static void blocked(struct wd_conn *c, amqp_bytes_t reason)
+{
+	if (c->blocked_since_ms)
+		return;
+	c->blocked_since_ms = wd_now_ms();
+	wd_metric_inc(publish_blocks);
+	wd_settle_block(&c->settler, true);
+	wd_slot_set(c->series, WD_SLOT_BLOCKED);
+	wd_log_warnx(AREA,
+	             "slot %d: the broker blocked publishing (%.*s): consuming "
+	             "and acking go on; deliveries that need a publish wait, "
+	             "unacked, without a confirm timeout",
+	             c->id, (int)(reason.len > 200 ? 200 : reason.len),
+	             (const char *)reason.bytes);
+}
+
+void wd_conn_unblocked(struct wd_conn *c, int64_t now, bool told)
+{
+	int64_t ms;
+
+	if (!c->blocked_since_ms)
+		return;
+	ms = now - c->blocked_since_ms;
+	c->blocked_since_ms = 0;
+	wd_metric_add(publish_blocked_ms, (uint64_t)(ms > 0 ? ms : 0));
+	wd_pub_pause(&c->pub, ms);
+	wd_settle_block(&c->settler, false);
+	if (!told)
+		return;
+	wd_slot_set(c->series,
+	            c->cancelled ? WD_SLOT_STOPPING : WD_SLOT_CONSUMING);
+	wd_log_info(AREA,
+	            "slot %d: the broker unblocked publishing after %jd ms; "
+	            "%zu deliveries waited for it",
+	            c->id, (intmax_t)ms, c->settler.nparked);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int closed(struct wd_conn *c, amqp_connection_state_t conn,
+                  const char *which, amqp_channel_t ch, uint16_t code,
+                  amqp_bytes_t text, bool channel)
+{
+	if (channel) {
+		amqp_channel_close_ok_t ok;
+		wd_log_warnx(AREA,
+		             "slot %d: the broker closed channel %u of the %s "
+		             "connection: %.*s (%u)",
+		             c->id, ch, which, (int)text.len,
+		             (const char *)text.bytes, code);
+		amqp_send_method(conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+	} else {
+		amqp_connection_close_ok_t ok;
+		wd_log_warnx(AREA,
+		             "slot %d: the broker closed the %s connection: "
+		             "%.*s (%u)",
+		             c->id, which, (int)text.len,
+		             (const char *)text.bytes, code);
+		amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+	}
+	/* Reconnect: consumers, tags and confirms are reset together, and
+	 * whatever was not acked comes back. */
+	return -1;
+}
+
+/* A method other than a delivery, on either connection (pub: the
+ * publishing one): confirms, returns, closes, cancels, flow control.
+ * Returns 0 to go on, -1 if the connections must be dropped. */
+static int handle_frame(struct wd_conn *c, bool pub, amqp_frame_t *f)
+{
+	amqp_connection_state_t conn = pub ? c->pub_amqp : c->amqp;
+	const char *which = pub ? "publishing" : "consuming";
+
+	if (f->frame_type != AMQP_FRAME_METHOD)
 		return 0;
-	switch (f.payload.method.id) {
+	switch (f->payload.method.id) {
 	case AMQP_BASIC_ACK_METHOD: {
-		amqp_basic_ack_t *m = f.payload.method.decoded;
-		wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple, true);
+		amqp_basic_ack_t *m = f->payload.method.decoded;
+		if (pub)
+			wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple,
+			               true);
 		return 0;
 	}
 	case AMQP_BASIC_NACK_METHOD: {
-		amqp_basic_nack_t *m = f.payload.method.decoded;
-		wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple, false);
+		amqp_basic_nack_t *m = f->payload.method.decoded;
+		if (pub)
+			wd_pub_confirm(&c->pub, m->delivery_tag, m->multiple,
+			               false);
 		return 0;
 	}
 	case AMQP_BASIC_RETURN_METHOD: {
-		amqp_basic_return_t *m = f.payload.method.decoded;
+		amqp_basic_return_t *m = f->payload.method.decoded;
 		amqp_message_t msg;
 		/* Before reading the content: m lives in the same pool. */
-		wd_pub_returned(&c->pub, m->exchange, m->routing_key,
-		                m->reply_code, m->reply_text);
-		if (amqp_read_message(c->amqp, f.channel, &msg, 0).reply_type !=
+		if (pub)
+			wd_pub_returned(&c->pub, m->exchange, m->routing_key,
+			                m->reply_code, m->reply_text);
+		if (amqp_read_message(conn, f->channel, &msg, 0).reply_type !=
 		    AMQP_RESPONSE_NORMAL)
 			return -1;
 		amqp_destroy_message(&msg);
 		return 0;
 	}
 	case AMQP_CONNECTION_CLOSE_METHOD: {
-		amqp_connection_close_t *m = f.payload.method.decoded;
-		amqp_connection_close_ok_t ok;
-		wd_log_warnx(AREA,
-		             "slot %d: the broker closed the connection: "
-		             "%.*s (%u)",
-		             c->id, (int)m->reply_text.len,
-		             (const char *)m->reply_text.bytes, m->reply_code);
-		amqp_send_method(c->amqp, 0, AMQP_CONNECTION_CLOSE_OK_METHOD,
-		                 &ok);
-		return -1;
+		amqp_connection_close_t *m = f->payload.method.decoded;
+		return closed(c, conn, which, 0, m->reply_code, m->reply_text,
+		              false);
 	}
 	case AMQP_CHANNEL_CLOSE_METHOD: {
-		amqp_channel_close_t *m = f.payload.method.decoded;
-		amqp_channel_close_ok_t ok;
-		wd_log_warnx(AREA,
-		             "slot %d: the broker closed channel %u: "
-		             "%.*s (%u)",
-		             c->id, f.channel, (int)m->reply_text.len,
-		             (const char *)m->reply_text.bytes, m->reply_code);
-		amqp_send_method(c->amqp, f.channel,
-		                 AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-		/* Reconnect: consumers, tags and confirms are reset together,
-		 * and whatever was not acked comes back. */
-		return -1;
+		amqp_channel_close_t *m = f->payload.method.decoded;
+		return closed(c, conn, which, f->channel, m->reply_code,
+		              m->reply_text, true);
 	}
 	case AMQP_BASIC_CANCEL_METHOD:
 		wd_log_warnx(AREA,
 		             "slot %d: the broker cancelled the consumer "
 		             "on channel %u (queue deleted?): reconnecting",
-		             c->id, f.channel);
+		             c->id, f->channel);
 		return -1;
 	case AMQP_CONNECTION_BLOCKED_METHOD:
-		wd_log_warnx(AREA,
-		             "slot %d: the broker blocked the connection "
-		             "(resource alarm): publishes wait",
-		             c->id);
-		wd_slot_set(c->series, WD_SLOT_BLOCKED);
+		/* Only a connection that publishes is held back. */
+		if (pub) {
+			amqp_connection_blocked_t *m =
+			    f->payload.method.decoded;
+			blocked(c, m->reason);
+		}
 		return 0;
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
-		wd_log_info(AREA,
-		            "slot %d: the broker unblocked the connection",
-		            c->id);
-		wd_slot_set(c->series, c->cancelled ? WD_SLOT_STOPPING
-		                                    : WD_SLOT_CONSUMING);
+		if (pub)
+			wd_conn_unblocked(c, wd_now_ms(), true);
 		return 0;
 	default:
-		wd_log_debug(AREA,
-		             "slot %d: ignored method 0x%08x on channel %u",
-		             c->id, f.payload.method.id, f.channel);
+		wd_log_debug(
+		    AREA,
+		    "slot %d: ignored method 0x%08x on channel %u of the "
+		    "%s connection",
+		    c->id, f->payload.method.id, f->channel, which);
 		return 0;
+	}
+}
+
+int wd_conn_read_pub(struct wd_conn *c)
+{
+	struct timeval zero = {0, 0};
+	amqp_frame_t f;
+	int rc;
+
+	c->pub_readable = false;
+	c->pub_read_ms = c->now_ms;
+	for (;;) {
+		amqp_maybe_release_buffers(c->pub_amqp);
+		rc = amqp_simple_wait_frame_noblock(c->pub_amqp, &f, &zero);
+		if (rc == AMQP_STATUS_TIMEOUT)
+			return 0;
+		if (rc != AMQP_STATUS_OK) {
+			wd_log_warnx(AREA,
+			             "slot %d: publishing connection lost: %s",
+			             c->id, amqp_error_string2(rc));
+			return -1;
+		}
+		if (handle_frame(c, true, &f) < 0)
+			return -1;
 	}
 }
 
@@ -501,8 +606,13 @@ int wd_conn_read(struct wd_conn *c, struct wd_delivery **out)
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
 		if (r.library_error == AMQP_STATUS_TIMEOUT)
 			return 0;
-		if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
-			return handle_frame(c);
+		if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+			amqp_frame_t f;
+			if (amqp_simple_wait_frame(c->amqp, &f) !=
+			    AMQP_STATUS_OK)
+				return -1;
+			return handle_frame(c, false, &f);
+		}
 		wd_log_warnx(AREA, "slot %d: connection lost: %s", c->id,
 		             amqp_error_string2(r.library_error));
 	}

@@ -1,11 +1,16 @@
-/* conn.h - one pool slot: a broker connection owned by one thread.
+/* conn.h - one pool slot: a pair of broker connections to one node, owned
+ * by one thread: one consumes (and acks), the other publishes.
  *
  * The thread reads deliveries and parses each body once, hands them to the
  * workers (or calls a non-blocking handler itself), and settles each
- * finished one (settle.h): follow-ups and republishes in confirm mode, then
- * the ack, coalesced. Workers give deliveries back through a locked list
- * and an eventfd that wakes the thread's poll(), so heartbeats keep flowing
- * however long a handler runs.
+ * finished one (settle.h): follow-ups and republishes in confirm mode on
+ * the publishing connection, then the ack, coalesced, on the consuming
+ * one. Two connections, as RabbitMQ advises: a memory or disk alarm
+ * blocks (stops reading from) connections that publish, and a consuming
+ * connection that never publishes keeps delivering and taking acks
+ * through the alarm; what needs a publish waits for the unblock. Workers give
+ * deliveries back through a locked list and an eventfd that wakes the thread's
+ * poll(), so heartbeats keep flowing however long a handler runs.
  *
  * conn.c: the slot's deliveries, the settle operations on the live
  * connection, open and drop, reading frames. conn_loop.c: the loop and
@@ -47,7 +52,8 @@ struct wd_conn {
 	const struct wd_slot_env *env;
 	pthread_t thread;
 	bool started;
-	amqp_connection_state_t amqp;
+	amqp_connection_state_t amqp;     /* consumes, acks, declares */
+	amqp_connection_state_t pub_amqp; /* publishes (confirm mode) */
 	int wakefd; /* eventfd: workers and stop() wake the thread */
 	struct wd_slot_series *series; /* its state, for /readyz, /metrics */
 
@@ -88,6 +94,13 @@ struct wd_conn {
 	size_t addr;      /* the address connected to, while c->amqp */
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
+	/* The publishing connection: when it was last read (its confirms,
+	 * returns and heartbeats are read whenever it has something, and at
+	 * least every PUB_READ_MS), whether poll() saw it readable, and since
+	 * when the broker has blocked it (0: it has not). */
+	int64_t pub_read_ms;
+	bool pub_readable;
+	int64_t blocked_since_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
 	struct wd_task *spare; /* freed deliveries, for reuse */
 	size_t nspare;
@@ -122,6 +135,16 @@ void wd_conn_free(struct wd_conn *c);
  * none was there (or another frame was handled), -1 if the connection
  * failed. */
 int wd_conn_read(struct wd_conn *c, struct wd_delivery **out);
+
+/* Read what the publishing connection has (confirms, returns, blocked and
+ * unblocked) without waiting, and let rabbitmq-c send its heartbeat.
+ * Returns 0, or -1 if it failed. */
+int wd_conn_read_pub(struct wd_conn *c);
+
+/* The broker unblocked publishing (told) or the connection is gone: the
+ * blocked time is counted and no longer counts against the confirm
+ * timeout, and what waited may publish. */
+void wd_conn_unblocked(struct wd_conn *c, int64_t now, bool told);
 
 /* The connection is gone (or going): every tag it gave is void. */
 void wd_conn_drop(struct wd_conn *c, bool polite);

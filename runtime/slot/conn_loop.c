@@ -20,6 +20,10 @@
 #include "base/log.h"
 #include "base/metrics.h"
 
+/* The publishing connection is read at least this often (ms) when nothing
+ * else calls for it, so that its heartbeats go out and come in. */
+#define PUB_READ_MS 1000
+
 /* Deliveries read before they are handed to the workers in one go. */
 #define HANDOFF_MAX 32
 /* A non-blocking handler's call that takes longer stalls the connection
@@ -139,7 +143,8 @@ static int settle_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 	/* A full ack batch goes out once the pass over finished deliveries
 	 * is over, so that what one pass settles -- a whole handler batch,
 	 * say -- goes out together; then the acks whose wait is over. */
-	if (settle_done(c) < 0 || wd_settle_ready(&c->settler) < 0)
+	if (settle_done(c) < 0 || wd_settle_ready(&c->settler) < 0 ||
+	    wd_settle_unpark(&c->settler) < 0)
 		return -1;
 	if (c->acks_full) {
 		c->acks_full = false;
@@ -151,7 +156,9 @@ static int settle_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 	    wd_consumers_flush_due(&c->consumers, c->amqp, now, c->cancelled,
 	                           next_due) < 0)
 		return -1;
-	if (wd_pub_expired(&c->pub, now, next_due)) {
+	/* While the broker blocks publishing, what waits for a confirm is
+	 * not late: the clock starts again at the unblock. */
+	if (!c->blocked_since_ms && wd_pub_expired(&c->pub, now, next_due)) {
 		wd_log_error(AREA,
 		             "slot %d: no publisher confirm within %d s: "
 		             "reconnecting (unconfirmed deliveries are "
@@ -170,6 +177,16 @@ static int settle_phase(struct wd_conn *c, int64_t now, int64_t *next_due)
 static bool buffered(struct wd_conn *c)
 {
 	return amqp_frames_enqueued(c->amqp) || amqp_data_in_buffer(c->amqp);
+}
+
+/* Whether the publishing connection is to be read this turn: poll() saw
+ * it readable, rabbitmq-c holds some of it, confirms are awaited, or it
+ * was not read for PUB_READ_MS. */
+static bool pub_due(struct wd_conn *c, int64_t now)
+{
+	return c->pub_readable || amqp_frames_enqueued(c->pub_amqp) ||
+	       amqp_data_in_buffer(c->pub_amqp) || c->pub.confirms.count > 0 ||
+	       now - c->pub_read_ms >= PUB_READ_MS;
 }
 
 /* Stopping: cancel the consumers once, then wait until everything in
@@ -283,7 +300,7 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
                             int64_t last_read_ms)
 {
 	int hb_ms = c->env->broker->heartbeat * 1000, lazy_ms, at, r;
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 
 	flush_handoff(c);
 	at = wake_threshold(c, &lazy_ms);
@@ -292,6 +309,8 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	 * between either saw the flag (and wakes us) or is seen here. */
 	atomic_store(&c->sleeping, true);
 	if (atomic_load(&c->wake_due) || c->settler.ready ||
+	    amqp_frames_enqueued(c->pub_amqp) ||
+	    amqp_data_in_buffer(c->pub_amqp) ||
 	    (atomic_load(&c->has_done) && done_reached(c, at))) {
 		atomic_store(&c->sleeping, false);
 		return 0;
@@ -299,13 +318,21 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	fds[0] =
 	    (struct pollfd){.fd = amqp_get_sockfd(c->amqp), .events = POLLIN};
 	fds[1] = (struct pollfd){.fd = c->wakefd, .events = POLLIN};
-	r = poll(fds, 2, poll_timeout_ms(c, *now, next_due, lazy_ms));
+	fds[2] = (struct pollfd){.fd = amqp_get_sockfd(c->pub_amqp),
+	                         .events = POLLIN};
+	r = poll(fds, 3, poll_timeout_ms(c, *now, next_due, lazy_ms));
 	atomic_store(&c->sleeping, false);
 	if (r < 0 && errno != EINTR)
 		return -1;
 	*now = wd_now_ms();
 	if (r > 0 && (fds[1].revents & POLLIN))
 		drain_wakefd(c);
+	/* Confirms, or the broker blocking or closing it: read next turn. */
+	if (r > 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+		c->pub_readable = true;
+		if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			return 0;
+	}
 	if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 		c->last_rx_ms = *now;
 	} else if (hb_ms > 0 && *now - c->last_rx_ms > 2 * hb_ms) {
@@ -357,6 +384,8 @@ static int serve(struct wd_conn *c)
 
 		c->now_ms = now;
 		publish_state(c, now, 1000);
+		if (pub_due(c, now) && wd_conn_read_pub(c) < 0)
+			return -1;
 		if (settle_phase(c, now, &next_due) < 0)
 			return -1;
 		r = stop_phase(c, now, &next_due);

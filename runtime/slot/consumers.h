@@ -18,8 +18,10 @@
 #include "broker/acks.h"
 #include "exec/generation.h"
 
-/* Channel 1 declares the topology and then publishes in confirm mode;
- * channel 2 checks exchanges; consumers use 3, 4, ... */
+/* The consuming connection: channel 1 declares the topology; consumers
+ * use 3, 4, ... The publishing connection: channel 1 publishes in confirm
+ * mode, channel 2 checks exchanges. */
+#define WD_CHANNEL_DECLARE        1
 #define WD_CHANNEL_PUBLISH        1
 #define WD_CHANNEL_PROBE          2
 #define WD_CHANNEL_FIRST_CONSUMER 3

@@ -302,18 +302,97 @@ static int republish_done(struct wd_settler *s, struct wd_delivery *d)
 	return acked(s, d);
 }
 
+/* ---- publishing blocked: parked ------------------------------------------ */
+
+/* Whether settling d now would publish: follow-ups, a retry or dead-letter
+ * copy, or the retry copy of an input whose follow-ups failed (the table
+ * settle_stage() follows). */
+static bool will_publish(const struct wd_delivery *d)
+{
+	if (d->stage == WD_STAGE_FOLLOWUPS)
+		return d->publish_failed;
+	if (d->stage == WD_STAGE_REPUBLISH)
+		return false;
+	switch (d->verdict.action) {
+	case WD_ACTION_ACK:
+		return d->verdict.outbox.n > 0;
+	case WD_ACTION_RETRY:
+	case WD_ACTION_DEAD_LETTER:
+		return true;
+	case WD_ACTION_DROP:
+		return false;
+	}
+	return false;
+}
+
+static void park(struct wd_settler *s, struct wd_delivery *d)
+{
+	d->next_ready = NULL;
+	if (s->parked_tail)
+		s->parked_tail->next_ready = d;
+	else
+		s->parked_head = d;
+	s->parked_tail = d;
+	s->nparked++;
+	wd_delivery_enter(d, WD_INFLIGHT_WAITING_UNBLOCK);
+}
+
+static struct wd_delivery *unpark(struct wd_settler *s)
+{
+	struct wd_delivery *d = s->parked_head;
+
+	if (!d)
+		return NULL;
+	s->parked_head = d->next_ready;
+	if (!s->parked_head)
+		s->parked_tail = NULL;
+	s->nparked--;
+	wd_delivery_leave(d, WD_INFLIGHT_WAITING_UNBLOCK);
+	return d;
+}
+
+void wd_settle_block(struct wd_settler *s, bool blocked)
+{
+	s->publish_blocked = blocked;
+}
+
+int wd_settle_unpark(struct wd_settler *s)
+{
+	struct wd_delivery *d;
+	int rc = 0;
+
+	if (s->publish_blocked && !s->stopping)
+		return 0;
+	/* Settled in turn: one parked again (blocked again meanwhile) ends
+	 * the pass, as it went back to the end. */
+	for (size_t n = s->nparked; n > 0 && (d = unpark(s)); n--) {
+		if (rc < 0) {
+			s->ops->forget(s->arg, d);
+		} else if (s->publish_blocked) { /* and stopping */
+			hand_over();
+			rc = s->ops->requeue(s->arg, d);
+		} else {
+			rc = wd_settle(s, d);
+		}
+	}
+	return rc;
+}
+
 static int settle_stage(struct wd_settler *s, struct wd_delivery *d);
 
 int wd_settle(struct wd_settler *s, struct wd_delivery *d)
 {
 	struct wd_log_subject about;
-	int rc;
+	int rc = 0;
 
 	/* What is logged from here on is about d; the subject borrows from
 	 * d, so it is cleared wherever d is handed over (hand_over). */
 	wd_delivery_subject(d, s->slot, &about);
 	wd_log_about(&about);
-	rc = settle_stage(s, d);
+	if (s->publish_blocked && will_publish(d))
+		park(s, d);
+	else
+		rc = settle_stage(s, d);
 	wd_log_about(NULL);
 	return rc;
 }
@@ -395,6 +474,10 @@ void wd_settle_forget(struct wd_settler *s)
 	for (size_t i = 0; i < s->nheld; i++)
 		s->ops->forget(s->arg, s->held[i]);
 	s->nheld = 0;
+	for (struct wd_delivery *d; (d = unpark(s));)
+		s->ops->forget(s->arg, d);
+	/* A new connection starts unblocked. */
+	s->publish_blocked = false;
 }
 
 void wd_settle_free(struct wd_settler *s)

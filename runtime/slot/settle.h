@@ -56,6 +56,13 @@ struct wd_settler {
 	struct wd_delivery *ready; /* all confirms in: to settle */
 	struct wd_delivery **held; /* to requeue at their due time */
 	size_t nheld, capheld;
+	/* While the broker blocks publishing (a resource alarm), deliveries
+	 * that would publish (follow-ups, retry and dead-letter copies) wait
+	 * here, unacked and in order, and are settled once it unblocks;
+	 * the rest (plain acks, requeues) go on. */
+	bool publish_blocked;
+	struct wd_delivery *parked_head, *parked_tail;
+	size_t nparked;
 };
 
 void wd_settle_init(struct wd_settler *s, const struct wd_settle_ops *ops,
@@ -82,8 +89,16 @@ int wd_settle_ready(struct wd_settler *s);
 int wd_settle_requeue_due(struct wd_settler *s, int64_t now_ms,
                           int64_t *next_due_ms);
 
-/* The connection is gone: forget every delivery held or waiting for
- * confirms (the broker redelivers them). */
+/* The broker blocked (true) or unblocked publishing. */
+void wd_settle_block(struct wd_settler *s, bool blocked);
+
+/* Not blocked (any more): settle the parked deliveries, in order.
+ * Stopping while blocked: requeue them, as they cannot be published. -1 if
+ * the connection failed. */
+int wd_settle_unpark(struct wd_settler *s);
+
+/* The connection is gone: forget every delivery held, parked or waiting
+ * for confirms (the broker redelivers them). */
 void wd_settle_forget(struct wd_settler *s);
 
 /* Forget everything and free the lists. */

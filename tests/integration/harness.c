@@ -39,6 +39,98 @@ int it_broker_ctl(const char *args)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* ---- a node of the test's own ------------------------------------------- */
+
+/* Nodes live in the test's directory, as node-<name>; the runner stops any
+ * still running when the test ends, however it ended (stop_nodes_in). */
+#define NODE_PREFIX "node-"
+
+static void broker_sh(char *cmd, size_t len, const char *verb, const char *dir)
+{
+	snprintf(cmd, len, "bash '%s/tests/harness/broker.sh' %s '%s'",
+	         WARREN_SOURCE_DIR, verb, dir);
+}
+
+void it_node_start(struct it_node *n, const char *name)
+{
+	char cmd[1200], line[512];
+	FILE *f;
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "%s/" NODE_PREFIX "%s", it_tmp_dir(),
+	         name);
+	broker_sh(cmd, sizeof(cmd), "start", n->dir);
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " 2>'%s.log'",
+	         n->dir);
+	f = popen(cmd, "r");
+	cr_assert(f, "popen: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "amqp://", 7) == 0)
+			snprintf(n->url, sizeof(n->url), "%.*s",
+			         (int)strcspn(line, "\r\n"), line);
+	int rc = pclose(f);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0 && n->url[0],
+	          "cannot start a RabbitMQ node in %s (see %s.log)", n->dir,
+	          n->dir);
+	n->up = true;
+	/* This test's broker from now on: every helper, and warrend. */
+	setenv("WARREN_TEST_AMQP_URL", n->url, 1);
+	setenv("WARREN_TEST_BROKER_DIR", n->dir, 1);
+}
+
+int it_node_ctl(const struct it_node *n, const char *args)
+{
+	char cmd[1200];
+	int rc;
+
+	broker_sh(cmd, sizeof(cmd), "ctl", n->dir);
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+	         " %s >/dev/null 2>&1", args);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+void it_node_stop(struct it_node *n)
+{
+	char cmd[1200];
+
+	if (!n->up)
+		return;
+	broker_sh(cmd, sizeof(cmd), "stop", n->dir);
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+	         " >/dev/null 2>&1");
+	cr_expect_eq(system(cmd), 0, "cannot stop the node in %s", n->dir);
+	n->up = false;
+}
+
+/* The runner's side: stop every node a test left in its directory (it
+ * failed, crashed or timed out before it_node_stop). */
+static void stop_nodes_in(const char *test_dir)
+{
+	struct dirent *e;
+	DIR *dir = opendir(test_dir);
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		char path[1024], env[1100], cmd[1400];
+		struct stat st;
+		if (strncmp(e->d_name, NODE_PREFIX, strlen(NODE_PREFIX)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", test_dir, e->d_name);
+		snprintf(env, sizeof(env), "%s/env", path);
+		if (stat(env, &st) < 0)
+			continue;
+		broker_sh(cmd, sizeof(cmd), "stop", path);
+		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+		         " >/dev/null 2>&1");
+		if (system(cmd) != 0)
+			fprintf(stderr, "harness: cannot stop the node in %s\n",
+			        path);
+	}
+	closedir(dir);
+}
+
 int64_t it_now_ms(void)
 {
 	struct timespec ts;
@@ -439,6 +531,7 @@ ReportHook(POST_TEST)(struct criterion_test_stats *stats)
 	if (!run_dir[0])
 		return;
 	test_dir(dir, sizeof(dir), run_dir, stats->test);
+	stop_nodes_in(dir);
 	if (stats->test_status == CR_STATUS_FAILED)
 		announce_kept(stats->test, dir,
 		              stats->timed_out ? "timed out" : "failed");
@@ -454,6 +547,7 @@ ReportHook(TEST_CRASH)(struct criterion_test_stats *stats)
 	if (!run_dir[0])
 		return;
 	test_dir(dir, sizeof(dir), run_dir, stats->test);
+	stop_nodes_in(dir);
 	announce_kept(stats->test, dir, "crashed");
 }
 

@@ -184,4 +184,20 @@ extern const char *it_warrend_dir;
  * external broker: the caller skips). */
 int it_broker_ctl(const char *args);
 
+/* A RabbitMQ node of the test's own (tests/harness/broker.sh), for faults
+ * that touch a whole node (a resource alarm, a restart) and must not touch
+ * other tests: from it_node_start on it is this test's broker
+ * (WARREN_TEST_AMQP_URL and WARREN_TEST_BROKER_DIR point at it, for every
+ * helper and for warrend). Start takes some 10 s; fails the test if the
+ * node does not start. The runner stops a node the test left running. */
+struct it_node {
+	char dir[512];
+	char url[256];
+	bool up;
+};
+void it_node_start(struct it_node *n, const char *name);
+/* rabbitmqctl ARGS against the node; its exit code. */
+int it_node_ctl(const struct it_node *n, const char *args);
+void it_node_stop(struct it_node *n);
+
 #endif

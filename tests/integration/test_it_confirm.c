@@ -253,7 +253,8 @@ Test(confirm, no_ack_before_confirm)
 	                       "  heartbeat = 0\n  pool_size = 1\n"
 	                       "  publish_timeout = 30");
 	it_daemon_start(&d, conf, true);
-	cr_assert_eq(it_proxy_open(p), 1, "warrend is not behind the proxy");
+	/* One slot: its consuming and its publishing connection. */
+	cr_assert_eq(it_proxy_open(p), 2, "warrend is not behind the proxy");
 
 	publish_sleepy_input(&n, 1500, "fu");
 	cr_assert_eq(
@@ -402,7 +403,8 @@ Test(confirm, publish_timeout)
 	                       "  heartbeat = 0\n  pool_size = 1\n"
 	                       "  publish_timeout = 2");
 	it_daemon_start(&d, conf, true);
-	cr_assert_eq(it_proxy_open(p), 1, "warrend is not behind the proxy");
+	/* One slot: its consuming and its publishing connection. */
+	cr_assert_eq(it_proxy_open(p), 2, "warrend is not behind the proxy");
 
 	publish_sleepy_input(&n, 500, "fu");
 	cr_assert_eq(

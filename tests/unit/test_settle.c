@@ -500,3 +500,80 @@ Test(settle, forget_drops_what_waits_and_what_is_held)
 	cr_expect_eq(settler.nwaiting, 0);
 	cr_expect_eq(settler.nheld, 0);
 }
+
+/* ---- the broker blocks publishing (a resource alarm) --------------------- */
+
+Test(settle, blocked_publishing_parks_what_would_publish_and_acks_the_rest)
+{
+	struct wd_delivery *followup = delivery(20, WD_ACTION_ACK, 1);
+
+	add_followup(followup, "billing", "invoice.create");
+	wd_settle_block(&settler, true);
+	cr_assert_eq(wd_settle(&settler, delivery(21, WD_ACTION_RETRY, 1)), 0);
+	cr_assert_eq(wd_settle(&settler, followup), 0);
+	cr_assert_eq(wd_settle(&settler, delivery(22, WD_ACTION_ACK, 1)), 0);
+	struct wd_delivery *rejected = delivery(23, WD_ACTION_DEAD_LETTER, 1);
+	rejected->verdict.reason = WD_R_HANDLER_REJECT;
+	cr_assert_eq(wd_settle(&settler, rejected), 0);
+	/* The plain ack went on; nothing was published, nothing else
+	 * settled. */
+	cr_assert_eq(rec.npub, 0);
+	cr_assert_eq(rec.n, 1);
+	cr_expect_eq(rec.op[0], OP_ACK);
+	cr_expect_eq(rec.tag[0], 22);
+	cr_expect_eq(settler.nparked, 3);
+	/* Still blocked: unpark does nothing. */
+	cr_assert_eq(wd_settle_unpark(&settler), 0);
+	cr_expect_eq(rec.npub, 0);
+	/* Unblocked: published in the order they came. */
+	wd_settle_block(&settler, false);
+	cr_assert_eq(wd_settle_unpark(&settler), 0);
+	cr_expect_eq(settler.nparked, 0);
+	cr_assert_eq(rec.npub, 3);
+	cr_expect_str_eq(rec.pub[0].routing_key, "orders.retry.1000");
+	cr_expect_str_eq(rec.pub[1].exchange, "billing");
+	cr_expect_str_eq(rec.pub[2].exchange, "orders.dlx");
+	cr_expect_eq(rec.n, 1, "acked only once confirmed");
+}
+
+Test(settle, failed_followups_wait_for_the_unblock_before_their_retry_copy)
+{
+	struct wd_delivery *d = delivery(24, WD_ACTION_ACK, 1);
+
+	add_followup(d, "billing", "invoice.create");
+	cr_assert_eq(wd_settle(&settler, d), 0);
+	cr_assert_eq(rec.npub, 1);
+	/* Blocked while the follow-up waits; then the broker refuses it. */
+	wd_settle_block(&settler, true);
+	confirm(d, false);
+	cr_expect_eq(rec.npub, 1, "the retry copy waits for the unblock");
+	cr_expect_eq(settler.nparked, 1);
+	wd_settle_block(&settler, false);
+	cr_assert_eq(wd_settle_unpark(&settler), 0);
+	cr_assert_eq(rec.npub, 2);
+	cr_expect_str_eq(rec.pub[1].routing_key, "orders.retry.1000");
+	cr_expect_str_eq(rec.pub[1].reason, WD_R_FOLLOWUP_FAILED);
+}
+
+Test(settle, stopping_while_blocked_requeues_the_parked)
+{
+	wd_settle_block(&settler, true);
+	cr_assert_eq(wd_settle(&settler, delivery(25, WD_ACTION_RETRY, 1)), 0);
+	settler.stopping = true;
+	cr_assert_eq(wd_settle_unpark(&settler), 0);
+	cr_expect_eq(rec.npub, 0);
+	cr_assert_eq(rec.n, 1);
+	cr_expect_eq(rec.op[0], OP_REQUEUE);
+	cr_expect_eq(rec.tag[0], 25);
+}
+
+Test(settle, a_lost_connection_forgets_the_parked_and_starts_unblocked)
+{
+	wd_settle_block(&settler, true);
+	cr_assert_eq(wd_settle(&settler, delivery(26, WD_ACTION_RETRY, 1)), 0);
+	wd_settle_forget(&settler);
+	cr_assert_eq(rec.n, 1);
+	cr_expect_eq(rec.op[0], OP_FORGET);
+	cr_expect_eq(settler.nparked, 0);
+	cr_expect_not(settler.publish_blocked);
+}
