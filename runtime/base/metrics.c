@@ -18,7 +18,8 @@ void wd_metrics_log(const char *when, const char *extra)
 	            "batches=%ju connections_opened=%ju connections_lost=%ju "
 	            "reloads=%ju reload_failures=%ju generation=%ju "
 	            "publishes_nacked=%ju publishes_returned=%ju "
-	            "publishes_refused=%ju%s",
+	            "publishes_refused=%ju handler_timeout_warnings=%ju "
+	            "consumer_timeouts=%ju%s",
 	            when, M(received), M(acked), M(retried), M(dead_lettered),
 	            M(unparseable), M(unknown_type), M(rejected),
 	            M(invalid_outcome), M(too_large), M(max_attempts),
@@ -27,5 +28,6 @@ void wd_metrics_log(const char *when, const char *extra)
 	            M(batches), M(connections_opened), M(connections_lost),
 	            M(reloads), M(reload_failures), M(generation),
 	            M(publishes_nacked), M(publishes_returned),
-	            M(publishes_refused), extra ? extra : "");
+	            M(publishes_refused), M(handler_timeout_warnings),
+	            M(consumer_timeouts), extra ? extra : "");
 }

@@ -32,6 +32,11 @@ struct wd_metrics {
 	atomic_uint_fast64_t publishes_nacked; /* basic.nack from the broker */
 	atomic_uint_fast64_t publishes_returned; /* basic.return: unroutable */
 	atomic_uint_fast64_t publishes_refused;  /* to an exchange not there */
+	/* Handler calls past their route's handler_timeout_warn. */
+	atomic_uint_fast64_t handler_timeout_warnings;
+	/* Channels the broker closed: a delivery not acked within its
+	 * consumer_timeout. */
+	atomic_uint_fast64_t consumer_timeouts;
 };
 
 extern struct wd_metrics wd_metrics;

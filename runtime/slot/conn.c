@@ -40,7 +40,9 @@ static void run_delivery(struct wd_task *t)
 		wd_delivery_subject(d, d->conn->id, &about);
 		wd_log_about(&about);
 		wd_delivery_enter(d, WD_INFLIGHT_IN_HANDLER);
+		wd_workers_busy(d->conn, d, 1); /* for wd_delivery_watch */
 		wd_dispatch_run(&d->parsed, &d->verdict);
+		wd_workers_idle();
 		wd_delivery_leave(d, WD_INFLIGHT_IN_HANDLER);
 		wd_log_about(NULL);
 	}
@@ -384,11 +386,7 @@ static int handle_frame(struct wd_conn *c)
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		amqp_channel_close_t *m = f.payload.method.decoded;
 		amqp_channel_close_ok_t ok;
-		wd_log_warnx(AREA,
-		             "slot %d: the broker closed channel %u: "
-		             "%.*s (%u)",
-		             c->id, f.channel, (int)m->reply_text.len,
-		             (const char *)m->reply_text.bytes, m->reply_code);
+		wd_consumers_closed(&c->consumers, f.channel, m); /* logs */
 		amqp_send_method(c->amqp, f.channel,
 		                 AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		/* Reconnect: consumers, tags and confirms are reset together,

@@ -85,6 +85,7 @@ struct wd_conn {
 	size_t abandoned; /* left in handlers when the stop deadline passed */
 	int64_t last_rx_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
+	int64_t watch_at_ms;   /* the next look for handlers that run long */
 	struct wd_task *spare; /* freed deliveries, for reuse */
 	size_t nspare;
 };
