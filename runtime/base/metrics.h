@@ -34,6 +34,11 @@ struct wd_metrics {
 	atomic_uint_fast64_t publishes_refused;  /* to an exchange not there */
 	atomic_uint_fast64_t publish_blocks;     /* connection.blocked */
 	atomic_uint_fast64_t publish_blocked_ms; /* summed over the slots */
+	/* Handler calls past their route's handler_timeout_warn. */
+	atomic_uint_fast64_t handler_timeout_warnings;
+	/* Channels the broker closed: a delivery not acked within its
+	 * consumer_timeout. */
+	atomic_uint_fast64_t consumer_timeouts;
 };
 
 extern struct wd_metrics wd_metrics;

@@ -64,6 +64,9 @@ struct wd_queue_series {
 	wd_counter dropped[WD_SERIES_REASONS];
 	wd_counter retry_published; /* confirmed retry copies */
 	wd_counter republish_failed;
+	/* The broker closed a consumer's channel: a delivery not acked
+	 * within its consumer_timeout (slot/consumers.c). */
+	wd_counter consumer_timeouts;
 	struct wd_hist end_to_end; /* publish -> settle, when known */
 	struct wd_rate received_rate;
 	_Atomic int64_t inflight[WD_INFLIGHT_STAGES]; /* gauges */
@@ -76,6 +79,9 @@ struct wd_route_series {
 	wd_counter followups;        /* confirmed */
 	wd_counter followups_failed; /* inputs whose follow-ups failed */
 	wd_counter batches;          /* batch handler calls */
+	/* Handler calls that ran past handler_timeout_warn (exec/delivery.c),
+	 * each counted once however often it is logged. */
+	wd_counter handler_timeout_warnings;
 	struct wd_hist handler_seconds;
 	struct wd_rate handled_rate,
 	    failed_rate; /* all; retry+reject+invalid */

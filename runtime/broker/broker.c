@@ -1,4 +1,5 @@
 /* broker.c - URL, credentials, connect and login. */
+#define _GNU_SOURCE /* memmem() */
 #include "broker/broker.h"
 
 #include <errno.h>
@@ -369,4 +370,17 @@ int wd_broker_channel_open(amqp_connection_state_t conn, amqp_channel_t ch,
 		return -1;
 	}
 	return 0;
+}
+
+static bool has(amqp_bytes_t text, const char *word)
+{
+	return text.bytes && memmem(text.bytes, text.len, word, strlen(word));
+}
+
+bool wd_broker_is_consumer_timeout(int reply_code, amqp_bytes_t text)
+{
+	/* 406 alone is any precondition (a queue redeclared with other
+	 * arguments, an unknown delivery tag): the words tell them apart. */
+	return reply_code == AMQP_PRECONDITION_FAILED &&
+	       has(text, "acknowledgement") && has(text, "timed out");
 }

@@ -68,6 +68,12 @@ void wd_broker_close(amqp_connection_state_t conn);
  * "NOT_FOUND - no queue 'x' in vhost '/' (404)". */
 const char *wd_broker_reply_str(amqp_rpc_reply_t r, char *buf, size_t len);
 
+/* Whether a channel.close with this reply code and text is RabbitMQ's
+ * consumer_timeout: a delivery on the channel was not acked in time (406
+ * PRECONDITION_FAILED, "delivery acknowledgement on channel N timed out.
+ * Timeout value used: MS ms. ..."). */
+bool wd_broker_is_consumer_timeout(int reply_code, amqp_bytes_t text);
+
 /* Open channel `ch`; returns 0 or -1 with err set. */
 int wd_broker_channel_open(amqp_connection_state_t conn, amqp_channel_t ch,
                            char *err, size_t errlen);

@@ -138,7 +138,8 @@ static bool same_policy(const struct wd_policy *a, const struct wd_policy *b)
 	       a->retry_max_delay_ms == b->retry_max_delay_ms &&
 	       a->retry_jitter == b->retry_jitter &&
 	       a->batch_size == b->batch_size &&
-	       a->batch_timeout_ms == b->batch_timeout_ms;
+	       a->batch_timeout_ms == b->batch_timeout_ms &&
+	       a->handler_warn_ms == b->handler_warn_ms;
 }
 
 void wd_conf_diff(const struct wd_conf *old, const struct wd_conf *new,

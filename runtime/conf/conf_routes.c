@@ -30,6 +30,8 @@ static int load_policy(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	p->retry_jitter = route_float(s, policy, "retry_jitter");
 	p->batch_size = (int)cfg_getint(s, "batch_size");
 	p->batch_timeout_ms = cfg_getint(s, "batch_timeout_ms");
+	p->handler_warn_ms =
+	    route_int(s, policy, "handler_timeout_warn") * 1000;
 	if (p->retry_max_delay_ms < p->retry_delay_ms) {
 		wd_conf_set_err(c->file, s->line,
 		                "route \"%s\": retry_max_delay_ms (%ld) is "

@@ -138,6 +138,8 @@ static const struct int_range {
     {"queue|max_body_size", 1, 512L << 20},
     {"route|batch_size", 1, 10000},
     {"route|batch_timeout_ms", 1, 60000},
+    {"policy|handler_timeout_warn", 0, 86400},
+    {"route|handler_timeout_warn", 0, 86400},
 };
 
 static const struct float_range {
@@ -231,7 +233,9 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_STR("on_unknown_type", "dead-letter", CFGF_NONE),
 	    CFG_STR("on_unparseable", "dead-letter", CFGF_NONE),
 	    CFG_STR("on_too_large", "dead-letter", CFGF_NONE),
-	    CFG_END()};
+	    /* Well below RabbitMQ's consumer_timeout (30 min by default):
+	     * the warning comes while there is time to act on it. */
+	    CFG_INT("handler_timeout_warn", 300, CFGF_NONE), CFG_END()};
 	static cfg_opt_t exchange_opts[] = {
 	    CFG_STR("type", "direct", CFGF_NONE),
 	    CFG_BOOL("durable", cfg_true, CFGF_NONE), CFG_END()};
@@ -273,6 +277,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_FLOAT("retry_jitter", 0, CFGF_NODEFAULT),
 	    CFG_INT("batch_size", 1, CFGF_NONE),
 	    CFG_INT("batch_timeout_ms", 100, CFGF_NONE),
+	    CFG_INT("handler_timeout_warn", 0, CFGF_NODEFAULT),
 	    CFG_END()};
 	/* Loopback by default: the endpoint says a lot about the service
 	 * and needs no authentication. 9466: in the exporters' 9100-9999

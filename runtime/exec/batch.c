@@ -64,8 +64,13 @@ static void run_batch(struct wd_task *t)
 		live++;
 		wd_delivery_enter(d, WD_INFLIGHT_IN_HANDLER);
 	}
-	if (live > 0)
+	if (live > 0) {
+		/* Watched by the first delivery's connection thread. */
+		struct wd_delivery *first = container_of_env(envs[0]);
+		wd_workers_busy(first->conn, first, live);
 		wd_dispatch_run_batch(bt->route, envs, vs, live);
+		wd_workers_idle();
+	}
 	/* Exactly those that entered: a connection may have gone meanwhile. */
 	for (size_t i = 0; i < live; i++)
 		wd_delivery_leave(container_of_env(envs[i]),

@@ -1,6 +1,11 @@
-/* delivery.c - what a delivery's log lines name. */
+/* delivery.c - what a delivery's log lines name, its in-flight gauges,
+ * and the watch on handler calls that run too long. */
 #include "exec/delivery.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "base/metrics.h"
 #include "exec/generation.h"
 
 void wd_delivery_subject(const struct wd_delivery *d, int slot,
@@ -35,4 +40,59 @@ void wd_delivery_enter(const struct wd_delivery *d, enum wd_inflight stage)
 void wd_delivery_leave(const struct wd_delivery *d, enum wd_inflight stage)
 {
 	atomic_fetch_sub_explicit(gauge(d, stage), 1, memory_order_relaxed);
+}
+
+struct watch {
+	int slot;
+	int64_t now_ms;
+};
+
+/* One busy worker's delivery d: warn if its call is due a warning. */
+static void watch_one(void *what, size_t n, int64_t since_ms, void *arg)
+{
+	const struct watch *w = arg;
+	struct wd_delivery *d = what;
+	const struct wd_route *r = d->verdict.route;
+	int64_t age = w->now_ms - since_ms, due;
+	long limit = r ? r->policy->handler_warn_ms : 0;
+	struct wd_log_subject about;
+	char batch[64] = "";
+
+	if (limit <= 0)
+		return;
+	due = d->warn_due_ms ? d->warn_due_ms : limit;
+	if (age < due)
+		return;
+	if (!d->warn_due_ms) {
+		wd_count(r->series->handler_timeout_warnings);
+		wd_metric_inc(handler_timeout_warnings);
+	}
+	/* Then each time the call's age doubles: a stuck handler stays in
+	 * the log, a few lines an hour at most. */
+	while (due <= age)
+		due *= 2;
+	d->warn_due_ms = due;
+	if (n > 1)
+		snprintf(batch, sizeof(batch),
+		         " (a batch of %zu: this is its first message)", n);
+	wd_delivery_subject(d, w->slot, &about);
+	wd_log_about(&about);
+	wd_log_warnx("dispatch",
+	             WD_ROUTE_FMT
+	             ": a handler call has run for %.1f s%s, past its "
+	             "handler_timeout_warn of %ld s; past the broker's "
+	             "consumer_timeout (30 min by default) the message is "
+	             "redelivered while this call still runs (next warning "
+	             "at %" PRId64 " s)",
+	             WD_ROUTE_ARGS(r), (double)age / 1000, batch, limit / 1000,
+	             due / 1000);
+	wd_log_about(NULL);
+}
+
+void wd_delivery_watch(struct wd_workers *w, const void *owner, int slot,
+                       int64_t now_ms)
+{
+	struct watch arg = {.slot = slot, .now_ms = now_ms};
+
+	wd_workers_scan(w, owner, watch_one, &arg);
 }

@@ -55,6 +55,9 @@ struct wd_delivery {
 	size_t waiting_at; /* index in the settler's waiting list */
 	int64_t due_ms;    /* for a held requeue: when */
 	int64_t done_ms;   /* when its handler returned (0: not yet) */
+	/* The handler call's age at which wd_delivery_watch warns next (0:
+	 * at handler_timeout_warn). Its connection's thread only. */
+	int64_t warn_due_ms;
 };
 
 /* The log subject of d (base/log.h): its queue, slot, tag, message id. */
@@ -64,6 +67,18 @@ void wd_delivery_subject(const struct wd_delivery *d, int slot,
 /* d enters or leaves a stage of its queue's in-flight gauges. */
 void wd_delivery_enter(const struct wd_delivery *d, enum wd_inflight stage);
 void wd_delivery_leave(const struct wd_delivery *d, enum wd_inflight stage);
+
+/*
+ * Warn about the handler calls of owner's deliveries (owner: their
+ * struct wd_conn) that have run past their route's handler_timeout_warn,
+ * as workers' busy marks show them (wd_workers_busy(d->conn, d, n) around
+ * the call; a batch marks its first delivery): one warning line naming the
+ * route, the message and the time so far, repeated each time that time
+ * doubles; counted once per call. Called by owner's own thread (the only
+ * one that frees its deliveries) about once a second; `slot` names it.
+ */
+void wd_delivery_watch(struct wd_workers *w, const void *owner, int slot,
+                       int64_t now_ms);
 
 /* Whether the delivery's connection is still the one it came on (else the
  * broker redelivers it, and its handler must not run). Thread-safe. */

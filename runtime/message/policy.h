@@ -49,6 +49,9 @@ struct wd_policy {
 	double retry_jitter;     /* 0..1: a delay is cut by up to this part */
 	int batch_size;          /* > 1: the handler is a batch handler */
 	long batch_timeout_ms;   /* a partial batch waits at most this long */
+	/* handler_timeout_warn: a handler call running longer is logged
+	 * (exec/delivery.c watches), 0 = never. */
+	long handler_warn_ms;
 };
 
 /* The delay before retry number `attempt` (1 = after the first failed

@@ -150,6 +150,13 @@ static void queues(struct wd_strbuf *b, const struct wd_queue_series *qs)
 		queue_labels(b, "warren_republish_failed_total", q);
 		count_line(b, wd_counted(q->republish_failed));
 	}
+	family(b, "warren_consumer_timeouts_total", "counter",
+	       "Consumer channels the broker closed because a delivery was not "
+	       "acked within its consumer_timeout.");
+	for (q = qs; q; q = q->next) {
+		queue_labels(b, "warren_consumer_timeouts_total", q);
+		count_line(b, wd_counted(q->consumer_timeouts));
+	}
 	family(b, "warren_inflight", "gauge",
 	       "Deliveries read from the queue and not settled, by where they "
 	       "are.");
@@ -197,6 +204,13 @@ static void routes(struct wd_strbuf *b, const struct wd_route_series *rs)
 	for (r = rs; r; r = r->next) {
 		route_labels(b, "warren_batches_total", r);
 		count_line(b, wd_counted(r->batches));
+	}
+	family(b, "warren_handler_timeout_warnings_total", "counter",
+	       "Handler calls that ran past the route's handler_timeout_warn "
+	       "(a batch call once).");
+	for (r = rs; r; r = r->next) {
+		route_labels(b, "warren_handler_timeout_warnings_total", r);
+		count_line(b, wd_counted(r->handler_timeout_warnings));
 	}
 	family(b, "warren_handler_duration_seconds", "histogram",
 	       "How long a handler call took (a batch call once).");

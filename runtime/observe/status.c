@@ -48,14 +48,16 @@ static json_t *route(const struct wd_series_view *v,
 		    handled, wd_outcome_names[i],
 		    json_integer((json_int_t)wd_counted(r->handled[i])));
 	return json_pack(
-	    "{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:f,s:f,s:o}", "type", r->type,
+	    "{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:f,s:f,s:o}", "type", r->type,
 	    "plugin", r->plugin, "handler", r->handler, "handled", handled,
 	    "followups", (json_int_t)wd_counted(r->followups),
 	    "followups_failed", (json_int_t)wd_counted(r->followups_failed),
-	    "batches", (json_int_t)wd_counted(r->batches), "handled_per_s",
-	    wd_series_rate(v, &r->handled_rate), "failed_per_s",
-	    wd_series_rate(v, &r->failed_rate), "handler_latency",
-	    latency(&r->handler_seconds));
+	    "batches", (json_int_t)wd_counted(r->batches),
+	    "handler_timeout_warnings",
+	    (json_int_t)wd_counted(r->handler_timeout_warnings),
+	    "handled_per_s", wd_series_rate(v, &r->handled_rate),
+	    "failed_per_s", wd_series_rate(v, &r->failed_rate),
+	    "handler_latency", latency(&r->handler_seconds));
 }
 
 static json_t *inflight(const struct wd_queue_series *q)
@@ -78,12 +80,13 @@ static json_t *queue(const struct wd_series_view *v,
 		if (strcmp(r->queue, q->queue) == 0)
 			json_array_append_new(routes, route(v, r));
 	return json_pack(
-	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "queue", q->queue,
+	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:I,s:o,s:o,s:o}", "queue", q->queue,
 	    "received", (json_int_t)wd_counted(q->received), "received_per_s",
 	    wd_series_rate(v, &q->received_rate), "dead_lettered",
 	    by_reason(q->dead_lettered), "dropped", by_reason(q->dropped),
 	    "retry_published", (json_int_t)wd_counted(q->retry_published),
 	    "republish_failed", (json_int_t)wd_counted(q->republish_failed),
+	    "consumer_timeouts", (json_int_t)wd_counted(q->consumer_timeouts),
 	    "end_to_end_latency", latency(&q->end_to_end), "routes", routes,
 	    "inflight", inflight(q));
 }
@@ -170,11 +173,13 @@ char *wd_status_json(size_t *len)
 	              (json_int_t)p.rss_bytes, "open_fds", (int)p.open_fds));
 	json_object_set_new(
 	    b.doc, "totals",
-	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	              "s:I}",
 	              T(received), T(acked), T(retried), T(dead_lettered),
 	              T(dropped), T(retry_published), T(republish_failed),
 	              T(ack_frames), T(connections_opened), T(connections_lost),
-	              T(reloads), T(generation)));
+	              T(reloads), T(generation), T(handler_timeout_warnings),
+	              T(consumer_timeouts)));
 	wd_series_visit(collect, &b);
 	text = json_dumps(b.doc, JSON_COMPACT);
 	json_decref(b.doc);

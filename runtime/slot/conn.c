@@ -40,7 +40,9 @@ static void run_delivery(struct wd_task *t)
 		wd_delivery_subject(d, d->conn->id, &about);
 		wd_log_about(&about);
 		wd_delivery_enter(d, WD_INFLIGHT_IN_HANDLER);
+		wd_workers_busy(d->conn, d, 1); /* for wd_delivery_watch */
 		wd_dispatch_run(&d->parsed, &d->verdict);
+		wd_workers_idle();
 		wd_delivery_leave(d, WD_INFLIGHT_IN_HANDLER);
 		wd_log_about(NULL);
 	}
@@ -506,8 +508,16 @@ static int handle_frame(struct wd_conn *c, bool pub, amqp_frame_t *f)
 	}
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		amqp_channel_close_t *m = f->payload.method.decoded;
-		return closed(c, conn, which, f->channel, m->reply_code,
-		              m->reply_text, true);
+		if (pub)
+			return closed(c, conn, which, f->channel, m->reply_code,
+			              m->reply_text, true);
+		/* A consumer's channel: the line names its queue, and
+		 * explains a consumer_timeout. */
+		amqp_channel_close_ok_t ok;
+		wd_consumers_closed(&c->consumers, f->channel, m);
+		amqp_send_method(conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD,
+		                 &ok);
+		return -1;
 	}
 	case AMQP_BASIC_CANCEL_METHOD:
 		wd_log_warnx(AREA,

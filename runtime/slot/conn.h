@@ -102,6 +102,7 @@ struct wd_conn {
 	bool pub_readable;
 	int64_t blocked_since_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
+	int64_t watch_at_ms;   /* the next look for handlers that run long */
 	struct wd_task *spare; /* freed deliveries, for reuse */
 	size_t nspare;
 };

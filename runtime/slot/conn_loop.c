@@ -386,6 +386,11 @@ static int serve(struct wd_conn *c)
 		publish_state(c, now, 1000);
 		if (pub_due(c, now) && wd_conn_read_pub(c) < 0)
 			return -1;
+		if (now >=
+		    c->watch_at_ms) { /* a turn comes at least each 1 s */
+			wd_delivery_watch(c->env->workers, c, c->id, now);
+			c->watch_at_ms = now + 1000;
+		}
 		if (settle_phase(c, now, &next_due) < 0)
 			return -1;
 		r = stop_phase(c, now, &next_due);

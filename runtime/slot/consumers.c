@@ -47,6 +47,42 @@ struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch)
 	return NULL;
 }
 
+void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
+                         const amqp_channel_close_t *m)
+{
+	const struct wd_consumer *k = wd_consumer_of(cs, ch);
+	const char *queue =
+	    k ? k->gen->routes->conf->queues[k->queue].name : NULL;
+	int len = (int)(m->reply_text.len > 512 ? 512 : m->reply_text.len);
+	const char *text = (const char *)m->reply_text.bytes;
+
+	if (!k ||
+	    !wd_broker_is_consumer_timeout(m->reply_code, m->reply_text)) {
+		wd_log_warnx(AREA,
+		             "slot %d: the broker closed channel %u%s%s%s: "
+		             "%.*s (%u)",
+		             cs->slot, ch, queue ? " (queue \"" : "",
+		             queue ? queue : "", queue ? "\")" : "", len, text,
+		             m->reply_code);
+		return;
+	}
+	wd_count(k->gen->routes->queue_series[k->queue]->consumer_timeouts);
+	wd_metric_inc(consumer_timeouts);
+	wd_log_error(AREA,
+	             "slot %d: the broker closed channel %u (queue \"%s\"): a "
+	             "delivery was not acked within the broker's "
+	             "consumer_timeout: %.*s (%u). A handler ran longer than "
+	             "that (see the handler_timeout_warn warnings before this "
+	             "line): make it faster, or raise consumer_timeout in the "
+	             "broker's rabbitmq.conf (ms; RabbitMQ 3.10 has no "
+	             "per-queue setting, later versions take the queue "
+	             "argument x-consumer-timeout or a consumer-timeout "
+	             "policy). "
+	             "Reconnecting: the channel's unacked deliveries come "
+	             "again, a late handler's result is dropped",
+	             cs->slot, ch, queue, len, text, m->reply_code);
+}
+
 /* The lowest consumer channel no consumer of this connection uses. */
 static amqp_channel_t free_channel(struct wd_consumers *cs)
 {

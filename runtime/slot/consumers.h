@@ -67,6 +67,13 @@ int wd_consumers_cancel(struct wd_consumers *cs, amqp_connection_state_t amqp);
 /* Forget every consumer: the connection is gone (or the slot freed). */
 void wd_consumers_clear(struct wd_consumers *cs);
 
+/* The broker closed channel ch (channel.close, m): log it, naming the
+ * queue of the consumer on it. A consumer_timeout (a delivery held past
+ * the broker's ack timeout) is an error that says what to change, and is
+ * counted. The caller answers close-ok and reconnects. */
+void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
+                         const amqp_channel_close_t *m);
+
 /* The consumer on channel ch, or NULL. */
 struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch);
 

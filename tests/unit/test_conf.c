@@ -1744,3 +1744,34 @@ Test(conf, url_list_change_needs_a_new_pool)
 	wd_conf_free(c);
 	wd_conf_free(d);
 }
+
+/* ---- handler_timeout_warn -------------------------------------------- */
+
+Test(conf, handler_timeout_warn_default_policy_and_route)
+{
+	struct wd_conf *c = load_ok(BASE);
+
+	cr_expect_eq(c->routes[0].policy.handler_warn_ms, 300000,
+	             "default: 5 min, well below the broker's 30");
+	wd_conf_free(c);
+	c = load_ok("policy { handler_timeout_warn = 60 }\n" BASE
+	            "route \"own\" { queue = \"q\" plugin = \"p\" handler = "
+	            "\"h\"\n    handler_timeout_warn = 2 }\n"
+	            "route \"off\" { queue = \"q\" plugin = \"p\" handler = "
+	            "\"h\"\n    handler_timeout_warn = 0 }\n");
+	cr_assert_eq(c->nroutes, 3);
+	cr_expect_eq(c->routes[0].policy.handler_warn_ms, 60000, "policy's");
+	cr_expect_eq(c->routes[1].policy.handler_warn_ms, 2000, "route's");
+	cr_expect_eq(c->routes[2].policy.handler_warn_ms, 0, "0: off");
+	wd_conf_free(c);
+}
+
+Test(conf, handler_timeout_warn_out_of_range)
+{
+	expect_error("policy { handler_timeout_warn = -1 }\n" BASE, 1,
+	             "handler_timeout_warn: -1 is out of range 0..86400");
+	expect_error(BASE "route \"r\" { queue = \"q\" plugin = \"p\" handler "
+	                  "= \"h\"\n    handler_timeout_warn = 86401 }\n",
+	             12,
+	             "handler_timeout_warn: 86401 is out of range 0..86400");
+}
