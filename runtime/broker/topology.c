@@ -1,10 +1,13 @@
 /* topology.c - exchanges, queues (with their x-arguments) and bindings. */
+#define _GNU_SOURCE /* memmem() */
 #include "broker/topology.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/amqp_fields.h"
+#include "base/log.h"
 #include "broker/broker.h"
 #include "message/policy.h"
 
@@ -56,23 +59,65 @@ static int check(amqp_connection_state_t conn, char *err, size_t errlen,
 	return -1;
 }
 
+/* The broker refused a declaration by closing channel ch (r): answer the
+ * close and open the channel again. 0, or -1 with err set. */
+static int reopen(amqp_connection_state_t conn, amqp_channel_t ch, char *err,
+                  size_t errlen)
+{
+	amqp_channel_close_ok_t ok;
+
+	if (amqp_send_method(conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+	    AMQP_STATUS_OK) {
+		snprintf(err, errlen, "cannot answer a channel close");
+		return -1;
+	}
+	return wd_broker_channel_open(conn, ch, err, errlen);
+}
+
+/* Whether r is the broker refusing a queue.declare whose arguments differ
+ * from the queue's (406 PRECONDITION_FAILED, "inequivalent arg"). */
+static bool inequivalent(amqp_rpc_reply_t r)
+{
+	const amqp_channel_close_t *m;
+
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+		return false;
+	m = r.reply.decoded;
+	return m->reply_code == AMQP_PRECONDITION_FAILED &&
+	       memmem(m->reply_text.bytes, m->reply_text.len, "inequivalent",
+	              12) != NULL;
+}
+
 /*
  * The retry queues of a consumed queue, one per delay: no consumer; a
  * message expires after the delay (the queue's TTL; jitter only shortens
  * it, per message) and is dead-lettered through the default exchange
  * straight back to its queue, and to no other queue bound to the original
  * exchange.
+ *
+ * Of the consumed queue's type: for a quorum queue, quorum queues (a
+ * classic one lives on one node, and while that node is down every retry
+ * copy is unroutable), whose expiries go back at-least-once (RabbitMQ 3.10:
+ * x-dead-letter-strategy, which takes x-overflow = reject-publish; an
+ * at-most-once expiry could drop a message if its queue had no leader at
+ * that moment).
+ *
+ * One declared before as another type (by an older warren) is kept as it
+ * is, with a warning: redeclaring it would need it deleted, and it may
+ * hold messages waiting for their retry.
  */
 static int declare_retry_queues(amqp_connection_state_t conn, amqp_channel_t ch,
                                 const struct wd_conf *conf,
                                 const struct wd_conf_queue *q, char *err,
                                 size_t errlen)
 {
-	char name[300];
+	char name[300], why[512];
 
 	for (size_t i = 0; i < q->nretry_delays; i++) {
-		amqp_table_entry_t e[3];
+		amqp_table_entry_t e[6];
 		amqp_table_t args = {.entries = e};
+		amqp_rpc_reply_t r;
 
 		if (wd_policy_retry_queue(name, sizeof(name), q->name,
 		                          q->retry_delays[i]) < 0) {
@@ -87,10 +132,36 @@ static int declare_retry_queues(amqp_connection_state_t conn, amqp_channel_t ch,
 		                 amqp_empty_bytes);
 		wd_table_add_str(&args, "x-dead-letter-routing-key",
 		                 amqp_cstring_bytes(q->name));
+		if (q->quorum) {
+			wd_table_add_str(&args, "x-queue-type",
+			                 amqp_cstring_bytes("quorum"));
+			wd_table_add_str(&args, "x-dead-letter-strategy",
+			                 amqp_cstring_bytes("at-least-once"));
+			wd_table_add_str(&args, "x-overflow",
+			                 amqp_cstring_bytes("reject-publish"));
+		}
 		amqp_queue_declare(conn, ch, amqp_cstring_bytes(name), 0,
 		                   q->durable, 0, 0, args);
-		if (check(conn, err, errlen, "retry queue", name, q->line,
-		          conf->file) < 0)
+		r = amqp_get_rpc_reply(conn);
+		if (r.reply_type == AMQP_RESPONSE_NORMAL)
+			continue;
+		if (!inequivalent(r)) {
+			snprintf(err, errlen,
+			         "%s:%d: cannot declare retry queue \"%s\": %s",
+			         conf->file, q->line, name,
+			         wd_broker_reply_str(r, why, sizeof(why)));
+			return -1;
+		}
+		wd_log_warnx(
+		    "topology",
+		    "%s:%d: queue \"%s\": its retry queue \"%s\" exists "
+		    "with other arguments (%s), declared by an older "
+		    "warren: kept as it is%s; once it is empty, delete "
+		    "it and warrend declares it anew",
+		    conf->file, q->line, q->name, name,
+		    wd_broker_reply_str(r, why, sizeof(why)),
+		    q->quorum ? ", not replicated" : "");
+		if (reopen(conn, ch, err, errlen) < 0)
 			return -1;
 	}
 	return 0;

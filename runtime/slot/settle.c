@@ -12,6 +12,7 @@
 #include "base/metrics.h"
 #include "exec/generation.h"
 #include "message/policy.h"
+#include "slot/refusals.h"
 
 static const char AREA[] = "conn";
 
@@ -114,11 +115,11 @@ static void stop_waiting(struct wd_settler *s, struct wd_delivery *d)
 
 /* ---- a refused copy: hold, then requeue ---------------------------------- */
 
-static int hold(struct wd_settler *s, struct wd_delivery *d)
+static int hold(struct wd_settler *s, struct wd_delivery *d, int64_t ms)
 {
 	if (WD_GROW(s->held, s->capheld, s->nheld + 1, 16) < 0)
 		return -1;
-	d->due_ms = wd_now_ms() + WD_REQUEUE_HOLD_MS;
+	d->due_ms = wd_now_ms() + ms;
 	s->held[s->nheld++] = d;
 	return 0;
 }
@@ -129,16 +130,24 @@ static int hold(struct wd_settler *s, struct wd_delivery *d)
 static int republish_failed(struct wd_settler *s, struct wd_delivery *d,
                             const char *why)
 {
+	int n = wd_refusals_add(wd_refusal_key(queue_of(d)->name, &d->env),
+	                        wd_now_ms());
+	int64_t ms = WD_REQUEUE_HOLD_MS;
+
+	for (int i = 1; i < n && ms < WD_REQUEUE_HOLD_MAX_MS; i++)
+		ms *= 2;
+	if (ms > WD_REQUEUE_HOLD_MAX_MS)
+		ms = WD_REQUEUE_HOLD_MAX_MS;
 	wd_metric_inc(republish_failed);
 	wd_count(series_of(d)->republish_failed);
 	wd_log_error(AREA,
 	             "slot %d: queue \"%s\" tag %ju: cannot %s: %s: "
-	             "requeued in %d ms",
+	             "requeued in %jd ms (refused %d time%s)",
 	             s->slot, queue_of(d)->name, (uintmax_t)d->env.delivery_tag,
 	             d->verdict.action == WD_ACTION_RETRY ? "schedule its retry"
 	                                                  : "dead-letter it",
-	             why, WD_REQUEUE_HOLD_MS);
-	if (!s->stopping && hold(s, d) == 0)
+	             why, (intmax_t)ms, n, n == 1 ? "" : "s");
+	if (!s->stopping && hold(s, d, ms) == 0)
 		return 0;
 	hand_over();
 	return s->ops->requeue(s->arg, d);
@@ -206,9 +215,17 @@ static int dead_letter(struct wd_settler *s, struct wd_delivery *d,
 static int retry(struct wd_settler *s, struct wd_delivery *d)
 {
 	const struct wd_route *r = d->verdict.route;
-	int attempt = d->parsed.attempts.attempt;
 	char name[300];
 	long delay;
+	int attempt;
+
+	/* Its copies refused before (it came back unchanged) count as
+	 * attempts, on a queue that does not count deliveries itself (a
+	 * quorum queue's x-delivery-count has counted each requeue). */
+	if (d->env.redelivered && !queue_of(d)->quorum)
+		d->parsed.attempts.attempt += wd_refusals_get(
+		    wd_refusal_key(queue_of(d)->name, &d->env), wd_now_ms());
+	attempt = d->parsed.attempts.attempt;
 
 	if (attempt >= r->policy->max_attempts) {
 		wd_metric_inc(max_attempts);
@@ -289,6 +306,8 @@ static int republish_done(struct wd_settler *s, struct wd_delivery *d)
 {
 	if (d->publish_failed)
 		return republish_failed(s, d, d->publish_why);
+	if (d->env.redelivered) /* only a requeued one has refusals */
+		wd_refusals_clear(wd_refusal_key(queue_of(d)->name, &d->env));
 	if (d->verdict.action == WD_ACTION_RETRY) {
 		wd_metric_inc(retry_published);
 		wd_count(series_of(d)->retry_published);

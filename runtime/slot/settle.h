@@ -23,8 +23,11 @@
 #include "exec/delivery.h"
 
 /* When a republish (retry or dead-letter copy) is refused, the delivery is
- * held this long and then requeued: never lost, never an instant loop. */
-#define WD_REQUEUE_HOLD_MS 2000
+ * held this long and then requeued: never lost, never an instant loop. The
+ * hold doubles with each refusal of the same message (slot/refusals.h), up
+ * to WD_REQUEUE_HOLD_MAX_MS. */
+#define WD_REQUEUE_HOLD_MS     2000
+#define WD_REQUEUE_HOLD_MAX_MS 60000
 
 struct wd_settle_ops {
 	/* d is settled: ack it (coalesced) and free it. -1 if the connection

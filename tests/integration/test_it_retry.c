@@ -712,3 +712,156 @@ Test(retry, retry_policy_per_route)
 	free(base);
 	free(conf);
 }
+
+/* ---- retry queues of a quorum queue; refused retry copies -------------- */
+
+/* The broker's "type" of queue q (quorum, classic), or "" if not listed. */
+static void queue_type(const char *q, char *type, size_t len)
+{
+	const char *dir = getenv("WARREN_TEST_BROKER_DIR");
+	char cmd[1200], line[600];
+	FILE *f;
+
+	type[0] = '\0';
+	if (!dir || !*dir)
+		cr_skip_test("WARREN_TEST_BROKER_DIR not set: external broker");
+	snprintf(cmd, sizeof(cmd),
+	         "bash '%s/tests/harness/broker.sh' ctl '%s' list_queues -q "
+	         "--no-table-headers name type 2>/dev/null",
+	         WARREN_SOURCE_DIR, dir);
+	f = popen(cmd, "r");
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f)) {
+		char name[300], t[32];
+		if (sscanf(line, "%299s %31s", name, t) == 2 &&
+		    strcmp(name, q) == 0)
+			snprintf(type, len, "%s", t);
+	}
+	pclose(f);
+}
+
+Test(retry, a_quorum_queue_gets_quorum_retry_queues)
+{
+	static const long delays[] = {300};
+	struct fixture f;
+	struct it_daemon d;
+	char *conf, retry_q[300], type[32];
+	const char *body =
+	    "{\"type\":\"flow\",\"id\":\"qr1\",\"fail_until\":3}";
+
+	fixture_init(&f, "rt.qq");
+	conf = it_conf(f.x, f.q, f.path, "flow=flow",
+	               "policy {\n  max_attempts = 4\n  retry_delay_ms = 300\n"
+	               "  retry_multiplier = 1\n}\n",
+	               NULL, "  type = \"quorum\"", NULL);
+	it_daemon_start(&d, conf, true);
+	snprintf(retry_q, sizeof(retry_q), "%s.retry.300", f.q);
+	/* Replicated like the queue it serves: it survives its node. */
+	queue_type(retry_q, type, sizeof(type));
+	cr_expect_str_eq(type, "quorum");
+	queue_type(f.q, type, sizeof(type));
+	cr_expect_str_eq(type, "quorum");
+	amqp_connection_state_t c = it_connect();
+	it_publish_str(c, f.x, "r.k", body);
+	it_close(c);
+	/* Through the quorum retry queue (its TTL, the per-message jitter,
+	 * the at-least-once expiry) and back, twice. */
+	wait_attempt(&d, "qr1", 3, WAIT_MS);
+	stop_and_check_metrics(
+	    &d,
+	    (const char *const[]){" acked=1 ", " retry_published=2 ", NULL});
+	cr_expect_eq(calls(&d, "qr1"), 3);
+	cr_expect_eq(it_queue_ready(f.q), 0);
+	cr_expect_eq(it_queue_ready(retry_q), 0);
+	fixture_cleanup(&f, delays, 1);
+	free(conf);
+}
+
+Test(retry, an_older_classic_retry_queue_is_kept_with_a_warning)
+{
+	static const long delays[] = {300};
+	struct fixture f;
+	struct it_daemon d;
+	char *conf, retry_q[300], type[32];
+	amqp_table_entry_t e[3];
+	amqp_table_t args = {.entries = e, .num_entries = 3};
+
+	fixture_init(&f, "rt.old");
+	snprintf(retry_q, sizeof(retry_q), "%s.retry.300", f.q);
+	/* As warren declared them before: classic. */
+	e[0] = (amqp_table_entry_t){
+	    .key = amqp_cstring_bytes("x-message-ttl"),
+	    .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 300}};
+	e[1] = (amqp_table_entry_t){
+	    .key = amqp_cstring_bytes("x-dead-letter-exchange"),
+	    .value = {.kind = AMQP_FIELD_KIND_UTF8,
+	              .value.bytes = amqp_cstring_bytes("")}};
+	e[2] = (amqp_table_entry_t){
+	    .key = amqp_cstring_bytes("x-dead-letter-routing-key"),
+	    .value = {.kind = AMQP_FIELD_KIND_UTF8,
+	              .value.bytes = amqp_cstring_bytes(f.q)}};
+	amqp_connection_state_t c = it_connect();
+	cr_assert(amqp_queue_declare(c, 1, amqp_cstring_bytes(retry_q), 0, 1, 0,
+	                             0, args));
+	conf = it_conf(f.x, f.q, f.path, "flow=flow",
+	               "policy {\n  max_attempts = 4\n  retry_delay_ms = 300\n"
+	               "  retry_multiplier = 1\n}\n",
+	               NULL, "  type = \"quorum\"", NULL);
+	it_daemon_start(&d, conf, true);
+	cr_expect_geq(it_log_count(&d, "exists with other arguments"), 1);
+	queue_type(retry_q, type, sizeof(type));
+	cr_expect_str_eq(type, "classic");
+	it_publish_str(c, f.x, "r.k",
+	               "{\"type\":\"flow\",\"id\":\"old1\",\"fail_until\":2}");
+	it_close(c);
+	wait_attempt(&d, "old1", 2, WAIT_MS);
+	stop_and_check_metrics(&d, (const char *const[]){" acked=1 ", NULL});
+	fixture_cleanup(&f, delays, 1);
+	free(conf);
+}
+
+/* The retry queue disappears (its node is gone, say): every retry copy
+ * is unroutable. The input is held (2 s, then 4 s: doubling), requeued,
+ * and the refusals count as attempts: it ends in the dead-letter queue
+ * instead of looping. */
+Test(retry, refused_retry_copies_back_off_and_end_dead_lettered)
+{
+	static const long delays[] = {200};
+	struct fixture f;
+	struct it_daemon d;
+	char *conf, retry_q[300];
+	struct it_msg m;
+
+	fixture_init(&f, "rt.ref");
+	conf = it_conf(f.x, f.q, f.path, "flow=flow",
+	               "policy {\n  max_attempts = 3\n  retry_delay_ms = 200\n"
+	               "  retry_multiplier = 1\n}\n",
+	               NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+	snprintf(retry_q, sizeof(retry_q), "%s.retry.200", f.q);
+	it_delete_queue(retry_q);
+	amqp_connection_state_t c = it_connect();
+	it_publish_str(c, f.x, "r.k",
+	               "{\"type\":\"flow\",\"id\":\"ref1\",\"fail_until\":9}");
+	it_close(c);
+	cr_assert_eq(it_wait_queue(f.dlq, 1, WAIT_MS), 1, "%s",
+	             it_log_read(&d));
+	cr_expect_eq(it_log_count(&d, "requeued in 2000 ms (refused 1 time)"),
+	             1);
+	cr_expect_eq(it_log_count(&d, "requeued in 4000 ms (refused 2 times)"),
+	             1);
+	/* Three handler calls: attempt 1, and twice more as it came back. */
+	cr_expect_eq(calls(&d, "ref1"), 3, "%s", it_log_read(&d));
+	cr_assert(it_get_msg(f.dlq, &m));
+	char reason[64];
+	cr_expect_str_eq(
+	    it_msg_str(&m, "x-warren-reason", reason, sizeof(reason)),
+	    "max-attempts");
+	it_msg_free(&m);
+	stop_and_check_metrics(&d, (const char *const[]){" dead_lettered=1 ",
+	                                                 " republish_failed=2 ",
+	                                                 NULL});
+	cr_expect_eq(it_queue_ready(f.q), 0);
+	fixture_cleanup(&f, delays, 1);
+	free(conf);
+}

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/metrics.h"
 #include "exec/generation.h"
+#include "slot/refusals.h"
 #include "slot/settle.h"
 
 /* ---- a hand-built generation: one queue, one route ----------------------- */
@@ -576,4 +578,96 @@ Test(settle, a_lost_connection_forgets_the_parked_and_starts_unblocked)
 	cr_expect_eq(rec.op[0], OP_FORGET);
 	cr_expect_eq(settler.nparked, 0);
 	cr_expect_not(settler.publish_blocked);
+}
+
+/* ---- a copy refused again and again: a growing hold, counted as attempts */
+
+/* The hold of the (only) held delivery, as set just now. */
+static int64_t held_for(void)
+{
+	cr_assert_eq(settler.nheld, 1);
+	return settler.held[0]->due_ms - wd_now_ms();
+}
+
+Test(settle, the_hold_doubles_with_each_refusal_of_a_message)
+{
+	int64_t next = -1;
+
+	for (int i = 0; i < 7; i++) {
+		struct wd_delivery *d = delivery(50 + i, WD_ACTION_RETRY, 1);
+		int64_t want = WD_REQUEUE_HOLD_MS << i;
+
+		d->env.redelivered = i > 0;
+		rec.publish_rc[i] = 1; /* refused: the queue is not there */
+		cr_assert_eq(wd_settle(&settler, d), 0);
+		if (want > WD_REQUEUE_HOLD_MAX_MS)
+			want = WD_REQUEUE_HOLD_MAX_MS;
+		int64_t ms = held_for();
+		cr_expect(ms <= want && ms > want - 100,
+		          "refusal %d: held %jd ms, want %jd", i + 1,
+		          (intmax_t)ms, (intmax_t)want);
+		settler.stopping = true; /* requeue it now */
+		cr_assert_eq(wd_settle_requeue_due(&settler, 0, &next), 0);
+		settler.stopping = false;
+	}
+	/* Another message starts at the first hold again. */
+	struct wd_delivery *other = delivery(60, WD_ACTION_RETRY, 1);
+	other->env.message.body = amqp_cstring_bytes("{\"other\":1}");
+	rec.publish_rc[rec.npub] = 1;
+	cr_assert_eq(wd_settle(&settler, other), 0);
+	cr_expect_leq(held_for(), WD_REQUEUE_HOLD_MS);
+}
+
+Test(settle, refusals_count_as_attempts_until_the_dead_letter_queue)
+{
+	int64_t next = -1;
+
+	/* max_attempts 3: refused on attempt 1, then on its redelivery. */
+	for (int i = 0; i < 2; i++) {
+		struct wd_delivery *d = delivery(70 + i, WD_ACTION_RETRY, 1);
+		d->env.redelivered = i > 0;
+		rec.publish_rc[i] = 1;
+		cr_assert_eq(wd_settle(&settler, d), 0);
+		cr_assert_eq(rec.npub, i + 1);
+		/* The delay of its attempt, refusals counted. */
+		cr_expect_str_eq(rec.pub[i].routing_key,
+		                 i == 0 ? "orders.retry.1000"
+		                        : "orders.retry.2000");
+		settler.stopping = true;
+		cr_assert_eq(wd_settle_requeue_due(&settler, 0, &next), 0);
+		settler.stopping = false;
+	}
+	/* Back unchanged (attempt 1 by its headers), refused twice: its third
+	 * attempt, the last: dead-lettered instead of looping. */
+	struct wd_delivery *d = delivery(72, WD_ACTION_RETRY, 1);
+	d->env.redelivered = true;
+	cr_assert_eq(wd_settle(&settler, d), 0);
+	cr_assert_eq(rec.npub, 3);
+	cr_expect_str_eq(rec.pub[2].exchange, "orders.dlx");
+	cr_expect_str_eq(rec.pub[2].reason, WD_R_MAX_ATTEMPTS);
+	cr_expect_eq(rec.pub[2].attempts, 3);
+	confirm(d, true);
+	cr_expect_eq(rec.op[rec.n - 1], OP_ACK);
+	/* Confirmed: its refusals are forgotten. */
+	cr_expect_eq(wd_refusals_get(wd_refusal_key("orders", &d->env), 0), 0);
+}
+
+Test(settle, a_quorum_queue_counts_requeues_itself)
+{
+	int64_t next = -1;
+
+	queue.quorum = true;
+	struct wd_delivery *d = delivery(80, WD_ACTION_RETRY, 1);
+	rec.publish_rc[0] = 1;
+	cr_assert_eq(wd_settle(&settler, d), 0);
+	settler.stopping = true;
+	cr_assert_eq(wd_settle_requeue_due(&settler, 0, &next), 0);
+	settler.stopping = false;
+	/* Its x-delivery-count made this attempt 2; the refusal adds none. */
+	d = delivery(81, WD_ACTION_RETRY, 2);
+	d->env.redelivered = true;
+	cr_assert_eq(wd_settle(&settler, d), 0);
+	cr_assert_eq(rec.npub, 2);
+	cr_expect_str_eq(rec.pub[1].routing_key, "orders.retry.2000");
+	cr_expect_eq(rec.pub[1].attempts, 2);
 }
