@@ -25,9 +25,11 @@ cd "$ROOT"
 BROKER_SH=$ROOT/tests/harness/broker.sh
 
 # The Debian 12 packages the build, tests and demo need.
+# openssl makes the TLS tests' certificates; libssl-dev: broker.c asks
+# OpenSSL why a TLS connect failed.
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
-    clang-format libmicrohttpd-dev prometheus)
+    clang-format libmicrohttpd-dev prometheus openssl libssl-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }

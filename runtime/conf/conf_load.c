@@ -149,6 +149,18 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	    copy_opt(&c->broker.client_cert, b, "client_cert") < 0 ||
 	    copy_opt(&c->broker.client_key, b, "client_key") < 0)
 		return -1;
+	/* One without the other was ignored: a broker that requires a client
+	 * certificate would then refuse warrend with no word of why. */
+	if (!c->broker.client_cert != !c->broker.client_key) {
+		bool cert = c->broker.client_cert != NULL;
+		wd_conf_set_err(
+		    c->file,
+		    wd_conf_line_of(b, cert ? "client_cert" : "client_key"),
+		    "broker: %s is set without %s",
+		    cert ? "client_cert" : "client_key",
+		    cert ? "client_key" : "client_cert");
+		return -1;
+	}
 	return load_urls(c, b);
 }
 

@@ -310,10 +310,10 @@ cfg_t *wd_conf_parse_file(const char *path)
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	    CFG_END()};
 	static const char *const remembered[] = {
-	    "broker|url",          "route|queue", "route|plugin",
-	    "route|handler",       "route|type",  "binding|exchange",
-	    "binding|queue",       "plugin|path", "queue|arguments",
-	    "queue|delivery_limit"};
+	    "broker|url",  "broker|client_cert", "broker|client_key",
+	    "route|queue", "route|plugin",       "route|handler",
+	    "route|type",  "binding|exchange",   "binding|queue",
+	    "plugin|path", "queue|arguments",    "queue|delivery_limit"};
 	static const char *const bad_input_keys[] = {
 	    "policy|on_unknown_type", "policy|on_unparseable",
 	    "policy|on_too_large",    "queue|on_unknown_type",

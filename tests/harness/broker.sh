@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # broker.sh - a private RabbitMQ node for tests, benchmarks and the demo.
 #
-#   broker.sh start DIR        start a node with all its state under DIR,
-#                              write DIR/env, print the AMQP URL
+#   broker.sh start DIR [--tls CERTDIR [--mutual] [--verify MODE]]
+#                              start a node with all its state under DIR,
+#                              write DIR/env, print the AMQP URL; --tls adds
+#                              a TLS listener (see below)
 #   broker.sh stop DIR         stop it (idempotent; SIGKILL if the clean stop
 #                              times out)
 #   broker.sh ctl DIR ARGS...  run rabbitmqctl ARGS against that node
@@ -11,6 +13,8 @@
 # exports them. Variables:
 #   WARREN_TEST_AMQP_URL  amqp://guest:guest@127.0.0.1:PORT
 #   AMQP_PORT DIST_PORT EPMD_PORT  the node's ports (all on 127.0.0.1)
+#   AMQPS_PORT, WARREN_TEST_AMQPS_URL  with --tls: the TLS listener's port
+#                         (127.0.0.1) and amqps://guest:guest@localhost:PORT
 #   NODE                  Erlang node name, warren-<pid>-<random>@localhost
 #   PIDFILE               the node's pid file (pid of beam.smp)
 #   BROKER_DIR            DIR, absolute
@@ -22,6 +26,14 @@
 # config file, and its own epmd on a private port (killed by `stop`), so
 # nothing is left running afterwards. The guest user can only log in over
 # loopback, which is all we use.
+#
+# --tls CERTDIR: the node also listens for AMQP over TLS on another free
+# loopback port, with CERTDIR/ca.pem, server.pem and server.key (what
+# tls_certs.sh makes) as ssl_options, written to DIR/rabbitmq.conf (the plain
+# node has no config file). --verify verify_peer (the default: the broker asks
+# for a client certificate and checks one against ca.pem) or verify_none;
+# --mutual: ssl_options.fail_if_no_peer_cert = true, a client without a
+# certificate is refused. The plain listener stays, for test clients.
 #
 # Every wait is bounded. Tunables (environment): BROKER_START_TIMEOUT (s,
 # default 90), BROKER_STOP_TIMEOUT (s, default 30), BROKER_CTL_TIMEOUT (s,
@@ -41,7 +53,7 @@ die() { printf 'broker.sh: %s\n' "$*" >&2; exit 1; }
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -137,7 +149,28 @@ hard_kill() {
 }
 
 cmd_start() {
-    local dir=$1 t0 deadline pid url
+    local dir=$1 t0 deadline pid url certs= mutual=false verify=verify_peer conf f
+    shift
+    while (($#)); do
+        case $1 in
+            --tls) (($# >= 2)) || usage; certs=$2; shift ;;
+            --mutual) mutual=true ;;
+            --verify) (($# >= 2)) || usage; verify=$2; shift ;;
+            *) usage ;;
+        esac
+        shift
+    done
+    [[ $verify == verify_peer || $verify == verify_none ]] ||
+        die "--verify: verify_peer or verify_none, not $verify"
+    [[ -n $certs || ($mutual == false && $verify == verify_peer) ]] ||
+        die "--mutual and --verify need --tls"
+    if [[ -n $certs ]]; then
+        certs=$(cd "$certs" 2>/dev/null && pwd) || die "--tls: no directory $certs"
+        for f in ca.pem server.pem server.key; do
+            [[ -r $certs/$f ]] ||
+                die "--tls: no $certs/$f (tests/harness/tls_certs.sh makes it)"
+        done
+    fi
     mkdir -p "$dir"
     BROKER_DIR=$(cd "$dir" && pwd)
     if load_env "$BROKER_DIR" && beam_pid >/dev/null; then
@@ -158,6 +191,19 @@ cmd_start() {
     AMQP_PORT=$(pick_port)
     DIST_PORT=$(pick_port "$AMQP_PORT")
     EPMD_PORT=$(pick_port "$AMQP_PORT" "$DIST_PORT")
+    AMQPS_PORT=
+    conf=$BROKER_DIR/no-such-rabbitmq.conf
+    rm -f "$BROKER_DIR/rabbitmq.conf"
+    if [[ -n $certs ]]; then
+        AMQPS_PORT=$(pick_port "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT")
+        conf=$BROKER_DIR/rabbitmq.conf
+        printf '%s\n' "listeners.ssl.default = 127.0.0.1:$AMQPS_PORT" \
+            "ssl_options.cacertfile = $certs/ca.pem" \
+            "ssl_options.certfile = $certs/server.pem" \
+            "ssl_options.keyfile = $certs/server.key" \
+            "ssl_options.verify = $verify" \
+            "ssl_options.fail_if_no_peer_cert = $mutual" >"$conf"
+    fi
     BROKER_LOG=$BROKER_DIR/log/$NODE.log
     url="amqp://guest:guest@127.0.0.1:$AMQP_PORT"
 
@@ -172,7 +218,7 @@ cmd_start() {
         export RABBITMQ_LOGS="$BROKER_LOG"
         export RABBITMQ_PID_FILE="$PIDFILE"
         export RABBITMQ_ENABLED_PLUGINS_FILE="$BROKER_DIR/enabled_plugins"
-        export RABBITMQ_CONFIG_FILE="$BROKER_DIR/no-such-rabbitmq.conf"
+        export RABBITMQ_CONFIG_FILE="$conf"
         export RABBITMQ_ADVANCED_CONFIG_FILE="$BROKER_DIR/no-such-advanced.config"
         # Distribution listens on loopback only, like AMQP and epmd.
         export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}${BROKER_ERL_ARGS:+ $BROKER_ERL_ARGS}"
@@ -192,6 +238,10 @@ cmd_start() {
             DIST_PORT "$DIST_PORT" EPMD_PORT "$EPMD_PORT" NODE "$NODE" \
             PIDFILE "$PIDFILE" BROKER_DIR "$BROKER_DIR" \
             BROKER_HOME "$BROKER_HOME" BROKER_LOG "$BROKER_LOG"
+        if [[ -n $AMQPS_PORT ]]; then
+            printf '%s=%q\n' AMQPS_PORT "$AMQPS_PORT" WARREN_TEST_AMQPS_URL \
+                "amqps://guest:guest@localhost:$AMQPS_PORT"
+        fi
     } >"$BROKER_DIR/env.tmp"
     mv "$BROKER_DIR/env.tmp" "$BROKER_DIR/env"
 
@@ -215,7 +265,12 @@ cmd_start() {
         log "await_startup failed:"; cat "$BROKER_DIR/await.out" >&2
         log_tail; hard_kill; exit 1
     fi
-    log "node $NODE up on 127.0.0.1:$AMQP_PORT in $(elapsed "$t0") s"
+    # The TLS listener opens with the plain one; check it all the same.
+    if [[ -n $AMQPS_PORT ]] && ! port_in_use "$AMQPS_PORT"; then
+        log "the TLS listener on 127.0.0.1:$AMQPS_PORT is not open"
+        log_tail; hard_kill; exit 1
+    fi
+    log "node $NODE up on 127.0.0.1:$AMQP_PORT${AMQPS_PORT:+ (TLS on $AMQPS_PORT)} in $(elapsed "$t0") s"
     echo "$url"
 }
 
@@ -259,7 +314,7 @@ cmd_ctl() {
 cmd=$1 dir=$2
 shift 2
 case $cmd in
-    start) [[ $# -eq 0 ]] || usage; cmd_start "$dir" ;;
+    start) cmd_start "$dir" "$@" ;;
     stop)  [[ $# -eq 0 ]] || usage; cmd_stop "$dir" ;;
     ctl)   cmd_ctl "$dir" "$@" ;;
     *) usage ;;

@@ -552,6 +552,19 @@ Test(conf, broker_prefetch_out_of_range)
 	             2, "prefetch: 70000 is out of range 1..65535");
 }
 
+Test(conf, broker_client_cert_without_key)
+{
+	expect_error("broker {\n"
+	             "    url = \"amqps://u:p@localhost\"\n"
+	             "    client_cert = \"client.pem\"\n"
+	             "}\n" BASE,
+	             3, "broker: client_cert is set without client_key");
+	expect_error("broker {\n"
+	             "    client_key = \"client.key\"\n"
+	             "}\n" BASE,
+	             2, "broker: client_key is set without client_cert");
+}
+
 Test(conf, broker_unknown_key)
 {
 	expect_error("broker {\n"
