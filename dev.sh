@@ -6,8 +6,9 @@
 #                               AddressSanitizer + UBSan
 #   ./dev.sh test [--quick]     deps, the layer and format checks, then for
 #                               build/ and build-asan/: build, start a private
-#                               broker, run every unit and integration test
-#                               binary; --quick: build/ only
+#                               broker, run every unit, integration and
+#                               fault-suite (tests/chaos) test binary;
+#                               --quick: build/ only
 #   ./dev.sh check              the layer check (tests/check_layers.sh) and
 #                               the format check (clang-format, .clang-format)
 #   ./dev.sh format             rewrite the tree in the .clang-format style
@@ -174,7 +175,11 @@ run_binary() {
     local bin=$1 out=$2 rc=0 tailpid synth tested pass fail name
     name=${bin#"$ROOT"/}
     log "test: $name"
-    timeout -k 10 "${TEST_TIMEOUT:-900}" "$bin" </dev/null >"$out" 2>&1 &
+    # The fault suite's cases each run nodes and a load of their own: one
+    # at a time (Criterion runs a binary's tests on every core otherwise).
+    local jobs=()
+    [[ $bin == */tests/chaos/* ]] && jobs=(env CRITERION_JOBS=1)
+    timeout -k 10 "${TEST_TIMEOUT:-900}" "${jobs[@]}" "$bin" </dev/null >"$out" 2>&1 &
     CHILD=$!
     tail -n +1 -f --pid="$CHILD" "$out" &
     tailpid=$!
@@ -241,12 +246,13 @@ run_suite() { # SANITIZE
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     fi
 
-    for bin in "$dir"/tests/unit/test_* "$dir"/tests/integration/test_*; do
+    for bin in "$dir"/tests/unit/test_* "$dir"/tests/integration/test_* \
+        "$dir"/tests/chaos/test_*; do
         [[ -f $bin && -x $bin ]] || continue
         found=1
         run_binary "$bin" "$work/$(basename "$bin").log"
     done
-    ((found)) || log "test: no test binaries in $dir/tests/{unit,integration}"
+    ((found)) || log "test: no test binaries in $dir/tests/{unit,integration,chaos}"
 
     unset WARREN_BUILD_DIR ASAN_OPTIONS UBSAN_OPTIONS
     if ((own_broker)); then

@@ -2,9 +2,11 @@
 # broker.sh - a private RabbitMQ node for tests, benchmarks and the demo.
 #
 #   broker.sh start DIR [--tls CERTDIR [--mutual] [--verify MODE]]
+#                    [--join DIR2]
 #                              start a node with all its state under DIR,
 #                              write DIR/env, print the AMQP URL; --tls adds
-#                              a TLS listener (see below)
+#                              a TLS listener, --join clusters it with the
+#                              node under DIR2 (see below)
 #   broker.sh stop DIR         stop it (idempotent; SIGKILL if the clean stop
 #                              times out)
 #   broker.sh ctl DIR ARGS...  run rabbitmqctl ARGS against that node
@@ -35,6 +37,11 @@
 # --mutual: ssl_options.fail_if_no_peer_cert = true, a client without a
 # certificate is refused. The plain listener stays, for test clients.
 #
+# --join DIR2: the node takes the cookie and the epmd of the running node
+# under DIR2 (cluster members must share both) and joins its cluster
+# (stop_app, join_cluster, start_app) before `start` returns. Its epmd is
+# then shared: `stop` kills it only once no node is registered with it.
+#
 # Every wait is bounded. Tunables (environment): BROKER_START_TIMEOUT (s,
 # default 90), BROKER_STOP_TIMEOUT (s, default 30), BROKER_CTL_TIMEOUT (s,
 # default 60), BROKER_ERL_ARGS (extra Erlang VM flags for `start`, e.g. the
@@ -53,7 +60,7 @@ die() { printf 'broker.sh: %s\n' "$*" >&2; exit 1; }
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -150,9 +157,11 @@ hard_kill() {
 
 cmd_start() {
     local dir=$1 t0 deadline pid url certs= mutual=false verify=verify_peer conf f
+    local join= join_node= join_epmd= join_cookie=
     shift
     while (($#)); do
         case $1 in
+            --join) (($# >= 2)) || usage; join=$2; shift ;;
             --tls) (($# >= 2)) || usage; certs=$2; shift ;;
             --mutual) mutual=true ;;
             --verify) (($# >= 2)) || usage; verify=$2; shift ;;
@@ -171,6 +180,13 @@ cmd_start() {
                 die "--tls: no $certs/$f (tests/harness/tls_certs.sh makes it)"
         done
     fi
+    if [[ -n $join ]]; then
+        # In a subshell: its env must not leak into this node's.
+        join_node=$(load_env "$join" && beam_pid >/dev/null && echo "$NODE") ||
+            die "--join: no running node under $join"
+        join_epmd=$(load_env "$join" && echo "$EPMD_PORT")
+        join_cookie=$(load_env "$join" && echo "$BROKER_HOME/.erlang.cookie")
+    fi
     mkdir -p "$dir"
     BROKER_DIR=$(cd "$dir" && pwd)
     if load_env "$BROKER_DIR" && beam_pid >/dev/null; then
@@ -179,7 +195,10 @@ cmd_start() {
     BROKER_HOME=$BROKER_DIR/home
     mkdir -p "$BROKER_HOME" "$BROKER_DIR/mnesia" "$BROKER_DIR/log"
     rm -f "$BROKER_DIR/env" "$BROKER_DIR/rabbit.pid" "$BROKER_DIR/wrapper.pid"
-    if [[ ! -s $BROKER_HOME/.erlang.cookie ]]; then
+    if [[ -n $join ]]; then
+        rm -f "$BROKER_HOME/.erlang.cookie"
+        cp "$join_cookie" "$BROKER_HOME/.erlang.cookie"
+    elif [[ ! -s $BROKER_HOME/.erlang.cookie ]]; then
         (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
             >"$BROKER_HOME/.erlang.cookie")
     fi
@@ -190,7 +209,7 @@ cmd_start() {
     PIDFILE=$BROKER_DIR/rabbit.pid
     AMQP_PORT=$(pick_port)
     DIST_PORT=$(pick_port "$AMQP_PORT")
-    EPMD_PORT=$(pick_port "$AMQP_PORT" "$DIST_PORT")
+    EPMD_PORT=${join_epmd:-$(pick_port "$AMQP_PORT" "$DIST_PORT")}
     AMQPS_PORT=
     conf=$BROKER_DIR/no-such-rabbitmq.conf
     rm -f "$BROKER_DIR/rabbitmq.conf"
@@ -265,12 +284,22 @@ cmd_start() {
         log "await_startup failed:"; cat "$BROKER_DIR/await.out" >&2
         log_tail; hard_kill; exit 1
     fi
+    if [[ -n $join ]] && ! (node_env
+            for verb in stop_app "join_cluster $join_node" start_app; do
+                # shellcheck disable=SC2086
+                timeout "$CTL_TIMEOUT" "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q $verb || exit 1
+            done
+            timeout "$CTL_TIMEOUT" "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q \
+                await_startup --timeout 60) >"$BROKER_DIR/join.out" 2>&1; then
+        log "joining $join_node failed:"; cat "$BROKER_DIR/join.out" >&2
+        log_tail; hard_kill; exit 1
+    fi
     # The TLS listener opens with the plain one; check it all the same.
     if [[ -n $AMQPS_PORT ]] && ! port_in_use "$AMQPS_PORT"; then
         log "the TLS listener on 127.0.0.1:$AMQPS_PORT is not open"
         log_tail; hard_kill; exit 1
     fi
-    log "node $NODE up on 127.0.0.1:$AMQP_PORT${AMQPS_PORT:+ (TLS on $AMQPS_PORT)} in $(elapsed "$t0") s"
+    log "node $NODE up on 127.0.0.1:$AMQP_PORT${AMQPS_PORT:+ (TLS on $AMQPS_PORT)}${join:+, clustered with $join_node,} in $(elapsed "$t0") s"
     echo "$url"
 }
 

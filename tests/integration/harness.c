@@ -51,15 +51,19 @@ static void broker_sh(char *cmd, size_t len, const char *verb, const char *dir)
 	         WARREN_SOURCE_DIR, verb, dir);
 }
 
-void it_node_start(struct it_node *n, const char *name)
+static void node_start(struct it_node *n, const char *name,
+                       const struct it_node *cluster)
 {
-	char cmd[1200], line[512];
+	char cmd[2000], line[512];
 	FILE *f;
 
 	memset(n, 0, sizeof(*n));
 	snprintf(n->dir, sizeof(n->dir), "%s/" NODE_PREFIX "%s", it_tmp_dir(),
 	         name);
 	broker_sh(cmd, sizeof(cmd), "start", n->dir);
+	if (cluster)
+		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+		         " --join '%s'", cluster->dir);
 	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " 2>'%s.log'",
 	         n->dir);
 	f = popen(cmd, "r");
@@ -76,6 +80,17 @@ void it_node_start(struct it_node *n, const char *name)
 	/* This test's broker from now on: every helper, and warrend. */
 	setenv("WARREN_TEST_AMQP_URL", n->url, 1);
 	setenv("WARREN_TEST_BROKER_DIR", n->dir, 1);
+}
+
+void it_node_start(struct it_node *n, const char *name)
+{
+	node_start(n, name, NULL);
+}
+
+void it_node_join(struct it_node *n, const char *name,
+                  const struct it_node *cluster)
+{
+	node_start(n, name, cluster);
 }
 
 int it_node_ctl(const struct it_node *n, const char *args)

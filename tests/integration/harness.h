@@ -196,6 +196,9 @@ struct it_node {
 	bool up;
 };
 void it_node_start(struct it_node *n, const char *name);
+/* The same, joined to the cluster of the running node `cluster`. */
+void it_node_join(struct it_node *n, const char *name,
+                  const struct it_node *cluster);
 /* rabbitmqctl ARGS against the node; its exit code. */
 int it_node_ctl(const struct it_node *n, const char *args);
 void it_node_stop(struct it_node *n);

@@ -55,6 +55,7 @@ struct it_conn {
 	bool frozen; /* DOWN held: it_proxy_freeze_down */
 	bool cut;    /* it_proxy_cut: close at the top of the next loop */
 	bool dead;   /* an I/O error or both directions ended: close too */
+	int nth;     /* accepted as the nth (1-based) */
 	struct it_conn *next;
 };
 
@@ -196,7 +197,7 @@ static void accept_all(struct it_proxy *p)
 				        strerror(errno));
 			return;
 		}
-		atomic_fetch_add(&p->accepted, 1);
+		int nth = atomic_fetch_add(&p->accepted, 1) + 1;
 		if (atomic_load(&p->refusing)) {
 			close(cfd);
 			continue;
@@ -217,6 +218,7 @@ static void accept_all(struct it_proxy *p)
 		set_nodelay(cfd);
 		c->fd[SIDE_CLIENT] = cfd;
 		c->fd[SIDE_BROKER] = ufd;
+		c->nth = nth;
 		c->next = p->conns;
 		p->conns = c;
 		atomic_fetch_add(&p->open, 1);
@@ -508,6 +510,16 @@ void it_proxy_freeze_down(struct it_proxy *p, bool on)
 	pthread_mutex_lock(&p->mu);
 	for (struct it_conn *c = p->conns; c; c = c->next)
 		c->frozen = on;
+	sync_with_thread(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void it_proxy_freeze_down_nth(struct it_proxy *p, int nth, bool on)
+{
+	pthread_mutex_lock(&p->mu);
+	for (struct it_conn *c = p->conns; c; c = c->next)
+		if (c->nth == nth)
+			c->frozen = on;
 	sync_with_thread(p);
 	pthread_mutex_unlock(&p->mu);
 }

@@ -37,6 +37,10 @@ char *it_proxy_url(const struct it_proxy *p);
  * later are not frozen. When it returns, the proxy thread has taken the
  * change: no broker byte reaches a frozen client afterwards. Thread-safe. */
 void it_proxy_freeze_down(struct it_proxy *p, bool on);
+/* The same for one connection: the nth accepted (1-based), if it is still
+ * open. warrend opens a slot's consuming connection, then its publishing
+ * one: with one slot, 2 is the publishing connection. */
+void it_proxy_freeze_down_nth(struct it_proxy *p, int nth, bool on);
 /* Close every open connection, both sockets, at once (the client sees the
  * connection drop; bytes in flight are lost). When it returns they are
  * closed and it_proxy_open() no longer counts them. New connections are

@@ -162,9 +162,10 @@ Test(ctimeout, handler_past_consumer_timeout, .timeout = 240, .fini = stop_node)
 	free(conf);
 }
 
-/* Two routes, one handler of 2 s: "late" warns at 1 s (its own key), "ok"
- * never (the policy's 4 s). The warning about "late" shows the watch ran
- * while "ok" was in its handler too. */
+/* Two routes, one handler of 3 s: "late" warns at 1 s (its own key), "ok"
+ * never (the policy's 6 s). The warning about "late" shows the watch ran
+ * while "ok" was in its handler too. The watch looks once a second, at no
+ * set phase: 3 s leaves it two looks past the 1 s. */
 Test(ctimeout, handler_under_threshold_is_not_warned, .timeout = 120)
 {
 	char x[128], q[128], routes[1024], *conf, *log;
@@ -178,8 +179,8 @@ Test(ctimeout, handler_under_threshold_is_not_warned, .timeout = 120)
 	         "route \"late\" { queue = \"%s\" plugin = \"p\" "
 	         "handler = \"sleep\"\n  handler_timeout_warn = 1 }\n",
 	         q, q);
-	conf = conf_with(x, q, "policy { handler_timeout_warn = 4 }", NULL,
-	                 "sleep_ms = \"2000\"", routes);
+	conf = conf_with(x, q, "policy { handler_timeout_warn = 6 }", NULL,
+	                 "sleep_ms = \"3000\"", routes);
 	it_daemon_start(&d, conf, true);
 	publish_with_id(x, "{\"type\":\"ok\",\"id\":1}", "ok-1");
 	publish_with_id(x, "{\"type\":\"late\",\"id\":2}", "late-1");

@@ -641,6 +641,7 @@ Test(settle, refusals_count_as_attempts_until_the_dead_letter_queue)
 	 * attempt, the last: dead-lettered instead of looping. */
 	struct wd_delivery *d = delivery(72, WD_ACTION_RETRY, 1);
 	d->env.redelivered = true;
+	uint64_t key = wd_refusal_key("orders", &d->env);
 	cr_assert_eq(wd_settle(&settler, d), 0);
 	cr_assert_eq(rec.npub, 3);
 	cr_expect_str_eq(rec.pub[2].exchange, "orders.dlx");
@@ -649,7 +650,7 @@ Test(settle, refusals_count_as_attempts_until_the_dead_letter_queue)
 	confirm(d, true);
 	cr_expect_eq(rec.op[rec.n - 1], OP_ACK);
 	/* Confirmed: its refusals are forgotten. */
-	cr_expect_eq(wd_refusals_get(wd_refusal_key("orders", &d->env), 0), 0);
+	cr_expect_eq(wd_refusals_get(key, 0), 0);
 }
 
 Test(settle, a_quorum_queue_counts_requeues_itself)
