@@ -70,14 +70,16 @@ static int add_url(struct wd_conf_broker *b, const char *url, size_t len)
 	return 0;
 }
 
+/* What separates the URLs of WARREN_AMQP_URL. */
+static const char URL_SEP[] = " \t\n,";
+
 /* WARREN_AMQP_URL: one URL, or several separated by spaces or commas (a
  * comma inside a URL is written %2C). */
 static int urls_from_env(struct wd_conf_broker *b, const char *env)
 {
-	static const char SEP[] = " \t\n,";
-
-	for (const char *p = env + strspn(env, SEP); *p; p += strspn(p, SEP)) {
-		size_t len = strcspn(p, SEP);
+	for (const char *p = env + strspn(env, URL_SEP); *p;
+	     p += strspn(p, URL_SEP)) {
+		size_t len = strcspn(p, URL_SEP);
 		if (add_url(b, p, len) < 0)
 			return -1;
 		p += len;
@@ -88,7 +90,7 @@ static int urls_from_env(struct wd_conf_broker *b, const char *env)
 static int load_urls(struct wd_conf *c, cfg_t *b)
 {
 	const char *env = getenv("WARREN_AMQP_URL");
-	bool from_env = env && env[strspn(env, " \t\n,")];
+	bool from_env = env && env[strspn(env, URL_SEP)];
 	const char *origin = from_env ? " (it comes from WARREN_AMQP_URL)" : "";
 	int line = from_env ? b->line : wd_conf_line_of(b, "url");
 

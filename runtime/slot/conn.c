@@ -395,8 +395,7 @@ void wd_conn_free(struct wd_conn *c)
 
 /* ---- reading ------------------------------------------------------------- */
 
-/* ---- blocked publishing ---------------------------------------------------
- */
+/* ---- blocked publishing ------------------------------------------------ */
 
 static void blocked(struct wd_conn *c, amqp_bytes_t reason)
 {

@@ -301,6 +301,7 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 {
 	int hb_ms = c->env->broker->heartbeat * 1000, lazy_ms, at, r;
 	struct pollfd fds[3];
+	bool woken, data;
 
 	flush_handoff(c);
 	at = wake_threshold(c, &lazy_ms);
@@ -325,15 +326,15 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	if (r < 0 && errno != EINTR)
 		return -1;
 	*now = wd_now_ms();
-	if (r > 0 && (fds[1].revents & POLLIN))
+	woken = r > 0 && (fds[1].revents & POLLIN);
+	data = r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR));
+	if (woken)
 		drain_wakefd(c);
-	/* Confirms, or the broker blocking or closing it: read next turn. */
-	if (r > 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+	/* Confirms, or the broker blocking or closing it: read next turn
+	 * (its heartbeats rabbitmq-c checks as it reads). */
+	if (r > 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)))
 		c->pub_readable = true;
-		if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			return 0;
-	}
-	if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+	if (data) {
 		c->last_rx_ms = *now;
 	} else if (hb_ms > 0 && *now - c->last_rx_ms > 2 * hb_ms) {
 		wd_log_warnx(AREA,
@@ -344,8 +345,9 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	}
 	/* Woken (a reload's swap, finished deliveries, stop): go round
 	 * first, so that what is read next is read under the generation and
-	 * state the wake-up announced. The socket's data waits a turn. */
-	if (r > 0 && (fds[1].revents & POLLIN))
+	 * state the wake-up announced. The socket's data waits a turn. So
+	 * does a turn for the publishing connection alone. */
+	if (woken || (c->pub_readable && !data))
 		return 0;
 	/* Without data, still let rabbitmq-c send a due heartbeat now and
 	 * then. */
