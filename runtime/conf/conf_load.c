@@ -9,12 +9,14 @@
 #include "conf/conf_parse.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/amqp_compat.h"
 #include "base/amqp_fields.h"
+#include "base/install.h"
 #include "base/listen.h"
 #include "base/log.h"
 
@@ -69,6 +71,15 @@ static int add_url(struct wd_conf_broker *b, const char *url, size_t len)
 	b->nurls++;
 	return 0;
 }
+
+/* The install's plugin dir (CMakeLists.txt), and where it lies from the
+ * installed warrend, for a moved install (base/install.h). */
+#ifndef WARREN_DEFAULT_PLUGIN_DIR
+#define WARREN_DEFAULT_PLUGIN_DIR "/usr/local/lib/warren/plugins"
+#endif
+#ifndef WARREN_REL_PLUGIN_DIR
+#define WARREN_REL_PLUGIN_DIR ""
+#endif
 
 /* What separates the URLs of WARREN_AMQP_URL. */
 static const char URL_SEP[] = " \t\n,";
@@ -416,6 +427,8 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	struct wd_conf *c = NULL;
 	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
 	const char *env_http = getenv("WARREN_HTTP_LISTEN");
+	char installed[PATH_MAX];
+	const char *dir;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	enum wd_log_level level;
@@ -441,8 +454,12 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	c->memory_warn_mb = cfg_getint(cfg, "memory_warn_mb");
 	c->memory_warn_samples = (int)cfg_getint(cfg, "memory_warn_samples");
 	c->memory_warn_growth_kb = cfg_getint(cfg, "memory_warn_growth_kb");
-	c->plugin_dir = strdup(
-	    env_dir && *env_dir ? env_dir : cfg_getstr(cfg, "plugin_dir"));
+	dir = env_dir && *env_dir ? env_dir : cfg_getstr(cfg, "plugin_dir");
+	if (!dir) /* unset: the install's own */
+		dir = wd_install_path(WARREN_REL_PLUGIN_DIR,
+		                      WARREN_DEFAULT_PLUGIN_DIR, installed,
+		                      sizeof(installed));
+	c->plugin_dir = strdup(dir);
 	c->http_listen =
 	    strdup(env_http ? env_http
 	                    : cfg_getstr(cfg_getsec(cfg, "http"), "listen"));

@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef WARREN_DEFAULT_PLUGIN_DIR
-#define WARREN_DEFAULT_PLUGIN_DIR "/usr/local/lib/warren/plugins"
-#endif
-
 static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -295,7 +291,8 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("memory_warn_mb", 0, CFGF_NONE),
 	    CFG_INT("memory_warn_samples", 5, CFGF_NONE),
 	    CFG_INT("memory_warn_growth_kb", 1024, CFGF_NONE),
-	    CFG_STR("plugin_dir", WARREN_DEFAULT_PLUGIN_DIR, CFGF_NONE),
+	    /* Unset: the install's own (conf_load.c). */
+	    CFG_STR("plugin_dir", NULL, CFGF_NONE),
 	    CFG_SEC("broker", broker_opts, CFGF_NONE),
 	    CFG_SEC("http", http_opts, CFGF_NONE),
 	    CFG_SEC("policy", policy_opts, CFGF_NONE),

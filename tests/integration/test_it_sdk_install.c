@@ -59,7 +59,53 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	         "test -f '%s/include/warren.h'",
 	         dir, dir, dir);
 	cr_assert_eq(sh(cmd), 0, "install layout incomplete");
+	/* The build was configured for another prefix: the moved install
+	 * finds its own conf (the default -c) and plugin dir (the conf's
+	 * default), relative to its warrend. */
+	snprintf(cmd, sizeof(cmd),
+	         "cd / && env -u WARREN_PLUGIN_DIR '%s/bin/warrend' -t "
+	         ">'%s/t.out' 2>&1 && grep -q 'is ok: 3 plugin(s)' '%s/t.out' "
+	         "&& '%s/bin/warrend' -h | grep -qF \"$(realpath "
+	         "'%s/etc/warren/warren.conf')\"",
+	         dir, dir, dir, dir, dir);
+	cr_assert_eq(sh(cmd), 0,
+	             "the moved install's warrend -t failed or uses another "
+	             "conf (see %s/t.out)",
+	             dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	sh(cmd);
 	free(conf);
+}
+
+/* Configured for /usr, as a Debian package is: warren.pc lands in the
+ * multiarch LIBDIR and still finds /usr/include from there, and the conf
+ * goes to /etc/warren (not /usr/etc). Configure only: no build needed. */
+Test(sdk_install, usr_prefix_paths, .timeout = 120)
+{
+	char dir[300], cmd[4096];
+
+	snprintf(dir, sizeof(dir), "%s/usr-XXXXXX", it_tmp_dir());
+	cr_assert(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+	         "set -e; b='%s/build'; root='%s/root'; "
+	         "cmake -S '%s' -B \"$b\" -DCMAKE_INSTALL_PREFIX=/usr "
+	         "-DWARREN_TESTS=OFF >\"$b.log\" 2>&1; "
+	         "libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "
+	         "\"$b/CMakeCache.txt\"); "
+	         "mkdir -p \"$root/usr/$libdir/pkgconfig\" "
+	         "\"$root/usr/include\" \"$root/usr/$libdir/warren/plugins\"; "
+	         "cp \"$b/warren.pc\" \"$root/usr/$libdir/pkgconfig/\"; "
+	         "export PKG_CONFIG_PATH=\"$root/usr/$libdir/pkgconfig\"; "
+	         "test \"$(realpath \"$(pkg-config --variable=includedir "
+	         "warren)\")\" = \"$(realpath \"$root/usr/include\")\"; "
+	         "test \"$(realpath \"$(pkg-config --variable=plugindir "
+	         "warren)\")\" = "
+	         "\"$(realpath \"$root/usr/$libdir/warren/plugins\")\"; "
+	         "pkg-config --libs warren | grep -q -- -ljansson; "
+	         "grep -q '\"/etc/warren\"' \"$b/cmake_install.cmake\"",
+	         dir, dir, WARREN_SOURCE_DIR);
+	cr_assert_eq(sh(cmd), 0, "the /usr install paths are wrong (see %s)",
+	             dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	sh(cmd);
 }
