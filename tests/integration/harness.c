@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -620,11 +621,18 @@ static pid_t spawn(const char *conf, const char *arg, const char *log)
 	char bin[512];
 	pid_t pid;
 
+	pid_t parent = getpid();
+
 	snprintf(bin, sizeof(bin), "%s/warrend",
 	         it_warrend_dir ? it_warrend_dir : it_build_dir());
 	pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		/* It goes with the test's process: a failed assertion ends a
+		 * test before its it_daemon_stop, and no warrend may outlive
+		 * the run. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0)
 			_exit(127);
