@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@ static atomic_int log_level = WD_LOG_INFO;
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static const char *const json_levels[] = {"error", "warn", "info", "debug"};
 static atomic_int log_format = WD_LOG_TEXT;
+/* Set once at start, before other threads exist. */
+static bool to_journal;
+/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
 static _Thread_local const struct wd_log_subject *subject;
 
 void wd_log_set_format(enum wd_log_format f)
@@ -119,6 +124,24 @@ static size_t json_line(char *line, size_t cap, const char *stamp,
 	return n;
 }
 
+bool wd_log_detect_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	to_journal = false;
+	if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	/* A stderr redirected elsewhere keeps the variable it inherited:
+	 * only the very stream counts. */
+	to_journal = (unsigned long long)st.st_dev == dev &&
+	             (unsigned long long)st.st_ino == ino;
+	return to_journal;
+}
+
 void wd_log_set_level(enum wd_log_level level)
 {
 	atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
@@ -160,18 +183,27 @@ void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
 	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ",
 	         (long)(now_ms % 1000));
+	/* The priority, if any, then the line after it. */
+	size_t p = to_journal ? 3 : 0;
+	if (p)
+		memcpy(line, priorities[level], p);
 	if (atomic_load_explicit(&log_format, memory_order_relaxed) ==
 	    WD_LOG_JSON) {
 		char text[4096];
 		r = vsnprintf(text, sizeof(text), fmt, ap);
-		n = json_line(line, sizeof(line) - 1, stamp, level, area, text,
-		              r < 0                      ? 0
-		              : (size_t)r < sizeof(text) ? (size_t)r
-		                                         : sizeof(text) - 1);
+		n = p + json_line(line + p, sizeof(line) - 1 - p, stamp, level,
+		                  area, text,
+		                  r < 0                      ? 0
+		                  : (size_t)r < sizeof(text) ? (size_t)r
+		                                             : sizeof(text) - 1);
 	} else {
-		r = snprintf(line, sizeof(line), "%s %-5s [%s] ", stamp,
-		             level_names[level], area);
-		n = r > 0 ? (size_t)r : 0;
+		if (to_journal)
+			r = snprintf(line + p, sizeof(line) - p, "%-5s [%s] ",
+			             level_names[level], area);
+		else
+			r = snprintf(line, sizeof(line), "%s %-5s [%s] ",
+			             stamp, level_names[level], area);
+		n = p + (r > 0 ? (size_t)r : 0);
 		r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 		if (r > 0)
 			n += (size_t)r < sizeof(line) - n - 1

@@ -6,6 +6,7 @@
 #define WD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum wd_log_level {
 	WD_LOG_ERROR = 0,
@@ -26,6 +27,13 @@ int wd_log_level_parse(const char *name, enum wd_log_level *out);
  * "queue", "slot", "tag" and "message_id". Set by a reload too. */
 enum wd_log_format { WD_LOG_TEXT = 0, WD_LOG_JSON = 1 };
 void wd_log_set_format(enum wd_log_format f);
+
+/* When stderr is the journal's stream (systemd sets JOURNAL_STREAM to its
+ * "device:inode"), every line starts with its syslog priority, "<3>" for
+ * an error to "<7>" for debug, so that `journalctl -p warning` works, and
+ * a text line drops its timestamp (the journal has its own). Call once at
+ * start, before any thread logs. Returns whether it is the journal. */
+bool wd_log_detect_journal(void);
 
 /* The message the calling thread's log lines are about: set around the
  * work on one delivery, cleared (NULL) after; the strings are borrowed

@@ -14,6 +14,8 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/series.h"
+#include "daemon/notify.h"
+#include "daemon/pidfile.h"
 #include "daemon/reload.h"
 #include "observe/http.h"
 #include "observe/summary.h"
@@ -70,7 +72,16 @@ static int start_http(const struct wd_reloader *r, struct wd_http **http)
 	return 0;
 }
 
-int wd_daemon_run(const char *conf_path)
+/* Every way out of a running daemon: the pid file goes, and systemd
+ * hears no more pings. */
+static int leave(int code)
+{
+	wd_notify_watchdog_stop();
+	wd_pidfile_remove();
+	return code;
+}
+
+int wd_daemon_run(const char *conf_path, const char *pidfile)
 {
 	struct wd_reloader r;
 	struct wd_http *http;
@@ -78,6 +89,8 @@ int wd_daemon_run(const char *conf_path)
 	siginfo_t info;
 	int sig, timeout;
 	int64_t sampled = 0;
+	bool ready = false;
+	char err[512];
 	struct wd_summary summary;
 
 	/* Block before any thread exists, so all threads inherit the mask. */
@@ -90,22 +103,33 @@ int wd_daemon_run(const char *conf_path)
 
 	if (wd_reload_first(&r, conf_path) < 0)
 		return 1;
+	/* Taken before connecting: a second warrend given the same file
+	 * stops here, before it consumes anything. */
+	if (pidfile && wd_pidfile_take(pidfile, err, sizeof(err)) < 0) {
+		wd_log_error("daemon", "%s", err);
+		wd_gen_free(r.current);
+		return 1;
+	}
 	/* Serving before the pool connects: /readyz says "starting" until
 	 * every slot consumes. */
 	main_alive(&r, 0);
 	if (start_http(&r, &http) < 0) {
 		wd_gen_free(r.current);
-		return 1;
+		return leave(1);
 	}
+	if (wd_notify_watchdog_start() < 0)
+		wd_log_warnx("daemon", "cannot start the watchdog thread: "
+		                       "systemd will restart warrend at "
+		                       "WatchdogSec=");
 	switch (wd_reload_serve(&r)) {
 	case 0:
 		break;
 	case 1: /* asked to stop while waiting for the broker */
 		wd_http_stop(http);
-		return 0;
+		return leave(0);
 	default:
 		wd_http_stop(http);
-		return 1;
+		return leave(1);
 	}
 	wd_summary_init(&summary, wd_now_ms());
 	wd_log_info("daemon",
@@ -117,8 +141,11 @@ int wd_daemon_run(const char *conf_path)
 	for (;;) {
 		/* Retired generations are freed soon after their last
 		 * message settles: look often while there are some. */
-		struct timespec tick = {.tv_sec = r.nretired ? 0 : 1,
-		                        .tv_nsec = r.nretired ? 20000000 : 0};
+		/* Until every slot consumes at start, turn every 100 ms:
+		 * systemd hears READY=1 soon after they do. */
+		long ms = r.nretired ? 20 : !ready ? 100 : 1000;
+		struct timespec tick = {.tv_sec = ms / 1000,
+		                        .tv_nsec = (ms % 1000) * 1000000L};
 		int64_t now;
 
 		main_alive(&r, 1000);
@@ -130,6 +157,8 @@ int wd_daemon_run(const char *conf_path)
 			sampled = now;
 		}
 		wd_summary_tick(&summary, r.current->routes->conf, now);
+		ready = wd_notify_serving(r.current->number,
+		                          r.current->routes->nroutes);
 		if (sig < 0)
 			continue; /* EAGAIN: the tick; EINTR */
 		if (sig == SIGHUP) {
@@ -137,12 +166,15 @@ int wd_daemon_run(const char *conf_path)
 			 * (shutdown_timeout) before it returns. */
 			main_alive(&r, 30000 + 2000LL * r.current->routes->conf
 			                                    ->shutdown_timeout);
-			wd_reload(&r);
+			wd_notify_reloading();
+			int rc = wd_reload(&r);
+			wd_notify_reloaded(rc == 0, r.current->number);
 			continue;
 		}
 		break;
 	}
 	timeout = r.current->routes->conf->shutdown_timeout;
+	wd_notify_stopping(timeout);
 	wd_log_info("daemon",
 	            "%s: stopping (waiting up to %d s for "
 	            "handlers)",
@@ -159,6 +191,7 @@ int wd_daemon_run(const char *conf_path)
 		             timeout);
 		/* A handler still runs plugin code: nothing may be freed
 		 * or unloaded under it. */
+		wd_pidfile_remove();
 		_exit(1);
 	}
 	wd_pool_free(r.pool);
@@ -167,5 +200,5 @@ int wd_daemon_run(const char *conf_path)
 	wd_reload_finish(&r);
 	wd_metrics_log("at exit", NULL);
 	wd_log_info("daemon", "stopped");
-	return 0;
+	return leave(0);
 }

@@ -6,7 +6,10 @@
  * the result. Returns the process exit code. */
 int wd_daemon_check(const char *conf_path);
 
-/* Run until SIGTERM or SIGINT. Returns the process exit code. */
-int wd_daemon_run(const char *conf_path);
+/* Run until SIGTERM or SIGINT, with the pid in pidfile (if not NULL: held
+ * from start to exit, refused if a live warrend holds it). Tells systemd
+ * (daemon/notify.h) when it is ready, reloading and stopping. Returns the
+ * process exit code. */
+int wd_daemon_run(const char *conf_path, const char *pidfile);
 
 #endif

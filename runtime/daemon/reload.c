@@ -15,6 +15,7 @@
 #include "broker/broker.h"
 #include "broker/topology.h"
 #include "conf/conf_diff.h"
+#include "daemon/notify.h"
 
 static const char AREA[] = "reload";
 
@@ -129,9 +130,10 @@ int wd_reload_serve(struct wd_reloader *r)
 		    "retrying in %jd ms (broker.startup = \"fail\" "
 		    "exits instead)",
 		    err, attempt, (intmax_t)wait);
-		wd_series_main_alive_until(
-		    wd_now_ms() + wait +
-		    2 * (int64_t)b->connect_timeout * 1000 + 10000);
+		int64_t budget =
+		    wait + 2 * (int64_t)b->connect_timeout * 1000 + 10000;
+		wd_series_main_alive_until(wd_now_ms() + budget);
+		wd_notify_waiting(err, budget);
 		if (stop_requested_within(wait)) {
 			wd_log_info("pool",
 			            "stopped before the broker could be "
