@@ -23,6 +23,8 @@
 const char *it_url_override;
 const char *it_http_listen;
 const char *it_warrend_dir;
+const char *it_daemon_opt;
+bool it_as_journal;
 
 int it_broker_ctl(const char *args)
 {
@@ -638,6 +640,15 @@ static pid_t spawn(const char *conf, const char *arg, const char *log)
 			_exit(127);
 		dup2(fd, STDERR_FILENO);
 		dup2(fd, STDOUT_FILENO);
+		if (it_as_journal) {
+			struct stat st;
+			char js[64];
+			if (fstat(fd, &st) < 0)
+				_exit(127);
+			snprintf(js, sizeof(js), "%ju:%ju",
+			         (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+			setenv("JOURNAL_STREAM", js, 1);
+		}
 		setenv("WARREN_AMQP_URL",
 		       it_url_override ? it_url_override : it_url(), 1);
 		unsetenv("WARREN_PLUGIN_DIR");
@@ -645,10 +656,14 @@ static pid_t spawn(const char *conf, const char *arg, const char *log)
 		 * of its own (it logs which); a test may ask for another. */
 		setenv("WARREN_HTTP_LISTEN",
 		       it_http_listen ? it_http_listen : "127.0.0.1:0", 1);
+		const char *argv[6] = {bin}, **a = argv + 1;
 		if (arg)
-			execl(bin, bin, arg, "-c", conf, (char *)NULL);
-		else
-			execl(bin, bin, "-c", conf, (char *)NULL);
+			*a++ = arg;
+		if (it_daemon_opt)
+			*a++ = it_daemon_opt;
+		*a++ = "-c";
+		*a++ = conf;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	return pid;

@@ -178,6 +178,12 @@ extern const char *it_url_override;
 extern const char *it_http_listen;
 /* If set, the directory holding the warrend to run (default: the build). */
 extern const char *it_warrend_dir;
+/* If set, one more option for warrend started by it_daemon_start, e.g.
+ * "--pidfile=/path". */
+extern const char *it_daemon_opt;
+/* If true, warrend's stderr is announced as the journal's stream
+ * (JOURNAL_STREAM set to the log file's device:inode), as systemd does. */
+extern bool it_as_journal;
 
 /* Run rabbitmqctl against the test broker (tests/harness/broker.sh ctl);
  * returns its exit code, or -1 if WARREN_TEST_BROKER_DIR is not set (an
