@@ -27,10 +27,11 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 
 # The Debian 12 packages the build, tests and demo need.
 # openssl makes the TLS tests' certificates; libssl-dev: broker.c asks
-# OpenSSL why a TLS connect failed.
+# OpenSSL why a TLS connect failed. scdoc builds the man pages (doc/);
+# mandoc lints them in tests/unit/test_man.c (mandoc -Tlint).
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
-    clang-format libmicrohttpd-dev prometheus openssl libssl-dev)
+    clang-format libmicrohttpd-dev prometheus openssl libssl-dev scdoc mandoc)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
