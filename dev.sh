@@ -28,10 +28,12 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 # The Debian 12 packages the build, tests and demo need.
 # openssl makes the TLS tests' certificates; libssl-dev: broker.c asks
 # OpenSSL why a TLS connect failed; libsystemd-dev: sd_notify (Type=notify).
+# scdoc builds the man pages (doc/); mandoc lints them in
+# tests/unit/test_man.c (mandoc -Tlint).
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
     clang-format libmicrohttpd-dev prometheus openssl libssl-dev
-    libsystemd-dev)
+    libsystemd-dev scdoc mandoc)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
