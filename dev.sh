@@ -29,11 +29,12 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 # openssl makes the TLS tests' certificates; libssl-dev: broker.c asks
 # OpenSSL why a TLS connect failed; libsystemd-dev: sd_notify (Type=notify).
 # scdoc builds the man pages (doc/); mandoc lints them in
-# tests/unit/test_man.c (mandoc -Tlint).
+# tests/unit/test_man.c (mandoc -Tlint); systemd's systemd-analyze verifies
+# the unit (test_it_systemd), which runs man-db's man on its Documentation=.
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
     clang-format libmicrohttpd-dev prometheus openssl libssl-dev
-    libsystemd-dev scdoc mandoc)
+    libsystemd-dev scdoc mandoc systemd man-db)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
