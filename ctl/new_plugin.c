@@ -163,7 +163,8 @@ static int bad_usage(const char *what)
 int wc_new_plugin(int argc, char **argv)
 {
 	const char *pos[2] = {NULL, NULL}, *name, *dir, *why;
-	char path[NFILES][4096], msg[300];
+	char path[NFILES][4096], msg[300], dirbuf[3001];
+	size_t dirlen;
 	bool force = false, exists = false;
 	int npos = 0;
 	struct stat st;
@@ -201,8 +202,16 @@ int wc_new_plugin(int argc, char **argv)
 		    name, why);
 		return 2;
 	}
+	if (dir[0] == '\0')
+		return bad_usage("DIR is empty");
 	if (strlen(dir) > 3000)
 		return bad_usage("DIR is too long");
+	/* "demo/" names the files "demo/demo.c", not "demo//demo.c". */
+	dirlen = strlen(dir);
+	while (dirlen > 1 && dir[dirlen - 1] == '/')
+		dirlen--;
+	snprintf(dirbuf, sizeof(dirbuf), "%.*s", (int)dirlen, dir);
+	dir = dirbuf;
 
 	for (size_t i = 0; i < NFILES; i++) {
 		file_path(path[i], sizeof(path[i]), dir, &files[i], name);

@@ -239,9 +239,14 @@ Test(new_plugin, names_are_checked)
 	free(out);
 	snprintf(path, sizeof(path), "%s/a_1/a_1.c", tmp);
 	cr_expect(exists(path), "no %s", path);
+	/* A DIR with a trailing slash: the same place, named cleanly. */
+	cr_expect_eq(new_plugin(tmp, "b b_dir/", &out), 0, "%s", out);
+	cr_expect(strstr(out, "wrote b_dir/b.c\n"), "%s", out);
+	free(out);
 
 	/* Usage errors: 2, with the usage. */
-	static const char *const usage[] = {"", "a b c", "--bogus a", "-x a"};
+	static const char *const usage[] = {"", "a b c", "--bogus a", "-x a",
+	                                    "a ''"};
 	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
 		snprintf(args, sizeof(args), "%s", usage[i]);
 		cr_expect_eq(new_plugin(tmp, args, &out), 2, "'%s': %s", args,
