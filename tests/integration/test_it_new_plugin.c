@@ -302,6 +302,15 @@ Test(new_plugin, refuses_to_overwrite_unless_forced)
 	cr_expect(text && strstr(text, "keep.so: keep.c"), "%s", text);
 	free(text);
 
+	/* Without the SDK, its Makefile says what is missing. */
+	snprintf(args, sizeof(args),
+	         "PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH= timeout 60 "
+	         "make -C '%s'",
+	         dir);
+	cr_expect_neq(run(args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "pkg-config finds no warren SDK"), "%s", out);
+	free(out);
+
 	/* DIR that is a file: an error naming it, exit 1. */
 	snprintf(args, sizeof(args), "other '%s'", c_file);
 	cr_expect_eq(new_plugin(it_tmp_dir(), args, &out), 1, "%s", out);
