@@ -4,6 +4,8 @@
  *   warrenctl [--url URL] status           one screen, once
  *   warrenctl [--url URL] top [OPTIONS]    the same, refreshed (Ctrl-C ends)
  *   warrenctl [--url URL] report FILE      a JSON performance report
+ *   warrenctl new-plugin NAME [DIR]        a plugin to start from
+ *                                          (new_plugin.c)
  *
  * The screen fits 80x24: per queue and route msg/s, error %, handler p50 /
  * p99, end-to-end p99, in flight; the connection slots; memory; and
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "fetch.h"
+#include "new_plugin.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9466"
 #define TIMEOUT_MS  5000
@@ -57,6 +60,8 @@ static void usage(FILE *f)
 	    "  alerts     --latency-ms 1000, --error-pct 5, --min-rate 10\n"
 	    "  report     write the status and system information as JSON\n",
 	    DEFAULT_URL);
+	fputc('\n', f);
+	wc_new_plugin_usage(f);
 }
 
 static json_t *get_status(const char *url, char *why, size_t whylen)
@@ -332,6 +337,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[i], "new-plugin") == 0)
+		return wc_new_plugin(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "status") == 0 && i + 1 == argc)
 		return cmd_top(url, 0, true, &al);
 	if (strcmp(argv[i], "report") == 0 && i + 2 == argc)

@@ -42,6 +42,25 @@ int it_broker_ctl(const char *args)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int it_sh(const char *cmd)
+{
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+void it_sdk_install(char *dir, size_t len)
+{
+	char cmd[1200];
+	int w = snprintf(dir, len, "%s/prefix-XXXXXX", it_tmp_dir());
+
+	cr_assert(w > 0 && (size_t)w < len, "prefix path too long");
+	cr_assert(mkdtemp(dir), "cannot make %s: %s", dir, strerror(errno));
+	snprintf(cmd, sizeof(cmd),
+	         "cmake --install '%s' --prefix '%s' >/dev/null",
+	         it_build_dir(), dir);
+	cr_assert_eq(it_sh(cmd), 0, "cmake --install into %s failed", dir);
+}
+
 /* ---- a node of the test's own ------------------------------------------- */
 
 /* Nodes live in the test's directory, as node-<name>; the runner stops any

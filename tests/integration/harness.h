@@ -190,6 +190,14 @@ extern bool it_as_journal;
  * external broker: the caller skips). */
 int it_broker_ctl(const char *args);
 
+/* Run cmd with sh -c; its exit code, or -1 if it died by a signal. */
+int it_sh(const char *cmd);
+/* Install this build as a user would (cmake --install) into a new prefix
+ * under it_tmp_dir(), whose path goes into dir: the SDK header, warren.pc
+ * (PKG_CONFIG_PATH=dir/lib/pkgconfig), warrend, warrenctl and the example
+ * plugins. Fails the test if the install fails. */
+void it_sdk_install(char *dir, size_t len);
+
 /* A RabbitMQ node of the test's own (tests/harness/broker.sh), for faults
  * that touch a whole node (a resource alarm, a restart) and must not touch
  * other tests: from it_node_start on it is this test's broker

@@ -8,23 +8,12 @@
 
 #include "harness.h"
 
-static int sh(const char *cmd)
-{
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 {
 	char dir[300], cmd[4096], bin[600], so[600], x[128], q[128];
 	struct it_daemon d;
 
-	snprintf(dir, sizeof(dir), "%s/prefix-XXXXXX", it_tmp_dir());
-	cr_assert(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd),
-	         "cmake --install '%s' --prefix '%s' >/dev/null",
-	         it_build_dir(), dir);
-	cr_assert_eq(sh(cmd), 0, "cmake --install failed");
+	it_sdk_install(dir, sizeof(dir));
 	snprintf(so, sizeof(so), "%s/greeter.so", dir);
 	/* Only the installed tree: no -I into the source, no build dir. */
 	snprintf(cmd, sizeof(cmd),
@@ -34,7 +23,7 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	         "'%s/tests/integration/outside/greeter.c' "
 	         "-o '%s'",
 	         dir, WARREN_SOURCE_DIR, so);
-	cr_assert_eq(sh(cmd), 0,
+	cr_assert_eq(it_sh(cmd), 0,
 	             "building the plugin against the installed SDK failed");
 
 	snprintf(bin, sizeof(bin), "%s/bin", dir);
@@ -58,7 +47,7 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	         "test -f '%s/lib/warren/plugins/order_created.so' && "
 	         "test -f '%s/include/warren.h'",
 	         dir, dir, dir);
-	cr_assert_eq(sh(cmd), 0, "install layout incomplete");
+	cr_assert_eq(it_sh(cmd), 0, "install layout incomplete");
 	/* The build was configured for another prefix: the moved install
 	 * finds its own conf (the default -c) and plugin dir (the conf's
 	 * default), relative to its warrend. */
@@ -68,12 +57,12 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	         "&& '%s/bin/warrend' -h | grep -qF \"$(realpath "
 	         "'%s/etc/warren/warren.conf')\"",
 	         dir, dir, dir, dir, dir);
-	cr_assert_eq(sh(cmd), 0,
+	cr_assert_eq(it_sh(cmd), 0,
 	             "the moved install's warrend -t failed or uses another "
 	             "conf (see %s/t.out)",
 	             dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	sh(cmd);
+	it_sh(cmd);
 	free(conf);
 }
 
@@ -104,8 +93,8 @@ Test(sdk_install, usr_prefix_paths, .timeout = 120)
 	         "pkg-config --libs warren | grep -q -- -ljansson; "
 	         "grep -q '\"/etc/warren\"' \"$b/cmake_install.cmake\"",
 	         dir, dir, WARREN_SOURCE_DIR);
-	cr_assert_eq(sh(cmd), 0, "the /usr install paths are wrong (see %s)",
+	cr_assert_eq(it_sh(cmd), 0, "the /usr install paths are wrong (see %s)",
 	             dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	sh(cmd);
+	it_sh(cmd);
 }
