@@ -193,16 +193,17 @@ void wd_logv(enum wd_log_level level, const char *area, const char *fmt,
 		r = vsnprintf(text, sizeof(text), fmt, ap);
 		n = p + json_line(line + p, sizeof(line) - 1 - p, stamp, level,
 		                  area, text,
-		                  r < 0                      ? 0
-		                  : (size_t)r < sizeof(text) ? (size_t)r
-		                                             : sizeof(text) - 1);
+		                  r < 0 ? 0
+		                  : (size_t)r < sizeof(text)
+		                      ? (size_t)r
+		                      : sizeof(text) - 1);
 	} else {
 		if (to_journal)
 			r = snprintf(line + p, sizeof(line) - p, "%-5s [%s] ",
 			             level_names[level], area);
 		else
-			r = snprintf(line, sizeof(line), "%s %-5s [%s] ",
-			             stamp, level_names[level], area);
+			r = snprintf(line, sizeof(line), "%s %-5s [%s] ", stamp,
+			             level_names[level], area);
 		n = p + (r > 0 ? (size_t)r : 0);
 		r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 		if (r > 0)

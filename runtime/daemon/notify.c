@@ -145,8 +145,7 @@ static void *watchdog(void *arg)
 		} else if (!quiet) {
 			/* Said once: systemd restarts warrend if it lasts
 			 * past WatchdogSec=. */
-			wd_log_error("daemon",
-			             "not pinging the watchdog: %.*s",
+			wd_log_error("daemon", "not pinging the watchdog: %.*s",
 			             body && len ? (int)len - 1 : 0,
 			             body ? body : "");
 			quiet = true;
