@@ -7,8 +7,10 @@
 #   ./dev.sh test [--quick]     deps, the layer and format checks, then for
 #                               build/ and build-asan/: build, start a private
 #                               broker, run every unit, integration and
-#                               fault-suite (tests/chaos) test binary;
-#                               --quick: build/ only
+#                               fault-suite (tests/chaos) test binary; then
+#                               once, the Debian packages (build-deb/,
+#                               tests/package/check_deb.sh);
+#                               --quick: build/ only, no packages
 #   ./dev.sh check              the layer check (tests/check_layers.sh) and
 #                               the format check (clang-format, .clang-format)
 #   ./dev.sh format             rewrite the tree in the .clang-format style
@@ -31,16 +33,19 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 # scdoc builds the man pages (doc/); mandoc lints them in
 # tests/unit/test_man.c (mandoc -Tlint); systemd's systemd-analyze verifies
 # the unit (test_it_systemd), which runs man-db's man on its Documentation=.
+# For the package check (tests/package/check_deb.sh): dpkg-dev
+# (dpkg-shlibdeps makes Depends; dpkg-buildflags, dpkg-architecture), file
+# (CPack's DEB generator finds the ELF files with it), lintian.
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
     clang-format libmicrohttpd-dev prometheus openssl libssl-dev
-    libsystemd-dev scdoc mandoc systemd man-db)
+    libsystemd-dev scdoc mandoc systemd man-db dpkg-dev file lintian)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,20p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -265,6 +270,28 @@ run_suite() { # SANITIZE
     fi
 }
 
+# The Debian packages, once a run (not per build flavour: they take a
+# build of their own, build-deb/): built, their file lists, control fields
+# and lintian checked, their contents run extracted. Counts as one test.
+run_package_check() {
+    local rc=0 name=tests/package/check_deb.sh
+    if ! command -v dpkg-deb >/dev/null 2>&1; then
+        log "test: no dpkg-deb (not Debian?): $name skipped"
+        return 0
+    fi
+    log "test: $name"
+    timeout -k 10 "${TEST_TIMEOUT:-900}" bash "$ROOT/$name" "$ROOT/build-deb" \
+        </dev/null || rc=$?
+    BINARIES=$((BINARIES + 1))
+    TOTAL_TESTED=$((TOTAL_TESTED + 1))
+    if ((rc == 0)); then
+        TOTAL_PASS=$((TOTAL_PASS + 1))
+    else
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        FAILED_BINARIES+=("$name (exit $rc)")
+    fi
+}
+
 cmd_test() {
     local quick=0 variants=(0 1)
     while (($#)); do
@@ -278,6 +305,7 @@ cmd_test() {
     cmd_deps
     cmd_check
     for s in "${variants[@]}"; do run_suite "$s"; done
+    ((quick)) || run_package_check
 
     local b
     for b in "${FAILED_BINARIES[@]}"; do log "test: FAILED $b"; done
