@@ -21,7 +21,7 @@ BUILD=$(realpath -m "${1:-$SRC/build-deb}")
 
 # The man pages CMake installs to ${CMAKE_INSTALL_MANDIR}/manN: section 3
 # belongs to warren-dev, the others to warren; each is checked as .gz.
-MAN_PAGES=()
+MAN_PAGES=(warrend.8 warren.conf.5 warrenctl.1 warren-load.1 warren-plugin.3)
 
 FAILS=0
 fail() {

@@ -111,6 +111,10 @@ Test(man, warrenctl_1_lints_clean)
 {
 	lint("warrenctl.1");
 }
+Test(man, warren_load_1_lints_clean)
+{
+	lint("warren-load.1");
+}
 Test(man, warren_plugin_3_lints_clean)
 {
 	lint("warren-plugin.3");
