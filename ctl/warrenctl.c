@@ -4,6 +4,7 @@
  *   warrenctl [--url URL] status           one screen, once
  *   warrenctl [--url URL] top [OPTIONS]    the same, refreshed (Ctrl-C ends)
  *   warrenctl [--url URL] report FILE      a JSON performance report
+ *   warrenctl dlq ls|show|redrive|purge Q  dead-letters (ctl/dlq.c)
  *
  * The screen fits 80x24: per queue and route msg/s, error %, handler p50 /
  * p99, end-to-end p99, in flight; the connection slots; memory; and
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlq.h"
 #include "fetch.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9466"
@@ -41,13 +43,14 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
+	fprintf(f, "usage: warrenctl [--url URL] status\n"
+	           "       warrenctl [--url URL] top [--interval S] [--once]\n"
+	           "                 [--latency-ms MS] [--error-pct P] "
+	           "[--min-rate R]\n"
+	           "       warrenctl [--url URL] report FILE.json\n");
+	wc_dlq_usage(f);
 	fprintf(
 	    f,
-	    "usage: warrenctl [--url URL] status\n"
-	    "       warrenctl [--url URL] top [--interval S] [--once]\n"
-	    "                 [--latency-ms MS] [--error-pct P] "
-	    "[--min-rate R]\n"
-	    "       warrenctl [--url URL] report FILE.json\n"
 	    "\n"
 	    "  --url URL  warrend's HTTP endpoint (default %s; the http\n"
 	    "             section's listen address)\n"
@@ -332,6 +335,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[i], "dlq") == 0) /* talks to the broker, not warrend */
+		return wc_dlq_main(argc - i, argv + i);
 	if (strcmp(argv[i], "status") == 0 && i + 1 == argc)
 		return cmd_top(url, 0, true, &al);
 	if (strcmp(argv[i], "report") == 0 && i + 2 == argc)
