@@ -39,6 +39,8 @@ static void on_signal(int sig)
 
 void wc_dlq_usage(FILE *f)
 {
+	char installed[PATH_MAX];
+
 	fprintf(f,
 	        "       warrenctl dlq [-c CONF | --amqp URL] ls QUEUE\n"
 	        "       warrenctl dlq [...] show QUEUE [-n N] [FILTERS]\n"
@@ -56,7 +58,8 @@ void wc_dlq_usage(FILE *f)
 	        "--handler PLUGIN[/HANDLER]\n"
 	        "             --queue ORIGINAL_QUEUE. Exit 0 ok, 1 error, "
 	        "2 usage.\n",
-	        WARREN_CONF_PATH);
+	        wd_install_path(WARREN_REL_CONF_PATH, WARREN_CONF_PATH,
+	                        installed, sizeof(installed)));
 }
 
 enum cmd { LS, SHOW, REDRIVE, PURGE };

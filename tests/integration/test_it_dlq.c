@@ -253,6 +253,34 @@ Test(dlq, show_filters_and_escapes_bodies, .timeout = 120)
 	    "%s", out);
 	free(out);
 
+	/* The broker from a conf's broker section, as warrend finds it
+	 * (the URL in the file, no WARREN_AMQP_URL). */
+	char conf_path[600], cmd[2000], buf[4096];
+	char *conf =
+	    it_conf("x", "y", "/nonexistent.so", "t=h", NULL, NULL, NULL, NULL);
+	char *u = strstr(conf, "broker {\n");
+	cr_assert_not_null(u);
+	snprintf(conf_path, sizeof(conf_path), "%s/dlq.conf", it_tmp_dir());
+	FILE *cf = fopen(conf_path, "w");
+	cr_assert_not_null(cf);
+	fprintf(cf, "%.*sbroker {\n  url = \"%s\"\n%s", (int)(u - conf), conf,
+	        it_url(), u + strlen("broker {\n"));
+	fclose(cf);
+	free(conf);
+	snprintf(cmd, sizeof(cmd),
+	         "env -u WARREN_AMQP_URL timeout 60 '%s/warrenctl' dlq -c '%s' "
+	         "show %s --reason max-attempts 2>&1",
+	         it_build_dir(), conf_path, q);
+	FILE *pp = popen(cmd, "r");
+	size_t outlen = 0;
+	FILE *o = open_memstream(&out, &outlen);
+	while (fgets(buf, sizeof(buf), pp))
+		fputs(buf, o);
+	fclose(o);
+	cr_expect_eq(pclose(pp), 0, "%s", out);
+	cr_expect(strstr(out, "message-id: m1") != NULL, "%s", out);
+	free(out);
+
 	/* show takes nothing away. */
 	cr_expect_eq(it_wait_queue(q, 4, WAIT_MS), 4);
 	it_delete_queue(q);
