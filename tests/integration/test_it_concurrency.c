@@ -238,3 +238,143 @@ Test(concurrency, slow_route_does_not_starve_fast_one, .timeout = 400)
 	             "them %.1f/s",
 	             free_busy.ws_per_s, busy.ws_per_s);
 }
+
+/* ---- stop, reload and batches with deliveries waiting for a place ----- */
+
+/* One queue (it_names: X, Q, Q.dlq), one route of type "t" on `fixture`'s
+ * `handler` with route_extra in its section. */
+static char *one_route_conf(const struct it_names *n, const char *fixture,
+                            const char *handler, const char *route_extra,
+                            const char *queue_extra, const char *params)
+{
+	char *conf;
+	size_t len;
+	FILE *f = open_memstream(&conf, &len);
+
+	fprintf(f,
+	        "workers = 4\n"
+	        "exchange \"%s\" { type = \"topic\" }\n"
+	        "exchange \"%s\" { type = \"fanout\" }\n"
+	        "queue \"%s\" { dead_letter_exchange = \"%s\" %s }\n"
+	        "queue \"%s\" { }\n"
+	        "binding { exchange = \"%s\" queue = \"%s\" key = \"#\" }\n"
+	        "binding { exchange = \"%s\" queue = \"%s\" }\n"
+	        "plugin \"p\" { path = \"%s/tests/fixtures/%s.so\" "
+	        "params { %s } }\n"
+	        "route \"t\" { queue = \"%s\" plugin = \"p\" handler = \"%s\" "
+	        "%s }\n",
+	        n->x, n->dlx, n->q, n->dlx, queue_extra, n->dlq, n->x, n->q,
+	        n->dlx, n->dlq, it_build_dir(), fixture, params, n->q, handler,
+	        route_extra);
+	fclose(f);
+	return conf;
+}
+
+static void publish_n(const struct it_names *n, int count, const char *extra)
+{
+	amqp_connection_state_t c = it_connect();
+	char body[128];
+
+	for (int i = 0; i < count; i++) {
+		snprintf(body, sizeof(body), "{\"type\":\"t\",\"id\":%d%s}", i,
+		         extra);
+		it_publish_str(c, n->x, "k", body);
+	}
+	it_close(c);
+}
+
+/* SIGTERM while most deliveries read wait for the route's one place: those
+ * are handled (or back in the queue), none lost, none dead-lettered. */
+Test(concurrency, stop_with_deliveries_waiting_loses_nothing, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	const int total = 40;
+
+	it_names_init(&n, "cc.stop");
+	/* prefetch 8 on each of 2 consumers: up to 15 waiting. */
+	char *conf = one_route_conf(&n, "fx_slow", "sleep", "concurrency = 1",
+	                            "prefetch = 8", "sleep_ms = \"200\"");
+	it_daemon_start(&d, conf, true);
+	publish_n(&n, total, "");
+	cr_assert_geq(it_log_wait(&d, "slow handler done", 2, 20000), 2);
+	int port = it_http_port(&d);
+	char *metrics = NULL;
+	cr_assert_eq(it_http_get(port, "/metrics", &metrics), 200);
+	long waiting = inflight(metrics, n.q, "waiting_concurrency");
+	free(metrics);
+	cr_expect_gt(waiting, 0, "deliveries wait for a place");
+	it_daemon_signal(&d, SIGTERM);
+	cr_assert_eq(it_daemon_wait(&d, 30000), 0, "warrend did not exit 0");
+
+	int handled = it_log_count(&d, "slow handler done");
+	long left = it_queue_ready(n.q);
+	char *log = it_log_read(&d);
+	cr_assert_lt(handled, total, "the stop came too late");
+	cr_assert_eq(handled + left, total, "handled %d + queued %ld != %d",
+	             handled, left, total);
+	cr_expect_eq(it_queue_ready(n.dlq), 0);
+	char acked[64];
+	snprintf(acked, sizeof(acked), "acked=%d ", handled);
+	cr_expect(strstr(log, acked), "every handled message is acked");
+	free(log);
+	free(conf);
+	it_names_delete(&n);
+}
+
+/* A reload while deliveries wait: the old generation's finish on its own
+ * gate, the new one's start on a new one; each message handled once. */
+Test(concurrency, reload_with_deliveries_waiting_handles_each_once,
+     .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	const int total = 24;
+	char needle[64];
+
+	it_names_init(&n, "cc.reload");
+	char *conf = one_route_conf(&n, "fx_slow", "sleep", "concurrency = 1",
+	                            "prefetch = 6", "sleep_ms = \"100\"");
+	it_daemon_start(&d, conf, true);
+	publish_n(&n, total, "");
+	cr_assert_geq(it_log_wait(&d, "slow handler done", 2, 20000), 2);
+	it_daemon_signal(&d, SIGHUP);
+	cr_assert_eq(it_log_wait(&d, "generation 2 ready", 1, 20000), 1);
+	cr_assert_eq(it_log_wait(&d, "slow handler done", total, 30000), total);
+	cr_expect_eq(it_log_wait(&d, "generation 1 retired", 1, 20000), 1);
+	char *log = it_stop_and_log(&d);
+	for (int i = 0; i < total; i++) {
+		snprintf(needle, sizeof(needle), "slow handler done id=%d ", i);
+		cr_expect_eq(it_count(log, needle), 1, "id %d handled %d times",
+		             i, it_count(log, needle));
+	}
+	cr_expect_eq(it_queue_ready(n.q), 0);
+	cr_expect_eq(it_queue_ready(n.dlq), 0);
+	free(log);
+	free(conf);
+	it_names_delete(&n);
+}
+
+/* A batch route's concurrency counts batch calls: with one place, every
+ * batch is still called and acked. */
+Test(concurrency, batch_route_with_one_place, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	const int total = 30;
+
+	it_names_init(&n, "cc.batch");
+	char *conf = one_route_conf(&n, "fx_flow", "batch",
+	                            "batch_size = 5 concurrency = 1", "", "");
+	it_daemon_start(&d, conf, true);
+	publish_n(&n, total, ",\"outcome\":\"ack\"");
+	cr_assert_eq(it_log_wait(&d, "batch-item id=", total, 20000), total);
+	cr_assert_eq(it_wait_queue(n.q, 0, 10000), 0);
+	char *log = it_stop_and_log(&d);
+	cr_expect_geq(it_count(log, "batch n="), total / 5);
+	cr_expect_eq(it_queue_ready(n.q), 0, "all acked");
+	cr_expect_eq(it_queue_ready(n.dlq), 0);
+	free(log);
+	free(conf);
+	it_names_delete(&n);
+}
