@@ -48,6 +48,16 @@ static struct wd_delivery *container_of_env(struct wd_envelope *env)
 	                              offsetof(struct wd_delivery, parsed));
 }
 
+/* Move a batch's deliveries from one in-flight stage to another. */
+static void restage(struct batch_task *bt, enum wd_inflight from,
+                    enum wd_inflight to)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		wd_delivery_leave(bt->items[i], from);
+		wd_delivery_enter(bt->items[i], to);
+	}
+}
+
 static void run_batch(struct wd_task *t)
 {
 	struct batch_task *bt = (struct batch_task *)t;
@@ -85,8 +95,12 @@ static void run_batch(struct wd_task *t)
 	if (bt->gate) {
 		/* Its place goes to the oldest parked batch of the route. */
 		struct wd_task *next = wd_gate_leave(bt->gate);
-		if (next)
+		if (next) {
+			restage((struct batch_task *)next,
+			        WD_INFLIGHT_WAITING_CONCURRENCY,
+			        WD_INFLIGHT_WAITING_WORKER);
 			wd_workers_submit(bt->workers, next, next, 1);
+		}
 	}
 }
 
@@ -123,8 +137,14 @@ static void flush(struct wd_batchers *bs, struct batcher *b)
 	b->n = 0;
 	if (wd_gate_limited(&bs->gates[b->route->index])) {
 		bt->gate = &bs->gates[b->route->index];
+		/* Counted as parked before it is: a worker may take it out
+		 * of the gate as soon as it is in. */
+		restage(bt, WD_INFLIGHT_WAITING_WORKER,
+		        WD_INFLIGHT_WAITING_CONCURRENCY);
 		if (!wd_gate_enter(bt->gate, &bt->task))
 			return; /* parked: a batch call of the route ends */
+		restage(bt, WD_INFLIGHT_WAITING_CONCURRENCY,
+		        WD_INFLIGHT_WAITING_WORKER);
 	}
 	wd_workers_submit(bs->workers, &bt->task, &bt->task, 1);
 }

@@ -74,12 +74,12 @@ static int run_here(struct wd_conn *c, struct wd_delivery *d)
  * see it, settled at once. */
 static int take(struct wd_conn *c, struct wd_delivery *d)
 {
+	const struct wd_route *r = d->verdict.route; /* NULL without run */
+	struct wd_gate *gate;
+
 	c->inflight++;
 	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)", c->id,
 	             (uintmax_t)d->env.delivery_tag, c->inflight);
-	const struct wd_route *r = d->verdict.route;
-	struct wd_gate *gate;
-
 	if (!d->task.run)
 		return wd_settle(&c->settler, d);
 	if (r->handle_batch) {

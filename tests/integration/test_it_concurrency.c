@@ -283,6 +283,28 @@ static void publish_n(const struct it_names *n, int count, const char *extra)
 	it_close(c);
 }
 
+/* Every in-flight gauge of queue q back at 0 (bounded): each stage a
+ * delivery entered, it left. */
+static void expect_gauges_zero(const struct it_daemon *d, const char *q)
+{
+	const char *stages[] = {"waiting_concurrency", "waiting_worker",
+	                        "in_handler", "waiting_confirm"};
+	int port = it_http_port(d);
+	long sum = -1;
+
+	for (int tries = 0; tries < 50 && sum != 0; tries++) {
+		char *body = NULL;
+		cr_assert_eq(it_http_get(port, "/metrics", &body), 200);
+		sum = 0;
+		for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+			sum += labs(inflight(body, q, stages[i]));
+		free(body);
+		if (sum != 0)
+			nanosleep(&(struct timespec){0, 100000000}, NULL);
+	}
+	cr_expect_eq(sum, 0, "in-flight gauges of %s not back at 0", q);
+}
+
 /* SIGTERM while most deliveries read wait for the route's one place: those
  * are handled (or back in the queue), none lost, none dead-lettered. */
 Test(concurrency, stop_with_deliveries_waiting_loses_nothing, .timeout = 120)
@@ -342,6 +364,7 @@ Test(concurrency, reload_with_deliveries_waiting_handles_each_once,
 	cr_assert_eq(it_log_wait(&d, "generation 2 ready", 1, 20000), 1);
 	cr_assert_eq(it_log_wait(&d, "slow handler done", total, 30000), total);
 	cr_expect_eq(it_log_wait(&d, "generation 1 retired", 1, 20000), 1);
+	expect_gauges_zero(&d, n.q);
 	char *log = it_stop_and_log(&d);
 	for (int i = 0; i < total; i++) {
 		snprintf(needle, sizeof(needle), "slow handler done id=%d ", i);
@@ -370,6 +393,7 @@ Test(concurrency, batch_route_with_one_place, .timeout = 120)
 	publish_n(&n, total, ",\"outcome\":\"ack\"");
 	cr_assert_eq(it_log_wait(&d, "batch-item id=", total, 20000), total);
 	cr_assert_eq(it_wait_queue(n.q, 0, 10000), 0);
+	expect_gauges_zero(&d, n.q);
 	char *log = it_stop_and_log(&d);
 	cr_expect_geq(it_count(log, "batch n="), total / 5);
 	cr_expect_eq(it_queue_ready(n.q), 0, "all acked");
