@@ -269,9 +269,9 @@ static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	                   ? WD_TYPE_FROM_ROUTING_KEY
 	                   : WD_TYPE_FROM_JSON;
 	q->type_field = strdup(cfg_getstr(s, "type_field"));
+	/* 0 (unset) is resolved once the routes are known
+	 * (conf_routes.c). */
 	q->prefetch = (int)cfg_getint(s, "prefetch");
-	if (q->prefetch == 0)
-		q->prefetch = c->broker.prefetch;
 	q->consumers = consumers == 0 || consumers > c->broker.pool_size
 	                   ? c->broker.pool_size
 	                   : (int)consumers;
