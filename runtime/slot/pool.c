@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "host/targets.h"
 
 struct wd_gen *wd_pool_swap(struct wd_pool *p, struct wd_gen *g)
 {
@@ -95,6 +96,12 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
 			*outage = p->conns[i].open_outage;
 			goto fail_started;
 		}
+	/* The exchanges the plugins publish follow-ups to, once the conf's
+	 * are declared: a missing one stops the start here, before any
+	 * handler's side effect runs for a message it cannot finish. */
+	if (wd_targets_check_broker(g->routes, p->conns[0].amqp,
+	                            WD_CHANNEL_DECLARE, err, errlen) < 0)
+		goto fail_started;
 	wd_log_info("pool",
 	            "%d connection(s) over %zu address(es), %d "
 	            "worker(s)",
