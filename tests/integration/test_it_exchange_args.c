@@ -2,7 +2,9 @@
  * alternate-exchange, a message no binding routes lands in the alternate
  * exchange's queue instead of vanishing; a reload that changes the argument
  * is refused by the broker (inequivalent arg) and fails cleanly, naming the
- * exchange, while the old generation keeps serving. */
+ * exchange, while the old generation keeps serving. And the passive
+ * declare those checks share: an undeclared, missing dead-letter exchange
+ * refuses the start. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -145,5 +147,40 @@ Test(exchange_args, changed_argument_fails_the_reload)
 	free(changed);
 	free(conf);
 	names_delete(&m);
+	it_names_delete(&n);
+}
+
+/* The dead-letter exchange check asks the broker the same way (one passive
+ * declare for both, broker/topology.c): one neither declared nor on the
+ * broker refuses the start. */
+Test(exchange_args, undeclared_dead_letter_exchange_refuses_the_start)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char z[128], extra[1024], path[512], want[600], *conf, *log;
+
+	it_names_init(&n, "xa.dlx");
+	it_unique(z, sizeof(z), "xa.z");
+	snprintf(extra, sizeof(extra),
+	         "queue \"%s\" { dead_letter_exchange = \"%s.nowhere\" }\n"
+	         "route \"z\" { queue = \"%s\" plugin = \"p\" handler = "
+	         "\"ok\" }",
+	         z, z, z);
+	snprintf(path, sizeof(path), "%s/tests/fixtures/fx_good.so",
+	         it_build_dir());
+	conf = it_conf(n.x, n.q, path, "t=ok", extra, NULL, NULL, NULL);
+	it_daemon_start(&d, conf, false);
+	cr_assert_eq(it_daemon_wait(&d, WAIT_MS), 1,
+	             "warrend did not refuse to start");
+	log = it_log_read(&d);
+	snprintf(want, sizeof(want),
+	         "queue \"%s\": dead_letter_exchange \"%s.nowhere\" is not "
+	         "declared in the conf and does not exist on the broker: ",
+	         z, z);
+	cr_expect(strstr(log, want), "no \"%s\" in:\n%s", want, log);
+	cr_expect(strstr(log, "NOT_FOUND"), "%s", log);
+	free(log);
+	free(conf);
+	it_delete_queue(z);
 	it_names_delete(&n);
 }
