@@ -236,7 +236,8 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("handler_timeout_warn", 300, CFGF_NONE), CFG_END()};
 	static cfg_opt_t exchange_opts[] = {
 	    CFG_STR("type", "direct", CFGF_NONE),
-	    CFG_BOOL("durable", cfg_true, CFGF_NONE), CFG_END()};
+	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
+	    CFG_STR_LIST("arguments", NULL, CFGF_NONE), CFG_END()};
 	static cfg_opt_t queue_opts[] = {
 	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
 	    CFG_STR("type", "classic", CFGF_NONE),
@@ -313,7 +314,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    "broker|url",  "broker|client_cert", "broker|client_key",
 	    "route|queue", "route|plugin",       "route|handler",
 	    "route|type",  "binding|exchange",   "binding|queue",
-	    "plugin|path", "queue|arguments"};
+	    "plugin|path", "queue|arguments",    "exchange|arguments"};
 	static const char *const bad_input_keys[] = {
 	    "policy|on_unknown_type", "policy|on_unparseable",
 	    "policy|on_too_large",    "queue|on_unknown_type",

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/topology.h"
+#include "host/targets.h"
 
 static const char AREA[] = "conn";
 
@@ -290,6 +291,9 @@ static int open_at(struct wd_conn *c, size_t addr, char *err, size_t errlen,
 	        0 ||
 	    wd_topology_declare(c->amqp, WD_CHANNEL_DECLARE, g->routes->conf,
 	                        err, errlen) < 0 ||
+	    (c->check_targets &&
+	     wd_targets_check_broker(g->routes, c->amqp, WD_CHANNEL_DECLARE,
+	                             err, errlen) < 0) ||
 	    wd_broker_channel_open(c->pub_amqp, WD_CHANNEL_PUBLISH, err,
 	                           errlen) < 0 ||
 	    wd_pub_open(&c->pub, c->pub_amqp, WD_CHANNEL_PUBLISH,

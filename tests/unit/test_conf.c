@@ -916,6 +916,64 @@ Test(conf, queue_arguments_int_and_string)
 	wd_conf_free(c);
 }
 
+Test(conf, exchange_arguments_int_and_string)
+{
+	struct wd_conf *c = load_ok(
+	    BASE "exchange \"n\" {\n"
+	         "    type = \"topic\"\n"
+	         "    arguments = {\"alternate-exchange=unrouted\",\"x-n=5\"}\n"
+	         "}\n"
+	         "exchange \"plain\" { }\n");
+	const struct wd_conf_exchange *x;
+
+	cr_assert_eq(c->nexchanges, 2);
+	x = &c->exchanges[0];
+	cr_assert_eq(x->nargs, 2);
+	cr_expect_str_eq(x->args[0].key, "alternate-exchange");
+	cr_expect_not(x->args[0].is_int);
+	cr_expect_str_eq(x->args[0].sval, "unrouted");
+	cr_expect_str_eq(x->args[1].key, "x-n");
+	cr_expect(x->args[1].is_int);
+	cr_expect_eq(x->args[1].ival, 5);
+	cr_expect_eq(c->exchanges[1].nargs, 0);
+	cr_expect(wd_conf_declares_exchange(c, "plain"));
+	cr_expect_not(wd_conf_declares_exchange(c, "unrouted"));
+	wd_conf_free(c);
+}
+
+Test(conf, bad_exchange_argument)
+{
+	expect_error(BASE "exchange \"n\" {\n"
+	                  "    arguments = {\"=x\"}\n"
+	                  "}\n",
+	             12,
+	             "exchange \"n\": argument \"=x\" is not \"key=value\"");
+}
+
+/* A reload declares again only if the topology changed: an exchange's
+ * arguments are part of it. */
+Test(conf, exchange_arguments_change_the_topology)
+{
+	const char *a = BASE "exchange \"n\" {\n"
+	                     "    arguments = {\"alternate-exchange=u1\"}\n"
+	                     "}\n";
+	const char *b = BASE "exchange \"n\" {\n"
+	                     "    arguments = {\"alternate-exchange=u2\"}\n"
+	                     "}\n";
+	const char *none = BASE "exchange \"n\" { }\n";
+	struct wd_conf *ca = load_ok(a), *ca2 = load_ok(a), *cb = load_ok(b),
+	               *cn = load_ok(none);
+
+	cr_expect(wd_conf_same_topology(ca, ca2));
+	cr_expect_not(wd_conf_same_topology(ca, cb));
+	cr_expect_not(wd_conf_same_topology(ca, cn));
+	cr_expect_not(wd_conf_same_topology(cn, ca));
+	wd_conf_free(ca);
+	wd_conf_free(ca2);
+	wd_conf_free(cb);
+	wd_conf_free(cn);
+}
+
 Test(conf, queue_argument_number_prefix_stays_string)
 {
 	struct wd_conf *c =
