@@ -144,7 +144,7 @@ typedef struct warren_message {
 	 * decoded properties, filled for every message at no extra copy;
 	 * an absent string property has len == 0 and ptr "". A message
 	 * warren retried keeps the properties its publisher set, but for
-	 * expiration (see there). */
+	 * expiration and user_id (see there). */
 	/* content_type and content_encoding, e.g. "application/json" and
 	 * "gzip": what the publisher said, never checked against the body
 	 * (warren parses every body as JSON whatever they say). Since 1.4. */
@@ -160,7 +160,11 @@ typedef struct warren_message {
 	 * delay, and the broker drops it when the delay expires. Since 1.4. */
 	warren_bytes expiration;
 	/* user_id: the publishing connection's user name, as RabbitMQ
-	 * checks it when a publisher sets it (so it can be trusted then);
+	 * checks it when a publisher sets it (so it can be trusted then).
+	 * Absent on a retried delivery (attempt > 1): the broker would refuse
+	 * warrend's copy carrying another user's name, so the copy has the
+	 * header x-warren-original-user-id instead (not checked by anyone:
+	 * anybody who may publish to the retry queue could forge it).
 	 * app_id: the publishing application's name, as it says. Since 1.4.
 	 */
 	warren_bytes user_id;

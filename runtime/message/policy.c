@@ -151,7 +151,7 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 		first = 0;
 
 	out->num_entries = 0;
-	out->entries = calloc((size_t)nin + 11, sizeof(*out->entries));
+	out->entries = calloc((size_t)nin + 12, sizeof(*out->entries));
 	if (!out->entries)
 		return -1;
 	for (int i = 0; i < nin; i++)
@@ -176,5 +176,10 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 	                 wd_policy_original_exchange(env));
 	wd_table_add_str(out, WD_H_ORIG_ROUTING_KEY,
 	                 wd_policy_original_routing_key(env));
+	const amqp_field_value_t *user = wd_amqp_header(env, WD_H_ORIG_USER_ID);
+	if (p->_flags & AMQP_BASIC_USER_ID_FLAG)
+		wd_table_add_str(out, WD_H_ORIG_USER_ID, p->user_id);
+	else if (wd_field_is_string(user))
+		wd_table_add_str(out, WD_H_ORIG_USER_ID, user->value.bytes);
 	return 0;
 }

@@ -22,6 +22,9 @@
 #define WD_H_LAST_FAILURE     "x-warren-last-failure-ms"
 #define WD_H_ORIG_EXCHANGE    "x-warren-original-exchange"
 #define WD_H_ORIG_ROUTING_KEY "x-warren-original-routing-key"
+/* The user_id property of the first delivery: the copies do not carry the
+ * property (see wd_policy_headers). */
+#define WD_H_ORIG_USER_ID "x-warren-original-user-id"
 /* Set by warren's load tool: when the message was published, in
  * microseconds since the epoch (end-to-end latency). */
 #define WD_H_PUBLISHED_US "x-warren-published-us"
@@ -112,7 +115,11 @@ struct wd_failure {
  * Headers of the republished copy of `env`: the delivery's own headers
  * (x-death included) with warren's failure headers set from `f`; the first
  * failure time and the original exchange / routing key are kept from an
- * earlier copy, else taken from this delivery. *out borrows strings from
+ * earlier copy, else taken from this delivery. So is the user_id property,
+ * as x-warren-original-user-id: RabbitMQ refuses a publish whose user_id
+ * is not the publishing connection's user (a channel error), so a copy
+ * warrend publishes must not carry another user's; the caller drops the
+ * property. *out borrows strings from
  * env, f and `scratch` (which must outlive *out); free out->entries
  * afterwards. Returns -1 on out of memory.
  */

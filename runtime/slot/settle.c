@@ -180,7 +180,9 @@ static int republish(struct wd_settler *s, struct wd_delivery *d,
 	    0)
 		return republish_failed(s, d, "out of memory");
 	props._flags |= AMQP_BASIC_HEADERS_FLAG;
-	props._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+	/* Another user's user_id would be refused under warrend's login; it
+	 * travels as x-warren-original-user-id (wd_policy_headers). */
+	props._flags &= ~(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
 	if (expiration_ms > 0) {
 		snprintf(exp, sizeof(exp), "%ld", expiration_ms);
 		props.expiration = amqp_cstring_bytes(exp);

@@ -205,6 +205,11 @@ void it_unique(char *buf, size_t len, const char *prefix)
 
 amqp_connection_state_t it_connect(void)
 {
+	return it_connect_as(NULL, NULL);
+}
+
+amqp_connection_state_t it_connect_as(const char *user, const char *password)
+{
 	char *url = strdup(it_url());
 	struct amqp_connection_info info;
 	amqp_connection_state_t c = amqp_new_connection();
@@ -218,7 +223,8 @@ amqp_connection_state_t it_connect(void)
 	          "cannot connect to the test broker");
 	amqp_set_rpc_timeout(c, &tv);
 	r = amqp_login(c, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
-	               info.user, info.password);
+	               user ? user : info.user,
+	               password ? password : info.password);
 	cr_assert(r.reply_type == AMQP_RESPONSE_NORMAL, "test login failed");
 	amqp_channel_open(c, 1);
 	cr_assert(amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL);

@@ -46,6 +46,8 @@ const char *it_tmp_dir(void);
 
 /* A plain client connection (channel 1 open). */
 amqp_connection_state_t it_connect(void);
+/* The same, logged in as user/password instead of the URL's. */
+amqp_connection_state_t it_connect_as(const char *user, const char *password);
 void it_close(amqp_connection_state_t c);
 /* Publish body to exchange/rk (persistent off). type_prop may be NULL. */
 void it_publish(amqp_connection_state_t c, const char *exchange, const char *rk,

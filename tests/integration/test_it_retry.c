@@ -865,3 +865,61 @@ Test(retry, refused_retry_copies_back_off_and_end_dead_lettered)
 	fixture_cleanup(&f, delays, 1);
 	free(conf);
 }
+
+/* A message another user published with its user_id set (RabbitMQ checks
+ * it against the publisher's login): warrend, logged in as guest, could
+ * not publish a copy that claims that user. Its retry copies and its
+ * dead-letter go out without the property, with x-warren-original-user-id,
+ * and the message is retried and dead-lettered like any other. */
+Test(retry, another_users_message_is_retried_and_dead_lettered)
+{
+	static const long delays[] = {100};
+	static const char *const metrics[] = {" retried=2 ",
+	                                      " dead_lettered=1 ", NULL};
+	struct fixture f;
+	struct it_daemon d;
+	struct it_msg m;
+	amqp_basic_properties_t props = {0};
+	char buf[128];
+
+	if (it_broker_ctl("status") < 0)
+		cr_skip_test("needs the test's own broker (rabbitmqctl)");
+	/* Whether it exists already (an earlier run) does not matter. */
+	it_broker_ctl("add_user warren_it_alice alice-pw");
+	cr_assert_eq(it_broker_ctl("set_permissions -p / warren_it_alice "
+	                           "'.*' '.*' '.*'"),
+	             0);
+	fixture_init(&f, "rtyu");
+	char *conf = it_conf(f.x, f.q, f.path, "flow=flow",
+	                     "policy {\n  max_attempts = 2\n  retry_delay_ms = "
+	                     "100\n  retry_jitter = 0\n}\n",
+	                     NULL, NULL, NULL);
+	it_daemon_start(&d, conf, true);
+
+	props._flags = AMQP_BASIC_USER_ID_FLAG;
+	props.user_id = amqp_cstring_bytes("warren_it_alice");
+	amqp_connection_state_t c =
+	    it_connect_as("warren_it_alice", "alice-pw");
+	it_publish_props(c, f.x, "k",
+	                 "{\"type\":\"flow\",\"id\":\"u\",\"fail_until\":9}",
+	                 &props);
+	it_close(c);
+	if (it_wait_queue(f.dlq, 1, WAIT_MS) != 1)
+		FAIL_LOG(&d, "nothing dead-lettered to %s", f.dlq);
+	cr_expect_eq(calls(&d, "u"), 2);
+	cr_expect_eq(it_log_count(&d, "user_id"), 0, "%s", it_log_read(&d));
+	stop_and_check_metrics(&d, metrics);
+
+	cr_assert(it_get_msg(f.dlq, &m));
+	cr_expect(!(m.m.properties._flags & AMQP_BASIC_USER_ID_FLAG),
+	          "the dead-letter claims a user_id");
+	cr_expect_str_eq(
+	    it_msg_str(&m, "x-warren-original-user-id", buf, sizeof(buf))
+	        ? buf
+	        : "(none)",
+	    "warren_it_alice");
+	it_msg_free(&m);
+	it_broker_ctl("delete_user warren_it_alice");
+	fixture_cleanup(&f, delays, 1);
+	free(conf);
+}
