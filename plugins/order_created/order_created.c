@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "../common/json_id.h"
-#include "order_validate.h"
+#include "../common/order_validate.h"
+#include "../common/publish_json.h"
 
 struct order_state {
 	const warren_api *api;
@@ -61,26 +62,13 @@ static int follow_up(const struct order_state *st, warren_ctx *ctx,
                      const char *const *fields)
 {
 	json_t *out = json_object();
-	char *body;
-	int rc = -1;
+	int rc;
 
 	if (out == NULL)
 		return -1;
 	for (; *fields != NULL; fields++)
 		json_object_set(out, *fields, json_object_get(order, *fields));
-	body = json_dumps(out, JSON_COMPACT);
-	if (body != NULL) {
-		warren_publish p = {
-		    .size = sizeof(p),
-		    .exchange = st->followup_exchange,
-		    .routing_key = rk,
-		    .body = {body, strlen(body)},
-		    .content_type = "application/json",
-		    .type = rk,
-		};
-		rc = st->api->publish(ctx, &p);
-		free(body);
-	}
+	rc = publish_json(st->api, ctx, st->followup_exchange, rk, out, rk);
 	json_decref(out);
 	return rc;
 }
