@@ -1,0 +1,206 @@
+/* The notification application (conf/examples/notifications.conf,
+ * plugins/notifications) as shipped, on a vhost of its own: notifications
+ * published as the tutorial's sendNotification does are routed by channel
+ * to their priority queues and sent once each; a failed send is retried
+ * after a delay (never requeued at once), then dead-lettered once
+ * maxAttempts (3) is spent; a malformed one is rejected with the reason. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "it_apps.h"
+
+#define WAIT_MS 20000
+
+/* No latency, no random failure: each test sets what it needs. */
+#define QUIET                                                                  \
+	"email_latency_ms = \"0\"\nsms_latency_ms = \"0\"\n"                   \
+	"push_latency_ms = \"0\"\nwebsocket_latency_ms = \"0\"\n"              \
+	"email_fail_rate = \"0\"\nsms_fail_rate = \"0\"\n"                     \
+	"push_fail_rate = \"0\"\nwebsocket_fail_rate = \"0\"\n"
+
+static const char *const channels[] = {"email", "sms", "push", "websocket"};
+
+/* What the tutorial's sendNotification publishes: routing key
+ * notification.<type>.<priority>, AMQP priority 10 for high, else 1. */
+static void send_notification(amqp_connection_state_t c, const char *type,
+                              const char *id, const char *priority)
+{
+	char body[1024], rk[128];
+
+	snprintf(body, sizeof(body),
+	         "{\"id\":\"%s\",\"type\":\"%s\",\"recipient\":\"%s\","
+	         "\"message\":\"Your order shipped\",\"priority\":\"%s\","
+	         "\"timestamp\":\"2026-01-01T10:00:00.000Z\",\"attempts\":0,"
+	         "\"maxAttempts\":3}",
+	         id, type,
+	         strcmp(type, "email") == 0 ? "ada@example.com" : "user-1",
+	         priority);
+	snprintf(rk, sizeof(rk), "notification.%s.%s", type, priority);
+	it_apps_publish(c, "notifications", rk, id,
+	                strcmp(priority, "high") == 0 ? 10 : 1, body);
+}
+
+Test(notifications, routed_by_channel_each_sent_once, .timeout = 120)
+{
+	struct it_daemon d;
+	char needle[256], id[64];
+
+	it_apps_vhost();
+	char *conf = it_apps_conf("notifications.conf", QUIET);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "%s-high", channels[i]);
+		send_notification(c, channels[i], id, "high");
+		snprintf(id, sizeof(id), "%s-normal", channels[i]);
+		send_notification(c, channels[i], id, "normal");
+	}
+	it_close(c);
+	cr_assert_eq(
+	    it_log_wait(&d, "[plugin:notifications] sent ", 8, WAIT_MS), 8);
+	char *log = it_stop_and_log(&d);
+	/* Each by its own channel's handler, once, with its message id. */
+	for (size_t i = 0; i < 4; i++)
+		for (int h = 0; h < 2; h++) {
+			const char *p = h ? "high" : "normal";
+			snprintf(needle, sizeof(needle),
+			         "sent %s id=%s-%s to=%s priority=%s "
+			         "message_id=%s-%s (attempt 1)",
+			         channels[i], channels[i], p,
+			         i == 0 ? "ada@example.com" : "user-1", p,
+			         channels[i], p);
+			cr_expect_eq(it_count(log, needle), 1, "%s in\n%s",
+			             needle, log);
+		}
+	IT_EXPECT_METRIC(log, "acked", 8);
+	IT_EXPECT_METRIC(log, "dead_lettered", 0);
+	free(log);
+	free(conf);
+}
+
+Test(notifications, priority_queues_deliver_high_first, .timeout = 120)
+{
+	struct it_daemon d;
+	struct it_msg m;
+
+	it_apps_vhost();
+	char *conf = it_apps_conf("notifications.conf", QUIET);
+	/* warrend declares the topology; then no one consumes. */
+	it_daemon_start(&d, conf, true);
+	it_daemon_stop(&d);
+	amqp_connection_state_t c = it_connect();
+	send_notification(c, "sms", "n-1", "normal");
+	send_notification(c, "sms", "n-2", "normal");
+	send_notification(c, "sms", "n-3", "high");
+	it_close(c);
+	cr_assert_eq(it_wait_queue("notification.sms", 3, WAIT_MS), 3);
+	cr_assert(it_get_msg("notification.sms", &m));
+	cr_expect(strstr(m.body, "\"id\":\"n-3\"") != NULL,
+	          "first out is not the high one: %.*s", (int)m.len, m.body);
+	cr_expect_eq(m.m.properties.priority, 10);
+	it_msg_free(&m);
+	free(conf);
+}
+
+Test(notifications, failed_send_retried_after_a_delay, .timeout = 120)
+{
+	struct it_daemon d;
+
+	it_apps_vhost();
+	char *conf =
+	    it_apps_conf("notifications.conf", QUIET "fail_attempts = \"1\"");
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	int64_t t0 = it_now_ms();
+	send_notification(c, "sms", "s-1", "high");
+	it_close(c);
+	cr_assert_eq(it_log_wait(&d, "sent sms id=s-1", 1, WAIT_MS), 1);
+	int64_t dt = it_now_ms() - t0;
+	char *log = it_stop_and_log(&d);
+	/* Not requeued at once (the tutorial's nack(msg, false, true)): the
+	 * route's 1 s delay, less at most 10 % jitter. */
+	cr_expect_eq(it_count(log, "sent sms id=s-1 to=user-1 priority=high "
+	                           "message_id=s-1 (attempt 2)"),
+	             1, "%s", log);
+	cr_expect_geq(dt, 900, "sent after %lld ms", (long long)dt);
+	IT_EXPECT_METRIC(log, "retried", 1);
+	IT_EXPECT_METRIC(log, "retry_published", 1);
+	IT_EXPECT_METRIC(log, "dead_lettered", 0);
+	free(log);
+	free(conf);
+}
+
+Test(notifications, failing_send_dead_lettered_after_max_attempts,
+     .timeout = 120)
+{
+	struct it_daemon d;
+
+	it_apps_vhost();
+	char *conf =
+	    it_apps_conf("notifications.conf", QUIET "push_fail_rate = \"1\"");
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	send_notification(c, "push", "p-1", "normal");
+	it_close(c);
+	/* Attempts after 0, 1 and 2 s (the tutorial's maxAttempts: 3). */
+	cr_assert_eq(it_wait_queue("notification.push.dlq", 1, 30000), 1);
+	char *log = it_stop_and_log(&d);
+	char *dead = it_apps_drain_dead("notification.push.dlq");
+	it_apps_expect_dead(dead, "max-attempts",
+	                    "notification.push: the push provider failed "
+	                    "(simulated, attempt 3)");
+	cr_expect_eq(it_count(log, "sent push"), 0);
+	IT_EXPECT_METRIC(log, "retried", 3);
+	IT_EXPECT_METRIC(log, "retry_published", 2);
+	free(dead);
+	free(log);
+	free(conf);
+}
+
+Test(notifications, malformed_rejected_with_the_reason, .timeout = 120)
+{
+	struct it_daemon d;
+
+	it_apps_vhost();
+	char *conf = it_apps_conf("notifications.conf", QUIET);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	it_apps_publish(c, "notifications", "notification.email.high", "m-1",
+	                10,
+	                "{\"id\":\"m-1\",\"type\":\"email\",\"recipient\":"
+	                "\"ada@example.com\",\"message\":\"x\",\"priority\":"
+	                "\"urgent\",\"timestamp\":\"t\"}");
+	it_apps_publish(c, "notifications", "notification.email.normal", "m-2",
+	                1,
+	                "{\"id\":\"m-2\",\"type\":\"email\",\"recipient\":"
+	                "\"nobody\",\"message\":\"x\",\"priority\":\"normal\","
+	                "\"timestamp\":\"t\"}");
+	it_apps_publish(c, "notifications", "notification.email.normal", "m-3",
+	                1, "not json");
+	/* An sms on the email queue: that queue routes no type "sms". */
+	it_apps_publish(c, "notifications", "notification.email.normal", "m-4",
+	                1,
+	                "{\"id\":\"m-4\",\"type\":\"sms\",\"recipient\":\"u\","
+	                "\"message\":\"x\",\"priority\":\"normal\","
+	                "\"timestamp\":\"t\"}");
+	it_close(c);
+	cr_assert_eq(it_wait_queue("notification.email.dlq", 4, WAIT_MS), 4);
+	char *log = it_stop_and_log(&d);
+	char *dead = it_apps_drain_dead("notification.email.dlq");
+	it_apps_expect_dead(dead, "handler-reject",
+	                    "notification.email: priority must be \"high\" or "
+	                    "\"normal\"");
+	it_apps_expect_dead(dead, "handler-reject",
+	                    "notification.email: recipient must be an e-mail "
+	                    "address");
+	it_apps_expect_dead(dead, "unparseable", "");
+	it_apps_expect_dead(dead, "unknown-type", "");
+	/* Rejected at once: no retry. */
+	IT_EXPECT_METRIC(log, "retried", 0);
+	IT_EXPECT_METRIC(log, "dead_lettered", 4);
+	free(dead);
+	free(log);
+	free(conf);
+}
