@@ -6,6 +6,7 @@
  *   warrenctl [--url URL] report FILE      a JSON performance report
  *   warrenctl new-plugin NAME [DIR]        a plugin to start from
  *                                          (new_plugin.c)
+ *   warrenctl dlq ls|show|redrive|purge Q  dead-letters (ctl/dlq.c)
  *
  * The screen fits 80x24: per queue and route msg/s, error %, handler p50 /
  * p99, end-to-end p99, in flight; the connection slots; memory; and
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlq.h"
 #include "fetch.h"
 #include "new_plugin.h"
 
@@ -44,13 +46,14 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
+	fprintf(f, "usage: warrenctl [--url URL] status\n"
+	           "       warrenctl [--url URL] top [--interval S] [--once]\n"
+	           "                 [--latency-ms MS] [--error-pct P] "
+	           "[--min-rate R]\n"
+	           "       warrenctl [--url URL] report FILE.json\n");
+	wc_dlq_usage(f);
 	fprintf(
 	    f,
-	    "usage: warrenctl [--url URL] status\n"
-	    "       warrenctl [--url URL] top [--interval S] [--once]\n"
-	    "                 [--latency-ms MS] [--error-pct P] "
-	    "[--min-rate R]\n"
-	    "       warrenctl [--url URL] report FILE.json\n"
 	    "\n"
 	    "  --url URL  warrend's HTTP endpoint (default %s; the http\n"
 	    "             section's listen address)\n"
@@ -339,6 +342,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "new-plugin") == 0)
 		return wc_new_plugin(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "dlq") == 0) /* talks to the broker, not warrend */
+		return wc_dlq_main(argc - i, argv + i);
 	if (strcmp(argv[i], "status") == 0 && i + 1 == argc)
 		return cmd_top(url, 0, true, &al);
 	if (strcmp(argv[i], "report") == 0 && i + 2 == argc)

@@ -125,6 +125,7 @@ int wd_daemon_run(const char *conf_path, const char *pidfile)
 	case 0:
 		break;
 	case 1: /* asked to stop while waiting for the broker */
+		wd_notify_stopping(0);
 		wd_http_stop(http);
 		return leave(0);
 	default:
@@ -140,9 +141,9 @@ int wd_daemon_run(const char *conf_path, const char *pidfile)
 
 	for (;;) {
 		/* Retired generations are freed soon after their last
-		 * message settles: look often while there are some. */
-		/* Until every slot consumes at start, turn every 100 ms:
-		 * systemd hears READY=1 soon after they do. */
+		 * message settles: look often while there are some. Until
+		 * every slot consumes at start, turn every 100 ms: systemd
+		 * hears READY=1 soon after they do. */
 		long ms = r.nretired ? 20 : !ready ? 100 : 1000;
 		struct timespec tick = {.tv_sec = ms / 1000,
 		                        .tv_nsec = (ms % 1000) * 1000000L};

@@ -108,8 +108,13 @@ void wd_notify_reloaded(bool ok, uintmax_t generation)
 
 void wd_notify_stopping(int timeout_s)
 {
-	snprintf(last_status, sizeof(last_status),
-	         "stopping: waiting up to %d s for handlers", timeout_s);
+	if (timeout_s > 0)
+		snprintf(last_status, sizeof(last_status),
+		         "stopping: waiting up to %d s for handlers",
+		         timeout_s);
+	else
+		snprintf(last_status, sizeof(last_status),
+		         "stopping before the broker was reached");
 	sd_notifyf(0, "STOPPING=1\nSTATUS=%s", last_status);
 }
 

@@ -28,7 +28,8 @@ void wd_notify_reloading(void);
 /* READY=1 after a reload, and STATUS= with its outcome. */
 void wd_notify_reloaded(bool ok, uintmax_t generation);
 
-/* STOPPING=1 and STATUS= at shutdown. */
+/* STOPPING=1 and STATUS= at shutdown: handlers get timeout_s, or 0: the
+ * stop came while start waited for the broker. */
 void wd_notify_stopping(int timeout_s);
 
 /* If the unit has WatchdogSec= (WATCHDOG_USEC= in the environment, for
