@@ -81,6 +81,16 @@ cmd_deps() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$p")
     done
+    # Node and npm, for the test that publishes with the tutorial's own
+    # client (amqplib: tests/node, test_it_amqplib): Debian's nodejs and
+    # npm, unless a node with its npm is there already (e.g. NodeSource's
+    # nodejs, which bundles npm and conflicts with Debian's npm package).
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        for p in nodejs npm; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+                missing+=("$p")
+        done
+    fi
     if ((${#missing[@]} == 0)); then
         log "deps: all ${#PACKAGES[@]} packages installed"
         return 0

@@ -68,10 +68,10 @@ static void put_with_params(FILE *out, const char *text, const char *params)
 	fputs(close, out);
 }
 
-char *it_apps_conf2(const char *file0, const char *file1, int params_file,
-                    const char *params)
+char *it_apps_conf2(const char *file0, const char *params0, const char *file1,
+                    const char *params1)
 {
-	const char *files[2] = {file0, file1};
+	const char *files[2] = {file0, file1}, *params[2] = {params0, params1};
 	char *conf = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&conf, &len);
@@ -79,7 +79,7 @@ char *it_apps_conf2(const char *file0, const char *file1, int params_file,
 	fprintf(out, "plugin_dir = \"%s/plugins\"\n", it_build_dir());
 	for (int i = 0; i < 2 && files[i]; i++) {
 		char *text = read_example(files[i]);
-		put_with_params(out, text, i == params_file ? params : NULL);
+		put_with_params(out, text, params[i]);
 		free(text);
 	}
 	fclose(out);
@@ -88,7 +88,7 @@ char *it_apps_conf2(const char *file0, const char *file1, int params_file,
 
 char *it_apps_conf(const char *file, const char *params)
 {
-	return it_apps_conf2(file, NULL, 0, params);
+	return it_apps_conf2(file, params, NULL, NULL);
 }
 
 void it_apps_publish(amqp_connection_state_t c, const char *exchange,

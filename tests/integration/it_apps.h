@@ -20,10 +20,10 @@ void it_apps_vhost(void);
  * plugin's params block, where they win over the file's (malloc'd). */
 char *it_apps_conf(const char *file, const char *params);
 
-/* The same for two example files, concatenated as ./dev.sh demo does;
- * params go into the plugin of `params_file` (0 or 1). */
-char *it_apps_conf2(const char *file0, const char *file1, int params_file,
-                    const char *params);
+/* The same for two example files, concatenated as ./dev.sh demo does,
+ * each with its params. */
+char *it_apps_conf2(const char *file0, const char *params0, const char *file1,
+                    const char *params1);
 
 /* Publish body to exchange/rk as the tutorial's clients do: persistent,
  * content type application/json, message id `id`, timestamp now, and
