@@ -93,6 +93,19 @@ static struct stock_item *find(struct stock *s, const char *id)
 	return NULL;
 }
 
+/* Whether an item before items[i] names product `id`. */
+static int same_product_before(const json_t *items, size_t i, const char *id)
+{
+	char other[STOCK_ID_MAX + 1];
+
+	for (size_t j = 0; j < i; j++)
+		if (item_id(json_array_get(items, j), other, sizeof(other)) ==
+		        0 &&
+		    strcmp(other, id) == 0)
+			return 1;
+	return 0;
+}
+
 /* Call with the lock held. */
 static int check_locked(struct stock *s, const char *type, const json_t *items,
                         char *why, size_t whylen)
@@ -122,8 +135,23 @@ static int check_locked(struct stock *s, const char *type, const json_t *items,
 			         type, i);
 			return -2;
 		}
+		/* A product listed twice wants the sum: counted at its first
+		 * entry, so that a reservation never goes below zero. */
+		json_int_t want = 0;
+		if (same_product_before(items, i, id))
+			continue;
+		for (size_t j = i; j < json_array_size(items); j++) {
+			const json_t *o = json_array_get(items, j);
+			const json_t *oq = json_object_get(o, "quantity");
+			char oid[STOCK_ID_MAX + 1];
+
+			if (item_id(o, oid, sizeof(oid)) == 0 &&
+			    strcmp(oid, id) == 0 && json_is_integer(oq) &&
+			    json_integer_value(oq) > 0)
+				want += json_integer_value(oq);
+		}
 		si = find(s, id);
-		if (si != NULL && si->qty >= json_integer_value(q))
+		if (si != NULL && si->qty >= want)
 			continue;
 		if (missing++ == 0)
 			used = (size_t)snprintf(why, whylen,
@@ -132,7 +160,7 @@ static int check_locked(struct stock *s, const char *type, const json_t *items,
 			used += (size_t)snprintf(
 			    why + used, whylen - used,
 			    "%s %s (want %" JSON_INTEGER_FORMAT ", have %lld)",
-			    missing > 1 ? "," : "", id, json_integer_value(q),
+			    missing > 1 ? "," : "", id, want,
 			    si ? (long long)si->qty : 0LL);
 	}
 	return missing ? -1 : 0;

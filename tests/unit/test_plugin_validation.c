@@ -14,6 +14,7 @@
 #include "order_validate.h"
 #include "orders_validate.h"
 #include "signup_validate.h"
+#include "stock.h"
 
 typedef int (*validate_fn)(const json_t *, char *, size_t);
 
@@ -323,4 +324,59 @@ Test(notification_validate, each_field_named)
 	           "\"+1\", \"message\": \"m\", \"priority\": "
 	           "\"high\", \"timestamp\": \"t\", \"attempts\": -1}",
 	           "notification.sms: attempts ");
+}
+
+/* The order application's inventory (plugins/orders/stock.c). */
+static int stock_verdict(struct stock *st, int reserve, const char *items,
+                         char *why, size_t len)
+{
+	json_t *j = parse(items);
+	int rc = reserve ? stock_reserve(st, "t", j, why, len)
+	                 : stock_check(st, "t", j, why, len);
+
+	json_decref(j);
+	return rc;
+}
+
+Test(stock, missing_items_named_duplicates_summed_reserve_all_or_none)
+{
+	struct stock st;
+	char err[256] = "", why[512] = "";
+
+	cr_assert_eq(stock_init(&st, "p-1:3,7:1", err, sizeof(err)), 0, "%s",
+	             err);
+	cr_expect_eq(
+	    stock_verdict(&st, 0,
+	                  "[{\"productId\": \"p-1\", \"quantity\": 2}, "
+	                  "{\"productId\": 7, \"quantity\": 1}]",
+	                  why, sizeof(why)),
+	    0, "%s", why);
+	/* p-1 twice: 2 + 2 wanted, 3 there; p-9 unknown. */
+	cr_expect_eq(
+	    stock_verdict(&st, 1,
+	                  "[{\"productId\": \"p-1\", \"quantity\": 2}, "
+	                  "{\"productId\": \"p-9\", \"quantity\": 1}, "
+	                  "{\"productId\": \"p-1\", \"quantity\": 2}]",
+	                  why, sizeof(why)),
+	    -1);
+	cr_expect_str_eq(why, "t: out of stock: p-1 (want 4, have 3), p-9 "
+	                      "(want 1, have 0)");
+	/* Nothing was taken by the refused reservation. */
+	cr_expect_eq(
+	    stock_verdict(&st, 1, "[{\"productId\": \"p-1\", \"quantity\": 3}]",
+	                  why, sizeof(why)),
+	    0, "%s", why);
+	cr_expect_eq(
+	    stock_verdict(&st, 0, "[{\"productId\": \"p-1\", \"quantity\": 1}]",
+	                  why, sizeof(why)),
+	    -1);
+	cr_expect_eq(stock_verdict(&st, 0,
+	                           "[{\"productId\": \"p-1\", \"quantity\": "
+	                           "1.5}]",
+	                           why, sizeof(why)),
+	             -2);
+	cr_expect(strstr(why, "items[0].quantity ") != NULL, "%s", why);
+	stock_fini(&st);
+	cr_expect_eq(stock_init(&st, "p-1", err, sizeof(err)), -1);
+	cr_expect(strstr(err, "productId:quantity") != NULL, "%s", err);
 }
