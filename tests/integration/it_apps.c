@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-void it_apps_vhost(void)
+const char *it_apps_vhost(void)
 {
-	static char url[512];
-	char vhost[128], cmd[512];
+	static char url[512], vhost[128];
+	char cmd[512];
 	const char *base = it_url();
 	size_t n = strlen(base);
 
@@ -32,6 +32,33 @@ void it_apps_vhost(void)
 		n = (size_t)(slash - base);
 	snprintf(url, sizeof(url), "%.*s/%s", (int)n, base, vhost);
 	setenv("WARREN_TEST_AMQP_URL", url, 1);
+	return vhost;
+}
+
+char *it_apps_queue_arguments(const char *vhost)
+{
+	char cmd[1024], path[512], *text;
+	long len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/list_queues.out", it_tmp_dir());
+	snprintf(cmd, sizeof(cmd),
+	         "bash '%s/tests/harness/broker.sh' ctl '%s' list_queues -q -p "
+	         "'%s' name arguments >'%s' 2>&1",
+	         WARREN_SOURCE_DIR, getenv("WARREN_TEST_BROKER_DIR"), vhost,
+	         path);
+	cr_assert_eq(it_sh(cmd), 0, "rabbitmqctl list_queues failed (%s)",
+	             path);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	cr_assert_not_null(text);
+	cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return text;
 }
 
 static char *read_example(const char *file)

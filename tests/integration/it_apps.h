@@ -13,7 +13,12 @@
  * set_permissions for guest) and point WARREN_TEST_AMQP_URL at it, so the
  * harness's helpers and warrend use it. Skips the test if the broker is
  * not the harness's (WARREN_TEST_BROKER_DIR unset: no rabbitmqctl). */
-void it_apps_vhost(void);
+/* Returns the vhost's name. */
+const char *it_apps_vhost(void);
+
+/* The broker's `rabbitmqctl list_queues -p VHOST name arguments` output
+ * (malloc'd), for checking what a conf declared. */
+char *it_apps_queue_arguments(const char *vhost);
 
 /* conf/examples/<file> with plugin_dir set to the build's plugins and
  * `params` ("key = \"value\"" lines, may be NULL) added at the end of its

@@ -204,3 +204,31 @@ Test(notifications, malformed_rejected_with_the_reason, .timeout = 120)
 	free(log);
 	free(conf);
 }
+
+Test(notifications, conf_passes_t_and_declares_priority_queues, .timeout = 120)
+{
+	struct it_daemon d;
+	char *out = NULL, line[512];
+
+	const char *vhost = it_apps_vhost();
+	char *conf = it_apps_conf("notifications.conf", NULL);
+	cr_assert_eq(it_warrend_run(conf, "-t", &out), 0, "%s", out);
+	cr_expect_not_null(strstr(out, "is ok: 1 plugin(s), 4 route(s)"), "%s",
+	                   out);
+	free(out);
+	it_daemon_start(&d, conf, true);
+	it_daemon_stop(&d);
+	char *args = it_apps_queue_arguments(vhost);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(
+		    line, sizeof(line),
+		    "notification.%s\t[{\"x-dead-letter-exchange\","
+		    "\"notifications.dlx\"},{\"x-dead-letter-routing-key\","
+		    "\"notification.%s\"},{\"x-max-priority\",10}]\n",
+		    channels[i], channels[i]);
+		cr_expect_not_null(strstr(args, line), "no %s in\n%s", line,
+		                   args);
+	}
+	free(args);
+	free(conf);
+}

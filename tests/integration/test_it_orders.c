@@ -223,3 +223,33 @@ Test(orders, declined_payment_rejected_failing_one_dead_lettered,
 	free(log);
 	free(conf);
 }
+
+Test(orders, conf_passes_t_and_declares_the_tutorials_queues, .timeout = 120)
+{
+	struct it_daemon d;
+	char *out = NULL, line[512];
+
+	const char *vhost = it_apps_vhost();
+	char *conf = it_apps_conf("orders.conf", NULL);
+	cr_assert_eq(it_warrend_run(conf, "-t", &out), 0, "%s", out);
+	cr_expect_not_null(strstr(out, "is ok: 1 plugin(s), 4 route(s), 8 "
+	                               "queue(s)"),
+	                   "%s", out);
+	free(out);
+	it_daemon_start(&d, conf, true);
+	it_daemon_stop(&d);
+	/* Each work queue: the 5-minute TTL, dead-lettering by its own name
+	 * through order.dlx (so into its own .dlq). */
+	char *args = it_apps_queue_arguments(vhost);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(line, sizeof(line),
+		         "%s\t[{\"x-dead-letter-exchange\",\"order.dlx\"},"
+		         "{\"x-dead-letter-routing-key\",\"%s\"},"
+		         "{\"x-message-ttl\",300000}]\n",
+		         queues[i], queues[i]);
+		cr_expect_not_null(strstr(args, line), "no %s in\n%s", line,
+		                   args);
+	}
+	free(args);
+	free(conf);
+}
