@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define WARREN_ABI_MAJOR 1
-#define WARREN_ABI_MINOR 3
+#define WARREN_ABI_MINOR 4
 
 /* Name of the one symbol every plugin exports (see warren_plugin_entry). */
 #define WARREN_PLUGIN_ENTRY_SYMBOL "warren_plugin_entry"
@@ -136,6 +136,42 @@ typedef struct warren_message {
 	 * x-delivery-count), plus one. The route's max_attempts is the last.
 	 * Since 1.1: check msg->size > offsetof(warren_message, attempt). */
 	uint32_t attempt;
+
+	/* The AMQP properties below came in 1.4, all together: check
+	 * msg->size > offsetof(warren_message, delivery_mode) once before
+	 * reading any of them (a runtime older than 1.4 does not have them;
+	 * one that has one has all). They are views into the delivery's
+	 * decoded properties, filled for every message at no extra copy;
+	 * an absent string property has len == 0 and ptr "". A message
+	 * warren retried keeps the properties its publisher set, but for
+	 * expiration (see there). */
+	/* content_type and content_encoding, e.g. "application/json" and
+	 * "gzip": what the publisher said, never checked against the body
+	 * (warren parses every body as JSON whatever they say). Since 1.4. */
+	warren_bytes content_type;
+	warren_bytes content_encoding;
+	/* reply_to: where the publisher wants an answer (a queue name, for
+	 * a follow-up with exchange "" and routing_key reply_to). Since 1.4.
+	 */
+	warren_bytes reply_to;
+	/* expiration: the per-message TTL the publisher set, in ms as a
+	 * decimal string (AMQP's shortstr), e.g. "60000". Absent on a retried
+	 * delivery (attempt > 1): the retry queue used the property for its
+	 * delay, and the broker drops it when the delay expires. Since 1.4. */
+	warren_bytes expiration;
+	/* user_id: the publishing connection's user name, as RabbitMQ
+	 * checks it when a publisher sets it (so it can be trusted then);
+	 * app_id: the publishing application's name, as it says. Since 1.4.
+	 */
+	warren_bytes user_id;
+	warren_bytes app_id;
+	/* priority: 0 to 255 as published (a priority queue, x-max-priority,
+	 * orders by it, capped at its maximum), or -1 if absent. Since 1.4.
+	 */
+	int priority;
+	/* delivery_mode: 2 persistent, 1 transient, 0 if absent (the broker
+	 * treats absent as transient). Since 1.4. */
+	int delivery_mode;
 } warren_message;
 
 /* A plugin parameter from the config file: `params { key = "value" }`.
@@ -170,6 +206,60 @@ typedef struct warren_publish {
 	const warren_header *headers; /* nheaders entries, may be NULL */
 	size_t nheaders;
 } warren_publish;
+
+/*
+ * The kinds of an AMQP field (a header, or an entry of a nested table or
+ * array), for warren_api.header_at and field_at. The AMQP wire types map to
+ * fewer kinds: every integer width is one kind. Since 1.4.
+ */
+typedef enum warren_field_kind {
+	WARREN_FIELD_VOID = 0,      /* no value (AMQP 'V'), or a type unknown to
+	                             * this runtime */
+	WARREN_FIELD_STRING = 1,    /* a long string: value.bytes (not checked
+	                             * to be UTF-8, not NUL-terminated) */
+	WARREN_FIELD_BYTES = 2,     /* a byte array ('x'): value.bytes */
+	WARREN_FIELD_INT = 3,       /* any integer, signed or unsigned, 8 to 64
+	                             * bits, that fits: value.i */
+	WARREN_FIELD_UINT = 4,      /* an unsigned 64-bit integer over
+	                             * INT64_MAX: value.u */
+	WARREN_FIELD_FLOAT = 5,     /* a float or a double: value.f */
+	WARREN_FIELD_BOOL = 6,      /* value.b, 0 or 1 */
+	WARREN_FIELD_TIMESTAMP = 7, /* seconds since the epoch: value.u */
+	WARREN_FIELD_DECIMAL = 8,   /* value.decimal: value / 10^places */
+	WARREN_FIELD_TABLE = 9,     /* a nested table (named fields): descend
+	                             * with field_at; value.nested.count */
+	WARREN_FIELD_ARRAY = 10,    /* an array (unnamed fields): descend with
+	                             * field_at; value.nested.count */
+} warren_field_kind;
+
+/*
+ * One AMQP field, filled by warren_api.header_at or field_at. Everything
+ * in it is borrowed from the message, like the message itself: valid until
+ * the handler returns. Since 1.4.
+ */
+typedef struct warren_header_field {
+	/* The field's name (a header's or a nested table entry's key), not
+	 * NUL-terminated; len 0 for an element of an array. */
+	warren_bytes name;
+	/* A warren_field_kind: it says which member of `value` is set. */
+	int kind;
+	union {
+		warren_bytes bytes; /* STRING, BYTES */
+		int64_t i;          /* INT */
+		uint64_t u;         /* UINT, TIMESTAMP */
+		double f;           /* FLOAT */
+		int b;              /* BOOL */
+		struct {
+			uint8_t places;
+			uint32_t value;
+		} decimal; /* DECIMAL */
+		struct {
+			size_t count;     /* entries of the table or array */
+			const void *impl; /* the runtime's: pass the field
+			                   * to field_at, never read it */
+		} nested;                 /* TABLE, ARRAY */
+	} value;
+} warren_header_field;
 
 /*
  * The runtime's API table, handed to init. Keep the pointer: it stays valid
@@ -251,6 +341,68 @@ typedef struct warren_api {
 	 * check api->abi_minor >= 3 before calling it.
 	 */
 	int (*counter_add)(warren_ctx *ctx, const char *name, uint64_t n);
+
+	/*
+	 * header_count - how many headers the message has (the fields of its
+	 * AMQP `headers` table, whatever their kinds, warren's own x-warren-*
+	 * and the broker's x-death included), 0 if it has none. Any thread,
+	 * during the handler call that received msg. Since 1.4: check
+	 * api->abi_minor >= 4 before calling it (and header_at, field_at).
+	 */
+	size_t (*header_count)(const warren_message *msg);
+
+	/*
+	 * header_at - the message's header number i (0 <= i < header_count,
+	 * in the order the publisher sent them) into *out: its name, kind
+	 * and value (see warren_header_field). Returns 0, or -1 if msg or
+	 * out is NULL or i is out of range (*out untouched). What *out
+	 * points to is borrowed from msg: valid until the handler returns.
+	 * A TABLE or ARRAY header is not flattened: descend with field_at.
+	 * Since 1.4.
+	 *
+	 *     for (size_t i = 0; i < api->header_count(msg); i++) {
+	 *             warren_header_field f;
+	 *             if (api->header_at(msg, i, &f) == 0 &&
+	 *                 f.kind == WARREN_FIELD_INT)
+	 *                     ... f.name, f.value.i ...
+	 *     }
+	 */
+	int (*header_at)(const warren_message *msg, size_t i,
+	                 warren_header_field *out);
+
+	/*
+	 * field_at - entry i (0 <= i < container->value.nested.count) of a
+	 * nested table or array, given the field that holds it (as header_at
+	 * or field_at filled it), into *out, like header_at: an array's
+	 * elements have an empty name. Descends any depth, one level per
+	 * call. Returns 0, or -1 if container is not a TABLE or ARRAY, i is
+	 * out of range, or a pointer is NULL. Borrowed like header_at's.
+	 * Since 1.4.
+	 */
+	int (*field_at)(const warren_header_field *container, size_t i,
+	                warren_header_field *out);
+
+	/*
+	 * publishes_to - say, in init, that this plugin instance may publish
+	 * follow-ups (api->publish) to `exchange` (NUL-terminated, copied),
+	 * typically the exchange a param names. Before any message runs,
+	 * warrend checks every exchange so named: `warrend -t` against the
+	 * conf (declared there, or one of the broker's standard amq.*
+	 * exchanges; any other is named in a warning line: it is checked
+	 * on the broker at start), and the start and every reload on the
+	 * broker, after declaring the conf's topology: an exchange neither
+	 * declared by the conf nor existing on the broker refuses the start
+	 * (a reload fails and the running generation keeps serving), with
+	 * a message naming the plugin and the exchange. So a typo in a
+	 * param fails at once, not once per message after max_attempts.
+	 * "" (the default exchange) always exists and is accepted. Calling
+	 * it is optional: publish() to an exchange never named works as
+	 * before. Only valid with init's ctx, on init's thread. Returns 0,
+	 * or -1 (and a log line naming the plugin) outside init, for a NULL
+	 * or over-255-byte name, or out of memory. Since 1.4: check
+	 * api->abi_minor >= 4 before calling it.
+	 */
+	int (*publishes_to)(warren_ctx *ctx, const char *exchange);
 } warren_api;
 
 /*

@@ -9,7 +9,8 @@ const char *const wd_outcome_names[WD_OUTCOMES] = {"ack", "retry", "reject",
                                                    "invalid"};
 
 const char *const wd_inflight_names[WD_INFLIGHT_STAGES] = {
-    "waiting_worker", "in_handler", "waiting_confirm", "waiting_unblock"};
+    "waiting_worker", "in_handler", "waiting_confirm", "waiting_unblock",
+    "waiting_concurrency"};
 
 const char *const wd_slot_state_names[WD_SLOT_STATES] = {
     "connecting",   "consuming", "blocked",

@@ -52,6 +52,8 @@ enum wd_inflight {
 	WD_INFLIGHT_IN_HANDLER,
 	WD_INFLIGHT_WAITING_CONFIRM, /* its publishes not confirmed yet */
 	WD_INFLIGHT_WAITING_UNBLOCK, /* to publish, while the broker blocks */
+	/* parked: its route has `concurrency` calls in flight already */
+	WD_INFLIGHT_WAITING_CONCURRENCY,
 	WD_INFLIGHT_STAGES
 };
 extern const char *const wd_inflight_names[WD_INFLIGHT_STAGES];

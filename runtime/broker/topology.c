@@ -13,6 +13,19 @@
 
 #define MAX_QUEUE_ARGS 64
 
+/* The conf's `arguments` appended to t (which has room for MAX_QUEUE_ARGS
+ * in all): integers as integers, the rest as strings. */
+static void add_args(amqp_table_t *t, const struct wd_conf_arg *args, size_t n)
+{
+	for (size_t i = 0; i < n && t->num_entries < MAX_QUEUE_ARGS; i++) {
+		if (args[i].is_int)
+			wd_table_add_i64(t, args[i].key, args[i].ival);
+		else
+			wd_table_add_str(t, args[i].key,
+			                 amqp_cstring_bytes(args[i].sval));
+	}
+}
+
 /* The queue's arguments as an AMQP table in `e`, pointing into `q`. */
 static amqp_table_t queue_args(const struct wd_conf_queue *q,
                                amqp_table_entry_t *e)
@@ -35,14 +48,7 @@ static amqp_table_t queue_args(const struct wd_conf_queue *q,
 		wd_table_add_i64(&t, "x-max-length", q->max_length);
 	if (q->delivery_limit)
 		wd_table_add_i64(&t, "x-delivery-limit", q->delivery_limit);
-	for (size_t i = 0; i < q->nargs && t.num_entries < MAX_QUEUE_ARGS;
-	     i++) {
-		if (q->args[i].is_int)
-			wd_table_add_i64(&t, q->args[i].key, q->args[i].ival);
-		else
-			wd_table_add_str(&t, q->args[i].key,
-			                 amqp_cstring_bytes(q->args[i].sval));
-	}
+	add_args(&t, q->args, q->nargs);
 	return t;
 }
 
@@ -167,6 +173,26 @@ static int declare_retry_queues(amqp_connection_state_t conn, amqp_channel_t ch,
 	return 0;
 }
 
+int wd_topology_exchange_exists(amqp_connection_state_t conn, amqp_channel_t ch,
+                                const char *name, char *why, size_t whylen)
+{
+	amqp_rpc_reply_t r;
+	char ignore[256];
+
+	/* passive = 1: asks, never creates. */
+	amqp_exchange_declare(conn, ch, amqp_cstring_bytes(name),
+	                      amqp_empty_bytes, 1, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	wd_broker_reply_str(r, why, whylen);
+	/* A 404 closes the channel: open it again for what comes next. */
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+		reopen(conn, ch, ignore, sizeof(ignore));
+	return -1;
+}
+
 /* A dead-letter exchange the conf does not declare must exist already:
  * find out now, not when the first message needs it. */
 static int check_dead_letter_exchange(amqp_connection_state_t conn,
@@ -176,25 +202,18 @@ static int check_dead_letter_exchange(amqp_connection_state_t conn,
                                       size_t errlen)
 {
 	const char *x = q->dead_letter_exchange;
-	amqp_rpc_reply_t r;
 	char why[512];
 
-	for (size_t i = 0; i < conf->nexchanges; i++)
-		if (strcmp(conf->exchanges[i].name, x) == 0)
-			return 0;
-	if (wd_amqp_predeclared(amqp_cstring_bytes(x)))
+	if (wd_conf_declares_exchange(conf, x) ||
+	    wd_amqp_predeclared(amqp_cstring_bytes(x)))
 		return 0;
-	amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x), amqp_empty_bytes,
-	                      1, 0, 0, 0, amqp_empty_table);
-	r = amqp_get_rpc_reply(conn);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+	if (wd_topology_exchange_exists(conn, ch, x, why, sizeof(why)) == 0)
 		return 0;
 	snprintf(err, errlen,
 	         "%s:%d: queue \"%s\": dead_letter_exchange "
 	         "\"%s\" is not declared in the conf and does not exist on "
 	         "the broker: %s",
-	         conf->file, q->line, q->name, x,
-	         wd_broker_reply_str(r, why, sizeof(why)));
+	         conf->file, q->line, q->name, x, why);
 	return -1;
 }
 
@@ -205,9 +224,12 @@ int wd_topology_declare(amqp_connection_state_t conn, amqp_channel_t ch,
 
 	for (size_t i = 0; i < conf->nexchanges; i++) {
 		const struct wd_conf_exchange *x = &conf->exchanges[i];
+		amqp_table_t args = {.entries = entries};
+
+		add_args(&args, x->args, x->nargs);
 		amqp_exchange_declare(conn, ch, amqp_cstring_bytes(x->name),
 		                      amqp_cstring_bytes(x->type), 0,
-		                      x->durable, 0, 0, amqp_empty_table);
+		                      x->durable, 0, 0, args);
 		if (check(conn, err, errlen, "exchange", x->name, x->line,
 		          conf->file) < 0)
 			return -1;

@@ -21,11 +21,28 @@ long wd_conf_plugin_index(const struct wd_conf *conf, const char *name)
 	return -1;
 }
 
+bool wd_conf_declares_exchange(const struct wd_conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->nexchanges; i++)
+		if (strcmp(conf->exchanges[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 int wd_conf_ack_batch(const struct wd_conf *conf, const struct wd_conf_queue *q)
 {
 	int half = q->prefetch / 2 > 0 ? q->prefetch / 2 : 1;
 
 	return conf->broker.ack_batch < half ? conf->broker.ack_batch : half;
+}
+
+static void free_args(struct wd_conf_arg *args, size_t n)
+{
+	for (size_t j = 0; j < n && args; j++) {
+		free(args[j].key);
+		free(args[j].sval);
+	}
+	free(args);
 }
 
 void wd_conf_free(struct wd_conf *c)
@@ -45,6 +62,7 @@ void wd_conf_free(struct wd_conf *c)
 	for (size_t i = 0; i < c->nexchanges; i++) {
 		free(c->exchanges[i].name);
 		free(c->exchanges[i].type);
+		free_args(c->exchanges[i].args, c->exchanges[i].nargs);
 	}
 	free(c->exchanges);
 	for (size_t i = 0; i < c->nqueues; i++) {
@@ -54,11 +72,7 @@ void wd_conf_free(struct wd_conf *c)
 		free(q->dead_letter_routing_key);
 		free(q->type_field);
 		free(q->retry_delays);
-		for (size_t j = 0; j < q->nargs; j++) {
-			free(q->args[j].key);
-			free(q->args[j].sval);
-		}
-		free(q->args);
+		free_args(q->args, q->nargs);
 	}
 	free(c->queues);
 	for (size_t i = 0; i < c->nbindings; i++) {

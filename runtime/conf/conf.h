@@ -41,19 +41,21 @@ enum wd_bad_input {
 	WD_BAD_DROP = 1,        /* ack it away; counted and logged */
 };
 
-struct wd_conf_exchange {
-	char *name;
-	char *type;
-	bool durable;
-	int line;
-};
-
-/* An extra queue argument from `arguments = {"x-key=value"}`. */
+/* An extra queue or exchange argument from `arguments = {"key=value"}`. */
 struct wd_conf_arg {
 	char *key;
 	bool is_int;
 	long ival;
 	char *sval;
+};
+
+struct wd_conf_exchange {
+	char *name;
+	char *type;
+	bool durable;
+	struct wd_conf_arg *args; /* e.g. alternate-exchange */
+	size_t nargs;
+	int line;
 };
 
 struct wd_conf_queue {
@@ -146,6 +148,9 @@ void wd_conf_free(struct wd_conf *conf);
 /* Index of the queue / plugin named `name`, or -1. */
 long wd_conf_queue_index(const struct wd_conf *conf, const char *name);
 long wd_conf_plugin_index(const struct wd_conf *conf, const char *name);
+
+/* Whether conf declares an exchange called `name`. */
+bool wd_conf_declares_exchange(const struct wd_conf *conf, const char *name);
 
 /* Acks coalesced per frame on a consumer of q: broker.ack_batch, but at
  * most half the prefetch window, so the broker always has credit to send

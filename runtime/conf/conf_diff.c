@@ -40,6 +40,19 @@ bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b)
 
 /* ---- topology ------------------------------------------------------------ */
 
+static bool same_args(const struct wd_conf_arg *a, size_t na,
+                      const struct wd_conf_arg *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!wd_conf_str_eq(a[i].key, b[i].key) ||
+		    a[i].is_int != b[i].is_int || a[i].ival != b[i].ival ||
+		    !wd_conf_str_eq(a[i].sval, b[i].sval))
+			return false;
+	return true;
+}
+
 /* `consumed` and the retry delays count: a consumed queue's retry queues
  * are declared with it. */
 static bool same_queue(const struct wd_conf_queue *a,
@@ -52,15 +65,10 @@ static bool same_queue(const struct wd_conf_queue *a,
 	                    b->dead_letter_routing_key) ||
 	    a->message_ttl != b->message_ttl ||
 	    a->max_length != b->max_length ||
-	    a->delivery_limit != b->delivery_limit || a->nargs != b->nargs ||
+	    a->delivery_limit != b->delivery_limit ||
+	    !same_args(a->args, a->nargs, b->args, b->nargs) ||
 	    a->consumed != b->consumed || a->nretry_delays != b->nretry_delays)
 		return false;
-	for (size_t i = 0; i < a->nargs; i++)
-		if (!wd_conf_str_eq(a->args[i].key, b->args[i].key) ||
-		    a->args[i].is_int != b->args[i].is_int ||
-		    a->args[i].ival != b->args[i].ival ||
-		    !wd_conf_str_eq(a->args[i].sval, b->args[i].sval))
-			return false;
 	for (size_t i = 0; i < a->nretry_delays; i++)
 		if (a->retry_delays[i] != b->retry_delays[i])
 			return false;
@@ -77,7 +85,9 @@ bool wd_conf_same_topology(const struct wd_conf *a, const struct wd_conf *b)
 		                    b->exchanges[i].name) ||
 		    !wd_conf_str_eq(a->exchanges[i].type,
 		                    b->exchanges[i].type) ||
-		    a->exchanges[i].durable != b->exchanges[i].durable)
+		    a->exchanges[i].durable != b->exchanges[i].durable ||
+		    !same_args(a->exchanges[i].args, a->exchanges[i].nargs,
+		               b->exchanges[i].args, b->exchanges[i].nargs))
 			return false;
 	for (size_t i = 0; i < a->nqueues; i++)
 		if (!same_queue(&a->queues[i], &b->queues[i]))

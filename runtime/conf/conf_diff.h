@@ -19,9 +19,9 @@ bool wd_conf_str_eq(const char *a, const char *b);
  * changing them replaces consumers, not connections. */
 bool wd_conf_same_pool(const struct wd_conf *a, const struct wd_conf *b);
 
-/* Whether a and b declare the same exchanges, queues (with their arguments
- * and retry queues) and bindings, in the same order: a reload with the same
- * topology has nothing to declare. */
+/* Whether a and b declare the same exchanges and queues (with their
+ * arguments; a queue with its retry queues) and bindings, in the same order: a
+ * reload with the same topology has nothing to declare. */
 bool wd_conf_same_topology(const struct wd_conf *a, const struct wd_conf *b);
 
 /* Whether queue qa of a and queue qb of b get the same consumer: the same

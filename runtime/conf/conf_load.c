@@ -177,6 +177,9 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	return load_urls(c, b);
 }
 
+static int load_arguments(struct wd_conf *c, cfg_t *s, const char *what,
+                          struct wd_conf_arg **args, size_t *nargs);
+
 static int load_exchanges(struct wd_conf *c, cfg_t *cfg)
 {
 	size_t n = cfg_size(cfg, "exchange");
@@ -201,22 +204,25 @@ static int load_exchanges(struct wd_conf *c, cfg_t *cfg)
 			                "cannot be declared");
 			return -1;
 		}
+		if (load_arguments(c, s, "exchange", &e->args, &e->nargs) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-/* "x-key=value": numbers stay numbers (x-max-priority=10 must be an int). */
-static int parse_argument(struct wd_conf *c, cfg_t *s, const char *text,
-                          struct wd_conf_arg *a)
+/* "x-key=value": numbers stay numbers (x-max-priority=10 must be an int).
+ * `what` is the section, "queue" or "exchange", for the error. */
+static int parse_argument(struct wd_conf *c, cfg_t *s, const char *what,
+                          const char *text, struct wd_conf_arg *a)
 {
 	const char *eq = strchr(text, '=');
 	char *end;
 
 	if (!eq || eq == text) {
 		wd_conf_set_err(c->file, wd_conf_line_of(s, "arguments"),
-		                "queue \"%s\": argument \"%s\" is not "
+		                "%s \"%s\": argument \"%s\" is not "
 		                "\"key=value\"",
-		                cfg_title(s), text);
+		                what, cfg_title(s), text);
 		return -1;
 	}
 	a->key = strndup(text, (size_t)(eq - text));
@@ -227,18 +233,20 @@ static int parse_argument(struct wd_conf *c, cfg_t *s, const char *text,
 	return a->key && a->sval ? 0 : -1;
 }
 
-static int load_arguments(struct wd_conf *c, cfg_t *s, struct wd_conf_queue *q)
+/* A queue's or an exchange's `arguments` (one parse for both). */
+static int load_arguments(struct wd_conf *c, cfg_t *s, const char *what,
+                          struct wd_conf_arg **args, size_t *nargs)
 {
 	size_t n = cfg_size(s, "arguments");
 
-	q->args = calloc(n + 1, sizeof(*q->args));
-	if (!q->args)
+	*args = calloc(n + 1, sizeof(**args));
+	if (!*args)
 		return -1;
-	q->nargs = n;
+	*nargs = n;
 	for (size_t j = 0; j < n; j++)
-		if (parse_argument(c, s,
+		if (parse_argument(c, s, what,
 		                   cfg_getnstr(s, "arguments", (unsigned)j),
-		                   &q->args[j]) < 0)
+		                   &(*args)[j]) < 0)
 			return -1;
 	return 0;
 }
@@ -269,9 +277,9 @@ static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	                   ? WD_TYPE_FROM_ROUTING_KEY
 	                   : WD_TYPE_FROM_JSON;
 	q->type_field = strdup(cfg_getstr(s, "type_field"));
+	/* 0 (unset) is resolved once the routes are known
+	 * (conf_routes.c). */
 	q->prefetch = (int)cfg_getint(s, "prefetch");
-	if (q->prefetch == 0)
-		q->prefetch = c->broker.prefetch;
 	q->consumers = consumers == 0 || consumers > c->broker.pool_size
 	                   ? c->broker.pool_size
 	                   : (int)consumers;
@@ -304,7 +312,7 @@ static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 		                q->name);
 		return -1;
 	}
-	return load_arguments(c, s, q);
+	return load_arguments(c, s, "queue", &q->args, &q->nargs);
 }
 
 static int load_queues(struct wd_conf *c, cfg_t *cfg)

@@ -32,6 +32,18 @@ static int load_policy(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	p->batch_timeout_ms = cfg_getint(s, "batch_timeout_ms");
 	p->handler_warn_ms =
 	    route_int(s, policy, "handler_timeout_warn") * 1000;
+	p->concurrency = (int)cfg_getint(s, "concurrency");
+	/* A limit above the workers would never bind: refused, so that
+	 * nobody counts on a limit that does nothing. */
+	if (p->concurrency > c->workers) {
+		wd_conf_set_err(c->file, wd_conf_line_of(s, "concurrency"),
+		                "route \"%s\": concurrency (%d) is more than "
+		                "workers (%d): at most %d calls run at once "
+		                "anyway",
+		                cfg_title(s), p->concurrency, c->workers,
+		                c->workers);
+		return -1;
+	}
 	if (p->retry_max_delay_ms < p->retry_delay_ms) {
 		wd_conf_set_err(c->file, s->line,
 		                "route \"%s\": retry_max_delay_ms (%ld) is "
@@ -136,6 +148,33 @@ static int load_route(struct wd_conf *c, cfg_t *s, cfg_t *policy, size_t i)
 	return check_duplicate(c, s, i);
 }
 
+/*
+ * The prefetch of a queue whose section sets none (README: Concurrency per
+ * route). If every route on it has a concurrency limit, the broker need
+ * not push more than those calls can take soon: twice what they can hold
+ * at once (each call, times its batch_size for a batch route), so that the
+ * next delivery is there when a call returns, shared out between the
+ * queue's consumers. Else broker.prefetch. The one place of the rule.
+ */
+static int derived_prefetch(const struct wd_conf *c, size_t queue)
+{
+	const struct wd_conf_queue *q = &c->queues[queue];
+	long held = 0, per;
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct wd_policy *p = &c->routes[i].policy;
+		if (c->routes[i].queue != queue)
+			continue;
+		if (p->concurrency == 0)
+			return c->broker.prefetch; /* a route without limit */
+		held += (long)p->concurrency * p->batch_size;
+	}
+	if (held == 0)
+		return c->broker.prefetch; /* not consumed */
+	per = (2 * held + q->consumers - 1) / q->consumers;
+	return per > 65535 ? 65535 : (int)per;
+}
+
 int wd_conf_load_routes(struct wd_conf *c, cfg_t *cfg)
 {
 	cfg_t *policy = cfg_getsec(cfg, "policy");
@@ -150,5 +189,8 @@ int wd_conf_load_routes(struct wd_conf *c, cfg_t *cfg)
 		if (load_route(c, cfg_getnsec(cfg, "route", (unsigned)i),
 		               policy, i) < 0)
 			return -1;
+	for (size_t i = 0; i < c->nqueues; i++)
+		if (c->queues[i].prefetch == 0) /* an explicit one wins */
+			c->queues[i].prefetch = derived_prefetch(c, i);
 	return 0;
 }

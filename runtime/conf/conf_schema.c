@@ -134,6 +134,7 @@ static const struct int_range {
     {"queue|max_body_size", 1, 512L << 20},
     {"route|batch_size", 1, 10000},
     {"route|batch_timeout_ms", 1, 60000},
+    {"route|concurrency", 0, 1024},
     {"policy|handler_timeout_warn", 0, 86400},
     {"route|handler_timeout_warn", 0, 86400},
 };
@@ -193,7 +194,8 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 			          v, int_ranges[i].min, int_ranges[i].max);
 			return -1;
 		}
-		return 0;
+		/* Its line, for errors the model finds later. */
+		return wd_conf_remember_line(cfg, opt);
 	}
 	return 0;
 }
@@ -234,7 +236,8 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("handler_timeout_warn", 300, CFGF_NONE), CFG_END()};
 	static cfg_opt_t exchange_opts[] = {
 	    CFG_STR("type", "direct", CFGF_NONE),
-	    CFG_BOOL("durable", cfg_true, CFGF_NONE), CFG_END()};
+	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
+	    CFG_STR_LIST("arguments", NULL, CFGF_NONE), CFG_END()};
 	static cfg_opt_t queue_opts[] = {
 	    CFG_BOOL("durable", cfg_true, CFGF_NONE),
 	    CFG_STR("type", "classic", CFGF_NONE),
@@ -273,8 +276,9 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_FLOAT("retry_jitter", 0, CFGF_NODEFAULT),
 	    CFG_INT("batch_size", 1, CFGF_NONE),
 	    CFG_INT("batch_timeout_ms", 100, CFGF_NONE),
-	    CFG_INT("handler_timeout_warn", 0, CFGF_NODEFAULT),
-	    CFG_END()};
+	    /* 0: no limit of its own (at most `workers` calls, as ever). */
+	    CFG_INT("concurrency", 0, CFGF_NONE),
+	    CFG_INT("handler_timeout_warn", 0, CFGF_NODEFAULT), CFG_END()};
 	/* Loopback by default: the endpoint says a lot about the service
 	 * and needs no authentication. 9466: in the exporters' 9100-9999
 	 * range. */
@@ -310,7 +314,7 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    "broker|url",  "broker|client_cert", "broker|client_key",
 	    "route|queue", "route|plugin",       "route|handler",
 	    "route|type",  "binding|exchange",   "binding|queue",
-	    "plugin|path", "queue|arguments",    "queue|delivery_limit"};
+	    "plugin|path", "queue|arguments",    "exchange|arguments"};
 	static const char *const bad_input_keys[] = {
 	    "policy|on_unknown_type", "policy|on_unparseable",
 	    "policy|on_too_large",    "queue|on_unknown_type",

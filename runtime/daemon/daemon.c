@@ -17,6 +17,7 @@
 #include "daemon/notify.h"
 #include "daemon/pidfile.h"
 #include "daemon/reload.h"
+#include "host/targets.h"
 #include "observe/http.h"
 #include "observe/summary.h"
 #include "slot/pool.h"
@@ -30,6 +31,10 @@ int wd_daemon_check(const char *conf_path)
 		        conf_path);
 		return 1;
 	}
+	/* Offline, as -t runs under systemd (ExecStartPre=, ExecReload=)
+	 * while the broker may be down: an exchange only the broker can
+	 * vouch for is named, and checked at start. */
+	wd_targets_check_conf(g->routes);
 	fprintf(stderr,
 	        "warrend: configuration %s is ok: %zu plugin(s), %zu "
 	        "route(s), %zu queue(s)\n",

@@ -16,6 +16,7 @@
 #include "broker/topology.h"
 #include "conf/conf_diff.h"
 #include "daemon/notify.h"
+#include "host/targets.h"
 
 static const char AREA[] = "reload";
 
@@ -148,11 +149,12 @@ int wd_reload_serve(struct wd_reloader *r)
 	return 0;
 }
 
-/* Declare g's topology on a connection of its own, so that a queue whose
- * new arguments the broker refuses fails the reload, not the swap, and new
- * queues exist before any consumer asks for them. */
-static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
-                   size_t errlen)
+/* Declare g's topology (if `topology`) on a connection of its own, so that
+ * a queue or exchange whose new arguments the broker refuses fails the
+ * reload, not the swap, and new queues exist before any consumer asks for
+ * them; then check that the exchanges g's plugins publish to exist. */
+static int declare(const struct wd_pool *p, const struct wd_gen *g,
+                   bool topology, char *err, size_t errlen)
 {
 	char name[64];
 	amqp_connection_state_t conn;
@@ -164,8 +166,10 @@ static int declare(const struct wd_pool *p, const struct wd_gen *g, char *err,
 	if (!conn)
 		return -1;
 	rc = wd_broker_channel_open(conn, 1, err, errlen);
-	if (rc == 0)
+	if (rc == 0 && topology)
 		rc = wd_topology_declare(conn, 1, g->routes->conf, err, errlen);
+	if (rc == 0)
+		rc = wd_targets_check_broker(g->routes, conn, 1, err, errlen);
 	wd_broker_close(conn);
 	return rc;
 }
@@ -242,9 +246,13 @@ int wd_reload(struct wd_reloader *r)
 	keep_pool = wd_conf_same_pool(r->current->routes->conf, conf);
 	if (keep_pool) {
 		/* Most reloads bring new code, not a new topology: then the
-		 * broker has nothing to do, and is not asked. */
-		if (!wd_conf_same_topology(r->current->routes->conf, conf) &&
-		    declare(r->pool, g, err, sizeof(err)) < 0) {
+		 * broker has nothing to declare, and is only asked whether
+		 * the exchanges the plugins publish to, that the conf does
+		 * not declare, exist (they may be gone since). */
+		bool topology =
+		    !wd_conf_same_topology(r->current->routes->conf, conf);
+		if ((topology || wd_targets_need_broker(g->routes)) &&
+		    declare(r->pool, g, topology, err, sizeof(err)) < 0) {
 			wd_gen_free(g);
 			return failed(r, number, t0, err);
 		}

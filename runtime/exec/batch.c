@@ -24,7 +24,8 @@ struct wd_batchers {
 	pthread_t thread;
 	bool draining, quit;
 	struct wd_workers *workers;
-	struct batcher *b; /* one per route; route == NULL if not batched */
+	struct wd_gate *gates; /* by route index: the generation's */
+	struct batcher *b;     /* one per route; route == NULL if not batched */
 	size_t nb;
 };
 
@@ -34,6 +35,10 @@ struct batch_task {
 	const struct wd_route *route;
 	struct wd_delivery **items;
 	size_t n;
+	/* The route's gate if it has a limit (else NULL), and where the
+	 * next parked batch goes once this one is over. */
+	struct wd_gate *gate;
+	struct wd_workers *workers;
 };
 
 /* The delivery whose parse env is. */
@@ -41,6 +46,16 @@ static struct wd_delivery *container_of_env(struct wd_envelope *env)
 {
 	return (struct wd_delivery *)((char *)env -
 	                              offsetof(struct wd_delivery, parsed));
+}
+
+/* Move a batch's deliveries from one in-flight stage to another. */
+static void restage(struct batch_task *bt, enum wd_inflight from,
+                    enum wd_inflight to)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		wd_delivery_leave(bt->items[i], from);
+		wd_delivery_enter(bt->items[i], to);
+	}
 }
 
 static void run_batch(struct wd_task *t)
@@ -77,6 +92,16 @@ static void run_batch(struct wd_task *t)
 		                  WD_INFLIGHT_IN_HANDLER);
 	free(envs);
 	free(vs);
+	if (bt->gate) {
+		/* Its place goes to the oldest parked batch of the route. */
+		struct wd_task *next = wd_gate_leave(bt->gate);
+		if (next) {
+			restage((struct batch_task *)next,
+			        WD_INFLIGHT_WAITING_CONCURRENCY,
+			        WD_INFLIGHT_WAITING_WORKER);
+			wd_workers_submit(bt->workers, next, next, 1);
+		}
+	}
 }
 
 static void finish_batch(struct wd_task *t)
@@ -107,8 +132,20 @@ static void flush(struct wd_batchers *bs, struct batcher *b)
 	bt->route = b->route;
 	bt->items = b->items;
 	bt->n = b->n;
+	bt->workers = bs->workers;
 	b->items = NULL;
 	b->n = 0;
+	if (wd_gate_limited(&bs->gates[b->route->index])) {
+		bt->gate = &bs->gates[b->route->index];
+		/* Counted as parked before it is: a worker may take it out
+		 * of the gate as soon as it is in. */
+		restage(bt, WD_INFLIGHT_WAITING_WORKER,
+		        WD_INFLIGHT_WAITING_CONCURRENCY);
+		if (!wd_gate_enter(bt->gate, &bt->task))
+			return; /* parked: a batch call of the route ends */
+		restage(bt, WD_INFLIGHT_WAITING_CONCURRENCY,
+		        WD_INFLIGHT_WAITING_WORKER);
+	}
 	wd_workers_submit(bs->workers, &bt->task, &bt->task, 1);
 }
 
@@ -166,6 +203,7 @@ static void *flusher(void *arg)
 }
 
 struct wd_batchers *wd_batchers_start(const struct wd_routes *routes,
+                                      struct wd_gate *gates,
                                       struct wd_workers *workers)
 {
 	struct wd_batchers *bs = calloc(1, sizeof(*bs));
@@ -173,6 +211,7 @@ struct wd_batchers *wd_batchers_start(const struct wd_routes *routes,
 	if (!bs)
 		return NULL;
 	bs->workers = workers;
+	bs->gates = gates;
 	bs->nb = routes->nroutes;
 	bs->b = calloc(bs->nb + 1, sizeof(*bs->b));
 	if (!bs->b) {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "exec/gate.h"
 #include "exec/workers.h"
 #include "host/routes.h"
 
@@ -17,8 +18,11 @@ struct wd_delivery;
 struct wd_batchers;
 
 /* A batcher for each batch route of `routes`, and the thread that flushes
- * them on time. NULL on failure. */
+ * them on time. gates: one per route (exec/gate.h); a batch of a route
+ * with a concurrency limit waits in its gate for a place (the limit
+ * counts batch calls). NULL on failure. */
 struct wd_batchers *wd_batchers_start(const struct wd_routes *routes,
+                                      struct wd_gate *gates,
                                       struct wd_workers *workers);
 
 /* Add a parsed delivery whose route is a batch route. Thread-safe. */

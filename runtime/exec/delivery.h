@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/series.h"
 #include "exec/dispatch.h"
+#include "exec/gate.h"
 #include "exec/workers.h"
 #include "message/envelope.h"
 
@@ -42,6 +43,9 @@ struct wd_delivery {
 	struct wd_gen *gen;
 	uint64_t epoch; /* *conn_epoch when it was read */
 	size_t queue;   /* index into gen's conf queues */
+	/* The gate of its route's concurrency limit it holds (or waits for)
+	 * a place in; NULL: its route has none (exec/gate.h). */
+	struct wd_gate *gate;
 	amqp_envelope_t env;
 	struct wd_envelope parsed; /* points into env */
 	struct wd_verdict verdict;

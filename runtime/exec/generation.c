@@ -16,6 +16,17 @@ struct wd_gen *wd_gen_new(struct wd_routes *routes, uint64_t number)
 		wd_routes_free(routes);
 		return NULL;
 	}
+	g->gates = calloc(routes->nroutes + 1, sizeof(*g->gates));
+	if (!g->gates) {
+		wd_log_error("reload", "out of memory for generation %ju",
+		             (uintmax_t)number);
+		wd_routes_free(routes);
+		free(g);
+		return NULL;
+	}
+	for (size_t i = 0; i < routes->nroutes; i++)
+		wd_gate_init(&g->gates[i],
+		             routes->routes[i].policy->concurrency);
 	g->routes = routes;
 	g->number = number;
 	atomic_init(&g->refs, 1);
@@ -31,7 +42,7 @@ int wd_gen_start_batchers(struct wd_gen *g, struct wd_workers *workers)
 	/* The batch thread exists only for generations that batch. */
 	if (!batched || g->batchers)
 		return 0;
-	g->batchers = wd_batchers_start(g->routes, workers);
+	g->batchers = wd_batchers_start(g->routes, g->gates, workers);
 	if (!g->batchers) {
 		wd_log_error("reload",
 		             "generation %ju: cannot start the batch "
@@ -61,6 +72,9 @@ void wd_gen_free(struct wd_gen *g)
 	if (!g)
 		return;
 	wd_batchers_stop(g->batchers);
+	for (size_t i = 0; i < g->routes->nroutes; i++)
+		wd_gate_destroy(&g->gates[i]);
+	free(g->gates);
 	wd_routes_free(g->routes);
 	free(g);
 }

@@ -6,7 +6,10 @@
  * into the slot. Every delivery holds a reference to the generation it was
  * parsed under, so it finishes on that generation's code; the old
  * generation is freed -- batches flushed, plugins' fini run, libraries
- * unloaded -- once its last reference is gone (daemon/reload.h). */
+ * unloaded -- once its last reference is gone (daemon/reload.h). Its
+ * routes' concurrency gates are its own: a reload's new generation counts
+ * from zero, and the old one's calls and parked deliveries finish on the
+ * old gates. */
 #ifndef WD_GENERATION_H
 #define WD_GENERATION_H
 
@@ -16,13 +19,17 @@
 #include <stdint.h>
 
 #include "exec/batch.h"
+#include "exec/gate.h"
 #include "exec/workers.h"
 #include "host/routes.h"
 
 struct wd_gen {
 	struct wd_routes *routes;     /* owned */
 	struct wd_batchers *batchers; /* owned; NULL without batch routes */
-	uint64_t number;              /* 1 at start, +1 per reload attempt */
+	/* One per route (by its index): its concurrency limit, counted for
+	 * this generation's calls only (exec/gate.h). */
+	struct wd_gate *gates;
+	uint64_t number; /* 1 at start, +1 per reload attempt */
 	atomic_size_t refs;
 };
 

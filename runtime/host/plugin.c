@@ -220,10 +220,16 @@ uintptr_t wd_plugin_handler_flags(const struct wd_plugin *p, const char *name)
 int wd_plugin_init(struct wd_plugin *p, char *err, size_t errlen)
 {
 	char why[512] = "";
+	int rc = 0;
 
-	if (p->desc->init &&
-	    p->desc->init(&wd_sdk_api, &p->ctx, p->conf->params,
-	                  p->conf->nparams, &p->state, why, sizeof(why)) != 0) {
+	/* publishes_to is for init only: the ctx can record just now. */
+	p->ctx.targets = &p->targets;
+	if (p->desc->init)
+		rc = p->desc->init(&wd_sdk_api, &p->ctx, p->conf->params,
+		                   p->conf->nparams, &p->state, why,
+		                   sizeof(why));
+	p->ctx.targets = NULL;
+	if (rc != 0) {
 		why[sizeof(why) - 1] = '\0';
 		snprintf(err, errlen, "plugin \"%s\" (%s): init failed: %s",
 		         p->conf->name, p->conf->path,
@@ -242,6 +248,7 @@ void wd_plugin_unload(struct wd_plugin *p)
 	if (p->inited && p->desc->fini)
 		p->desc->fini(p->state, &p->ctx);
 	p->inited = false;
+	wd_targets_free(&p->targets);
 	if (p->dl)
 		dlclose(p->dl);
 	p->dl = NULL;

@@ -8,6 +8,7 @@
 
 #include "conf/conf.h"
 #include "host/sdk_api.h"
+#include "host/targets.h"
 #include "warren.h"
 
 struct wd_plugin {
@@ -18,6 +19,8 @@ struct wd_plugin {
 	void *state; /* what init stored */
 	bool inited;
 	struct warren_ctx ctx; /* the plugin-level ctx for init and fini */
+	/* The exchanges its init named with publishes_to. */
+	struct wd_targets targets;
 };
 
 /*

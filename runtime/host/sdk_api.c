@@ -1,4 +1,5 @@
-/* sdk_api.c - what plugins can call: log, reason, headers, params. */
+/* sdk_api.c - what plugins can call: log, reason, headers, params,
+ * publish, counters, the exchanges a plugin publishes to. */
 #include "host/sdk_api.h"
 
 #include <ctype.h>
@@ -12,6 +13,8 @@
 #include "base/log.h"
 #include "base/series.h"
 #include "conf/conf.h"
+#include "host/sdk_fields.h"
+#include "host/targets.h"
 #include "message/envelope.h"
 #include "message/outbox.h"
 
@@ -79,6 +82,36 @@ static int api_header_int(const warren_message *msg, const char *name,
                           int64_t *out)
 {
 	return wd_field_int(header(msg, name), out);
+}
+
+/* The delivery's headers table, or NULL if it has none. */
+static const amqp_table_t *headers_of(const warren_message *msg)
+{
+	const struct wd_envelope *e = (const struct wd_envelope *)msg;
+	const amqp_basic_properties_t *p;
+
+	if (!msg)
+		return NULL;
+	p = &e->amqp->message.properties;
+	return (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
+}
+
+static size_t api_header_count(const warren_message *msg)
+{
+	const amqp_table_t *t = headers_of(msg);
+
+	return t && t->num_entries > 0 ? (size_t)t->num_entries : 0;
+}
+
+static int api_header_at(const warren_message *msg, size_t i,
+                         warren_header_field *out)
+{
+	const amqp_table_t *t = headers_of(msg);
+
+	if (!t || !out || t->num_entries <= 0 || i >= (size_t)t->num_entries)
+		return -1;
+	wd_sdk_field(t->entries[i].key, &t->entries[i].value, out);
+	return 0;
 }
 
 static const char *api_param(warren_ctx *ctx, const char *key)
@@ -150,6 +183,34 @@ static int api_counter_add(warren_ctx *ctx, const char *name, uint64_t n)
 	return 0;
 }
 
+static int api_publishes_to(warren_ctx *ctx, const char *exchange)
+{
+	const char *who = ctx && ctx->plugin ? ctx->plugin->name : "?";
+
+	if (!ctx || !ctx->targets) {
+		wd_log_warnx("sdk",
+		             "plugin %s: publishes_to() outside init is "
+		             "refused",
+		             who);
+		return -1;
+	}
+	if (!exchange || strlen(exchange) > 255) {
+		wd_log_warnx("sdk",
+		             "plugin %s: publishes_to(%s) refused: an "
+		             "exchange name is 0 to 255 bytes",
+		             who, exchange ? "a longer name" : "NULL");
+		return -1;
+	}
+	if (wd_targets_add(ctx->targets, exchange) < 0) {
+		wd_log_warnx("sdk",
+		             "plugin %s: publishes_to(\"%s\"): out of "
+		             "memory",
+		             who, exchange);
+		return -1;
+	}
+	return 0;
+}
+
 const warren_api wd_sdk_api = {
     .abi_major = WARREN_ABI_MAJOR,
     .abi_minor = WARREN_ABI_MINOR,
@@ -160,4 +221,8 @@ const warren_api wd_sdk_api = {
     .param = api_param,
     .publish = api_publish,
     .counter_add = api_counter_add,
+    .header_count = api_header_count,
+    .header_at = api_header_at,
+    .field_at = wd_sdk_field_at,
+    .publishes_to = api_publishes_to,
 };

@@ -64,6 +64,20 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 	e->msg.timestamp =
 	    (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? p->timestamp : 0;
 	e->msg.redelivered = amqp->redelivered ? 1 : 0;
+	/* Views, like the rest: a few stores per message, no copy. */
+	e->msg.content_type =
+	    prop(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
+	e->msg.content_encoding =
+	    prop(p, AMQP_BASIC_CONTENT_ENCODING_FLAG, p->content_encoding);
+	e->msg.reply_to = prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
+	e->msg.expiration = prop(p, AMQP_BASIC_EXPIRATION_FLAG, p->expiration);
+	e->msg.user_id = prop(p, AMQP_BASIC_USER_ID_FLAG, p->user_id);
+	e->msg.app_id = prop(p, AMQP_BASIC_APP_ID_FLAG, p->app_id);
+	e->msg.priority =
+	    (p->_flags & AMQP_BASIC_PRIORITY_FLAG) ? (int)p->priority : -1;
+	e->msg.delivery_mode = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
+	                           ? (int)p->delivery_mode
+	                           : 0;
 	wd_policy_attempts(amqp, queue, &e->attempts);
 	e->msg.attempt = (uint32_t)e->attempts.attempt;
 	/* Quorum queues count deliveries; the header is absent on the

@@ -52,6 +52,9 @@ struct wd_policy {
 	/* handler_timeout_warn: a handler call running longer is logged
 	 * (exec/delivery.c watches), 0 = never. */
 	long handler_warn_ms;
+	/* concurrency: the most handler calls (batch calls, for a batch
+	 * route) of the route in flight at once, 0 = no limit (workers). */
+	int concurrency;
 };
 
 /* The delay before retry number `attempt` (1 = after the first failed

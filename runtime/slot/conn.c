@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/topology.h"
+#include "host/targets.h"
 
 static const char AREA[] = "conn";
 
@@ -27,6 +28,21 @@ void wd_conn_wake(struct wd_conn *c)
 }
 
 /* ---- the worker's side ------------------------------------------------ */
+
+/* A call of a route with a concurrency limit is over: its place goes to
+ * the route's oldest parked delivery (of whichever slot), which goes to
+ * the workers' queue now. */
+static void pass_place(struct wd_gate *gate)
+{
+	struct wd_task *t = wd_gate_leave(gate);
+	struct wd_delivery *next = (struct wd_delivery *)t;
+
+	if (!next)
+		return;
+	wd_delivery_leave(next, WD_INFLIGHT_WAITING_CONCURRENCY);
+	wd_delivery_enter(next, WD_INFLIGHT_WAITING_WORKER);
+	wd_workers_submit(next->conn->env->workers, t, t, 1);
+}
 
 static void run_delivery(struct wd_task *t)
 {
@@ -46,6 +62,8 @@ static void run_delivery(struct wd_task *t)
 		wd_delivery_leave(d, WD_INFLIGHT_IN_HANDLER);
 		wd_log_about(NULL);
 	}
+	if (d->gate)
+		pass_place(d->gate);
 }
 
 /* Whether the connection thread has nothing to do for d but queue its
@@ -273,6 +291,9 @@ static int open_at(struct wd_conn *c, size_t addr, char *err, size_t errlen,
 	        0 ||
 	    wd_topology_declare(c->amqp, WD_CHANNEL_DECLARE, g->routes->conf,
 	                        err, errlen) < 0 ||
+	    (c->check_targets &&
+	     wd_targets_check_broker(g->routes, c->amqp, WD_CHANNEL_DECLARE,
+	                             err, errlen) < 0) ||
 	    wd_broker_channel_open(c->pub_amqp, WD_CHANNEL_PUBLISH, err,
 	                           errlen) < 0 ||
 	    wd_pub_open(&c->pub, c->pub_amqp, WD_CHANNEL_PUBLISH,

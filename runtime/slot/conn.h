@@ -88,6 +88,10 @@ struct wd_conn {
 	bool acks_full;   /* some consumer's ack batch is full: flush */
 	bool cancelled;   /* stopping: the consumers are cancelled */
 	bool open_outage; /* the last wd_conn_open could not connect at all */
+	/* Set by the pool for one slot's first open (before its thread
+	 * runs): check the exchanges the plugins publish to, after the
+	 * topology and before consuming (host/targets.h). */
+	bool check_targets;
 	/* Where the slot is in its order of the broker's addresses
 	 * (wd_broker_addr_at): the next wd_conn_open starts there. */
 	unsigned addr_k;

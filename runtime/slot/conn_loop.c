@@ -68,26 +68,46 @@ static int run_here(struct wd_conn *c, struct wd_delivery *d)
 	return wd_settle(&c->settler, d);
 }
 
-/* A delivery just read: to the workers, to its route's batcher, to its
- * non-blocking handler here, or, if no handler will see it, settled at
- * once. */
+/* A delivery just read: to the workers (or, if its route has
+ * `concurrency` calls in flight, to its gate's FIFO until one ends), to its
+ * route's batcher, to its non-blocking handler here, or, if no handler will
+ * see it, settled at once. */
 static int take(struct wd_conn *c, struct wd_delivery *d)
 {
+	const struct wd_route *r = d->verdict.route; /* NULL without run */
+	struct wd_gate *gate;
+
 	c->inflight++;
 	wd_log_debug(AREA, "slot %d: read delivery %ju (%zu in flight)", c->id,
 	             (uintmax_t)d->env.delivery_tag, c->inflight);
 	if (!d->task.run)
 		return wd_settle(&c->settler, d);
-	/* Until a handler takes it (run_delivery, run_batch leave it). */
-	wd_delivery_enter(d, WD_INFLIGHT_WAITING_WORKER);
-	if (d->verdict.route->handle_batch) {
+	if (r->handle_batch) {
+		/* Until a handler takes it (run_batch leaves it); a batch
+		 * waits for its route's concurrency in batch.c. */
+		wd_delivery_enter(d, WD_INFLIGHT_WAITING_WORKER);
 		wd_batchers_add(d->gen->batchers, d);
 		return 0;
 	}
-	if (d->verdict.route->nonblocking &&
-	    !atomic_load_explicit(&d->verdict.route->on_workers,
-	                          memory_order_relaxed))
+	/* A non-blocking call on this thread is one at a time per
+	 * connection anyway: no gate. */
+	if (r->nonblocking &&
+	    !atomic_load_explicit(&r->on_workers, memory_order_relaxed)) {
+		wd_delivery_enter(d, WD_INFLIGHT_WAITING_WORKER);
 		return run_here(c, d);
+	}
+	gate = &d->gen->gates[r->index];
+	if (wd_gate_limited(gate)) {
+		d->gate = gate;
+		/* Counted as parked before it is: a worker may take it out
+		 * of the gate (run_delivery) as soon as it is in. */
+		wd_delivery_enter(d, WD_INFLIGHT_WAITING_CONCURRENCY);
+		if (!wd_gate_enter(gate, &d->task))
+			return 0; /* run once a call of its route ends */
+		wd_delivery_leave(d, WD_INFLIGHT_WAITING_CONCURRENCY);
+	}
+	/* Until a handler takes it (run_delivery leaves it). */
+	wd_delivery_enter(d, WD_INFLIGHT_WAITING_WORKER);
 	if (c->handoff_last)
 		c->handoff_last->task.next = &d->task;
 	else

@@ -89,12 +89,19 @@ struct wd_pool *wd_pool_start(struct wd_gen *g, char *err, size_t errlen,
 	}
 	wd_gen_slot_swap(&p->current, g); /* was empty */
 	/* Connect every slot before any thread runs, so that a wrong URL,
-	 * password or topology stops the start with one clear error. */
+	 * password or topology stops the start with one clear error. The
+	 * first also checks the exchanges the plugins publish follow-ups
+	 * to, before it consumes: a missing one stops the start before any
+	 * handler's side effect runs for a message it cannot finish (not
+	 * on a reconnect: an exchange deleted under a running daemon fails
+	 * the follow-ups, and their inputs are retried, as before). */
+	p->conns[0].check_targets = true;
 	for (int i = 0; i < p->nconns; i++)
 		if (wd_conn_open(&p->conns[i], err, errlen) < 0) {
 			*outage = p->conns[i].open_outage;
 			goto fail_started;
 		}
+	p->conns[0].check_targets = false;
 	wd_log_info("pool",
 	            "%d connection(s) over %zu address(es), %d "
 	            "worker(s)",

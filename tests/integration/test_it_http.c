@@ -223,8 +223,8 @@ Test(http, metrics_count_a_known_mix, .timeout = 120)
 	expect_sample(metrics,
 	              "warren_slot_state{slot=\"0\",state=\"consuming\"}", 1);
 	const char *stages[] = {"waiting_worker", "in_handler",
-	                        "waiting_confirm"};
-	for (int i = 0; i < 3; i++) {
+	                        "waiting_confirm", "waiting_concurrency"};
+	for (int i = 0; i < 4; i++) {
 		snprintf(series, sizeof(series),
 		         "warren_inflight{queue=\"%s\",stage=\"%s\"}", n.q,
 		         stages[i]);

@@ -916,6 +916,64 @@ Test(conf, queue_arguments_int_and_string)
 	wd_conf_free(c);
 }
 
+Test(conf, exchange_arguments_int_and_string)
+{
+	struct wd_conf *c = load_ok(
+	    BASE "exchange \"n\" {\n"
+	         "    type = \"topic\"\n"
+	         "    arguments = {\"alternate-exchange=unrouted\",\"x-n=5\"}\n"
+	         "}\n"
+	         "exchange \"plain\" { }\n");
+	const struct wd_conf_exchange *x;
+
+	cr_assert_eq(c->nexchanges, 2);
+	x = &c->exchanges[0];
+	cr_assert_eq(x->nargs, 2);
+	cr_expect_str_eq(x->args[0].key, "alternate-exchange");
+	cr_expect_not(x->args[0].is_int);
+	cr_expect_str_eq(x->args[0].sval, "unrouted");
+	cr_expect_str_eq(x->args[1].key, "x-n");
+	cr_expect(x->args[1].is_int);
+	cr_expect_eq(x->args[1].ival, 5);
+	cr_expect_eq(c->exchanges[1].nargs, 0);
+	cr_expect(wd_conf_declares_exchange(c, "plain"));
+	cr_expect_not(wd_conf_declares_exchange(c, "unrouted"));
+	wd_conf_free(c);
+}
+
+Test(conf, bad_exchange_argument)
+{
+	expect_error(BASE "exchange \"n\" {\n"
+	                  "    arguments = {\"=x\"}\n"
+	                  "}\n",
+	             12,
+	             "exchange \"n\": argument \"=x\" is not \"key=value\"");
+}
+
+/* A reload declares again only if the topology changed: an exchange's
+ * arguments are part of it. */
+Test(conf, exchange_arguments_change_the_topology)
+{
+	const char *a = BASE "exchange \"n\" {\n"
+	                     "    arguments = {\"alternate-exchange=u1\"}\n"
+	                     "}\n";
+	const char *b = BASE "exchange \"n\" {\n"
+	                     "    arguments = {\"alternate-exchange=u2\"}\n"
+	                     "}\n";
+	const char *none = BASE "exchange \"n\" { }\n";
+	struct wd_conf *ca = load_ok(a), *ca2 = load_ok(a), *cb = load_ok(b),
+	               *cn = load_ok(none);
+
+	cr_expect(wd_conf_same_topology(ca, ca2));
+	cr_expect_not(wd_conf_same_topology(ca, cb));
+	cr_expect_not(wd_conf_same_topology(ca, cn));
+	cr_expect_not(wd_conf_same_topology(cn, ca));
+	wd_conf_free(ca);
+	wd_conf_free(ca2);
+	wd_conf_free(cb);
+	wd_conf_free(cn);
+}
+
 Test(conf, queue_argument_number_prefix_stays_string)
 {
 	struct wd_conf *c =
@@ -1787,4 +1845,106 @@ Test(conf, handler_timeout_warn_out_of_range)
 	                  "= \"h\"\n    handler_timeout_warn = 86401 }\n",
 	             12,
 	             "handler_timeout_warn: 86401 is out of range 0..86400");
+}
+
+/* ---- concurrency and the prefetch that follows from it ---------------- */
+
+Test(conf, concurrency_default_and_value)
+{
+	struct wd_conf *c = load_ok(BASE);
+
+	cr_expect_eq(c->routes[0].policy.concurrency, 0, "default: no limit");
+	cr_expect_eq(c->queues[0].prefetch, 10, "broker.prefetch");
+	wd_conf_free(c);
+	c = load_ok(ROUTE_OPEN "    concurrency = 3\n"
+	                       "}\n");
+	cr_expect_eq(c->routes[0].policy.concurrency, 3);
+	wd_conf_free(c);
+}
+
+Test(conf, concurrency_out_of_range)
+{
+	expect_error(ROUTE_OPEN "    concurrency = -1\n"
+	                        "}\n",
+	             9, "concurrency: -1 is out of range 0..1024");
+	expect_error(ROUTE_OPEN "    concurrency = 1025\n"
+	                        "}\n",
+	             9, "concurrency: 1025 is out of range 0..1024");
+}
+
+/* A limit above workers would never bind: refused, at its own line. */
+Test(conf, concurrency_above_workers)
+{
+	expect_error("workers = 2\n" ROUTE_OPEN "    max_attempts = 2\n"
+	             "    concurrency = 3\n"
+	             "}\n",
+	             11,
+	             "route \"t\": concurrency (3) is more than workers (2): "
+	             "at most 2 calls run at once anyway");
+	struct wd_conf *c =
+	    load_ok("workers = 2\n" ROUTE_OPEN "    concurrency = 2\n"
+	            "}\n");
+	wd_conf_free(c);
+}
+
+/* Two routes with limits on one queue, pool_size 2 (2 consumers): 2 x
+ * (3 + 2 x 5) / 2 = 13 per consumer; a route without limit, or an
+ * explicit prefetch, and the rule does not apply. */
+Test(conf, prefetch_follows_from_concurrency)
+{
+	const char *routes =
+	    "plugin \"p\" { path = \"p.so\" }\n"
+	    "route \"a\" { queue = \"q\" plugin = \"p\" handler = \"h\" "
+	    "concurrency = 3 }\n"
+	    "route \"b\" { queue = \"q\" plugin = \"p\" handler = \"h\" "
+	    "concurrency = 2 batch_size = 5 }\n";
+	char text[2048];
+	struct wd_conf *c;
+
+	snprintf(text, sizeof(text),
+	         "queue \"q\" { dead_letter_exchange = \"dlx\" }\n%s", routes);
+	c = load_ok(text);
+	cr_expect_eq(c->queues[0].consumers, 2);
+	cr_expect_eq(c->queues[0].prefetch, 13);
+	wd_conf_free(c);
+
+	/* One consumer: all of it. */
+	snprintf(text, sizeof(text),
+	         "queue \"q\" { dead_letter_exchange = \"dlx\" consumers = 1 "
+	         "}\n%s",
+	         routes);
+	c = load_ok(text);
+	cr_expect_eq(c->queues[0].prefetch, 26);
+	wd_conf_free(c);
+
+	/* An explicit prefetch wins. */
+	snprintf(text, sizeof(text),
+	         "queue \"q\" { dead_letter_exchange = \"dlx\" prefetch = 7 "
+	         "}\n%s",
+	         routes);
+	c = load_ok(text);
+	cr_expect_eq(c->queues[0].prefetch, 7);
+	wd_conf_free(c);
+
+	/* One route without a limit: broker.prefetch. */
+	snprintf(text, sizeof(text),
+	         "broker { prefetch = 40 }\n"
+	         "queue \"q\" { dead_letter_exchange = \"dlx\" }\n%s"
+	         "route \"c\" { queue = \"q\" plugin = \"p\" handler = \"h\" "
+	         "}\n",
+	         routes);
+	c = load_ok(text);
+	cr_expect_eq(c->queues[0].prefetch, 40);
+	wd_conf_free(c);
+
+	/* Odd totals round up: 2 x 1 / 2 consumers = 1, never 0. */
+	c = load_ok(
+	    "queue \"q\" { dead_letter_exchange = \"dlx\" }\n"
+	    "plugin \"p\" { path = \"p.so\" }\n"
+	    "route \"a\" { queue = \"q\" plugin = \"p\" handler = \"h\" "
+	    "concurrency = 1 }\n"
+	    "broker { pool_size = 3 }\n");
+	cr_expect_eq(c->queues[0].consumers, 3);
+	cr_expect_eq(c->queues[0].prefetch, 1);
+	wd_conf_free(c);
 }

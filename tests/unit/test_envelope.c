@@ -2,7 +2,8 @@
  * test_envelope.c - wd_envelope_parse(): a delivery built by hand becomes a
  * warren_message (type from the JSON body, the AMQP type property or the
  * routing key) or is refused with a reason; never reads past the body; and
- * the SDK's header_string / header_int look-ups over its headers table.
+ * the SDK's header_string / header_int look-ups over its headers table,
+ * the AMQP properties of SDK 1.4 and header_count / header_at / field_at.
  */
 #include <criterion/criterion.h>
 
@@ -678,5 +679,248 @@ Test(envelope, envelope_header_direct)
 	cr_expect_eq(v, &entries[2].value);
 	cr_expect_null(wd_amqp_header(&a, "i6"), "no prefix match");
 	cr_expect_null(wd_amqp_header(&a, "i644"));
+	wd_envelope_clear(&e);
+}
+
+/* ---- SDK 1.4: the AMQP properties and every header ---------------------- */
+
+Test(envelope, properties_of_1_4)
+{
+	amqp_envelope_t a;
+	struct wd_envelope e;
+	amqp_basic_properties_t *p = &a.message.properties;
+
+	make(&a, "{\"type\":\"t\"}");
+	p->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+	            AMQP_BASIC_CONTENT_ENCODING_FLAG |
+	            AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG |
+	            AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_APP_ID_FLAG |
+	            AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p->content_type = bytes_of("application/json");
+	p->content_encoding = bytes_of("gzip");
+	p->reply_to = bytes_of("answers");
+	p->expiration = bytes_of("60000");
+	p->user_id = bytes_of("ada");
+	p->app_id = bytes_of("shop");
+	p->priority = 255;
+	p->delivery_mode = 2;
+	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
+	cr_assert_gt(e.msg.size, offsetof(warren_message, delivery_mode));
+	expect_bytes(e.msg.content_type, "application/json");
+	expect_bytes(e.msg.content_encoding, "gzip");
+	expect_bytes(e.msg.reply_to, "answers");
+	expect_bytes(e.msg.expiration, "60000");
+	expect_bytes(e.msg.user_id, "ada");
+	expect_bytes(e.msg.app_id, "shop");
+	cr_expect_eq(e.msg.priority, 255);
+	cr_expect_eq(e.msg.delivery_mode, 2);
+	wd_envelope_clear(&e);
+
+	/* Priority 0 is a priority, not "absent". */
+	p->_flags = AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p->priority = 0;
+	p->delivery_mode = 1;
+	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
+	cr_expect_eq(e.msg.priority, 0);
+	cr_expect_eq(e.msg.delivery_mode, 1);
+	/* Values left in the struct without their flag are absent. */
+	expect_bytes(e.msg.content_type, "");
+	cr_expect_not_null(e.msg.app_id.ptr);
+	wd_envelope_clear(&e);
+}
+
+Test(envelope, properties_absent)
+{
+	amqp_envelope_t a;
+	struct wd_envelope e;
+
+	make(&a, "{\"type\":\"t\"}");
+	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
+	cr_expect_eq(e.msg.priority, -1);
+	cr_expect_eq(e.msg.delivery_mode, 0);
+	warren_bytes all[] = {e.msg.content_type, e.msg.content_encoding,
+	                      e.msg.reply_to,     e.msg.expiration,
+	                      e.msg.user_id,      e.msg.app_id};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		cr_expect_eq(all[i].len, 0, "property %zu", i);
+		cr_expect_not_null(all[i].ptr, "property %zu", i);
+	}
+	wd_envelope_clear(&e);
+	/* The 1.4 properties are there even when the body is refused. */
+	make(&a, "not json");
+	a.message.properties._flags = AMQP_BASIC_PRIORITY_FLAG;
+	a.message.properties.priority = 9;
+	cr_assert_eq(parse_json(&e, &a), -1);
+	cr_expect_eq(e.msg.priority, 9);
+	wd_envelope_clear(&e);
+}
+
+static warren_header_field at(const struct wd_envelope *e, size_t i)
+{
+	warren_header_field f;
+
+	memset(&f, 0x5a, sizeof(f));
+	cr_assert_eq(wd_sdk_api.header_at(&e->msg, i, &f), 0, "header %zu", i);
+	return f;
+}
+
+Test(envelope, header_iteration_every_kind)
+{
+	amqp_envelope_t a;
+	struct wd_envelope e;
+	warren_header_field f;
+
+	/* headers_fixture's eight: s i32 i64 u8 big u64 f raw. */
+	headers_fixture(&a, &e);
+	cr_assert_eq(wd_sdk_api.header_count(&e.msg), 8);
+	f = at(&e, 0);
+	expect_bytes(f.name, "s");
+	cr_expect_eq(f.kind, WARREN_FIELD_STRING);
+	expect_bytes(f.value.bytes, "hello");
+	f = at(&e, 1);
+	cr_expect_eq(f.kind, WARREN_FIELD_INT);
+	cr_expect_eq(f.value.i, -123456);
+	f = at(&e, 2);
+	cr_expect_eq(f.kind, WARREN_FIELD_INT);
+	cr_expect_eq(f.value.i, INT64_C(9000000000));
+	f = at(&e, 3);
+	cr_expect_eq(f.kind, WARREN_FIELD_INT, "an unsigned byte is an INT");
+	cr_expect_eq(f.value.i, 250);
+	f = at(&e, 4);
+	expect_bytes(f.name, "big");
+	cr_expect_eq(f.kind, WARREN_FIELD_UINT, "over INT64_MAX");
+	cr_expect_eq(f.value.u, (uint64_t)INT64_MAX + 1);
+	f = at(&e, 5);
+	cr_expect_eq(f.kind, WARREN_FIELD_INT, "a U64 that fits is an INT");
+	cr_expect_eq(f.value.i, INT64_MAX);
+	f = at(&e, 6);
+	cr_expect_eq(f.kind, WARREN_FIELD_FLOAT);
+	cr_expect_eq(f.value.f, 1.5);
+	f = at(&e, 7);
+	cr_expect_eq(f.kind, WARREN_FIELD_BYTES);
+	cr_expect_eq(f.value.bytes.len, 3);
+	cr_expect_eq(memcmp(f.value.bytes.ptr, "b\0y", 3), 0);
+	/* Out of range or NULL: -1, out untouched. */
+	memset(&f, 0x5a, sizeof(f));
+	cr_expect_eq(wd_sdk_api.header_at(&e.msg, 8, &f), -1);
+	cr_expect_eq(wd_sdk_api.header_at(&e.msg, SIZE_MAX, &f), -1);
+	cr_expect_eq(f.kind, 0x5a5a5a5a);
+	cr_expect_eq(wd_sdk_api.header_at(&e.msg, 0, NULL), -1);
+	cr_expect_eq(wd_sdk_api.header_at(NULL, 0, &f), -1);
+	cr_expect_eq(wd_sdk_api.header_count(NULL), 0);
+	/* Not a container. */
+	f = at(&e, 0);
+	warren_header_field g;
+	cr_expect_eq(wd_sdk_api.field_at(&f, 0, &g), -1);
+	wd_envelope_clear(&e);
+}
+
+Test(envelope, header_iteration_scalars_and_nesting)
+{
+	amqp_envelope_t a;
+	struct wd_envelope e;
+	warren_header_field f, g, h;
+	amqp_table_entry_t inner[2];
+	amqp_field_value_t elems[2], deep[1];
+
+	make(&a, "{\"type\":\"t\"}");
+	entry(0, "t", AMQP_FIELD_KIND_BOOLEAN);
+	entries[0].value.value.boolean = 1;
+	entry(1, "ts", AMQP_FIELD_KIND_TIMESTAMP);
+	entries[1].value.value.u64 = 1700000000;
+	entry(2, "d", AMQP_FIELD_KIND_DECIMAL);
+	entries[2].value.value.decimal.decimals = 3;
+	entries[2].value.value.decimal.value = 4500;
+	entry(3, "v", AMQP_FIELD_KIND_VOID);
+	entry(4, "f32", AMQP_FIELD_KIND_F32);
+	entries[4].value.value.f32 = 0.25f;
+	/* {k: "v", n: -1} */
+	memset(inner, 0, sizeof(inner));
+	inner[0].key = bytes_of("k");
+	inner[0].value.kind = AMQP_FIELD_KIND_UTF8;
+	inner[0].value.value.bytes = bytes_of("v");
+	inner[1].key = bytes_of("n");
+	inner[1].value.kind = AMQP_FIELD_KIND_I16;
+	inner[1].value.value.i16 = -1;
+	entry(5, "tbl", AMQP_FIELD_KIND_TABLE);
+	entries[5].value.value.table = (amqp_table_t){2, inner};
+	/* [7, [true]] */
+	memset(elems, 0, sizeof(elems));
+	memset(deep, 0, sizeof(deep));
+	deep[0].kind = AMQP_FIELD_KIND_BOOLEAN;
+	deep[0].value.boolean = 1;
+	elems[0].kind = AMQP_FIELD_KIND_U32;
+	elems[0].value.u32 = 7;
+	elems[1].kind = AMQP_FIELD_KIND_ARRAY;
+	elems[1].value.array = (amqp_array_t){1, deep};
+	entry(6, "arr", AMQP_FIELD_KIND_ARRAY);
+	entries[6].value.value.array = (amqp_array_t){2, elems};
+	set_headers(&a, 7);
+	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
+	cr_assert_eq(wd_sdk_api.header_count(&e.msg), 7);
+
+	f = at(&e, 0);
+	cr_expect_eq(f.kind, WARREN_FIELD_BOOL);
+	cr_expect_eq(f.value.b, 1);
+	f = at(&e, 1);
+	cr_expect_eq(f.kind, WARREN_FIELD_TIMESTAMP);
+	cr_expect_eq(f.value.u, 1700000000);
+	f = at(&e, 2);
+	cr_expect_eq(f.kind, WARREN_FIELD_DECIMAL);
+	cr_expect_eq(f.value.decimal.places, 3);
+	cr_expect_eq(f.value.decimal.value, 4500);
+	f = at(&e, 3);
+	expect_bytes(f.name, "v");
+	cr_expect_eq(f.kind, WARREN_FIELD_VOID);
+	f = at(&e, 4);
+	cr_expect_eq(f.kind, WARREN_FIELD_FLOAT);
+	cr_expect_eq(f.value.f, 0.25);
+
+	f = at(&e, 5);
+	cr_expect_eq(f.kind, WARREN_FIELD_TABLE);
+	cr_assert_eq(f.value.nested.count, 2);
+	cr_assert_eq(wd_sdk_api.field_at(&f, 0, &g), 0);
+	expect_bytes(g.name, "k");
+	cr_expect_eq(g.kind, WARREN_FIELD_STRING);
+	expect_bytes(g.value.bytes, "v");
+	cr_assert_eq(wd_sdk_api.field_at(&f, 1, &g), 0);
+	expect_bytes(g.name, "n");
+	cr_expect_eq(g.kind, WARREN_FIELD_INT);
+	cr_expect_eq(g.value.i, -1);
+	cr_expect_eq(wd_sdk_api.field_at(&f, 2, &g), -1);
+
+	f = at(&e, 6);
+	cr_expect_eq(f.kind, WARREN_FIELD_ARRAY);
+	cr_assert_eq(f.value.nested.count, 2);
+	cr_assert_eq(wd_sdk_api.field_at(&f, 0, &g), 0);
+	cr_expect_eq(g.name.len, 0, "array elements have no name");
+	cr_expect_not_null(g.name.ptr);
+	cr_expect_eq(g.kind, WARREN_FIELD_INT);
+	cr_expect_eq(g.value.i, 7);
+	cr_assert_eq(wd_sdk_api.field_at(&f, 1, &g), 0);
+	cr_expect_eq(g.kind, WARREN_FIELD_ARRAY);
+	cr_assert_eq(g.value.nested.count, 1);
+	cr_assert_eq(wd_sdk_api.field_at(&g, 0, &h), 0);
+	cr_expect_eq(h.kind, WARREN_FIELD_BOOL);
+	cr_expect_eq(h.value.b, 1);
+	cr_expect_eq(wd_sdk_api.field_at(&g, 1, &h), -1);
+	/* A count a plugin raised does not read past the real one. */
+	f.value.nested.count = 100;
+	cr_expect_eq(wd_sdk_api.field_at(&f, 5, &g), -1);
+	cr_expect_eq(wd_sdk_api.field_at(NULL, 0, &g), -1);
+	cr_expect_eq(wd_sdk_api.field_at(&f, 0, NULL), -1);
+	wd_envelope_clear(&e);
+}
+
+Test(envelope, header_iteration_without_headers)
+{
+	amqp_envelope_t a;
+	struct wd_envelope e;
+	warren_header_field f;
+
+	make(&a, "{\"type\":\"t\"}");
+	cr_assert_eq(parse_json(&e, &a), 0, "reason: %s", e.reason);
+	cr_expect_eq(wd_sdk_api.header_count(&e.msg), 0);
+	cr_expect_eq(wd_sdk_api.header_at(&e.msg, 0, &f), -1);
 	wd_envelope_clear(&e);
 }

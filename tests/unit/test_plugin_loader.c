@@ -307,6 +307,57 @@ static warren_bytes wb(const char *s)
 	return (warren_bytes){s, strlen(s)};
 }
 
+/* publishes_to records what init names, each once, and only in init. */
+Test(plugin, publishes_to_records_in_init_only)
+{
+	warren_param params[] = {{"publishes_to", "orders"}};
+	struct wd_conf_plugin c =
+	    conf_for("props", WARREN_FIXTURE_DIR "/fx_props.so");
+	struct wd_plugin p;
+
+	c.params = params;
+	c.nparams = 1;
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(p.desc->abi_minor, 4);
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(p.targets.n, 1);
+	cr_expect_str_eq(p.targets.names[0], "orders");
+	cr_expect_null(p.ctx.targets, "the ctx records during init only");
+	/* After init (the same ctx fini gets): refused, nothing recorded. */
+	cr_expect_eq(wd_sdk_api.publishes_to(&p.ctx, "later"), -1);
+	cr_expect_eq(wd_sdk_api.publishes_to(NULL, "x"), -1);
+	cr_expect_eq(p.targets.n, 1);
+	/* What init would see: repeats kept once, "" fine, bounds. */
+	struct warren_ctx ctx = {.plugin = &c, .targets = &p.targets};
+	char long_name[300];
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	cr_expect_eq(wd_sdk_api.publishes_to(&ctx, "orders"), 0);
+	cr_expect_eq(wd_sdk_api.publishes_to(&ctx, ""), 0);
+	cr_expect_eq(wd_sdk_api.publishes_to(&ctx, NULL), -1);
+	cr_expect_eq(wd_sdk_api.publishes_to(&ctx, long_name), -1);
+	long_name[255] = '\0';
+	cr_expect_eq(wd_sdk_api.publishes_to(&ctx, long_name), 0);
+	cr_expect_eq(p.targets.n, 3);
+	wd_plugin_unload(&p);
+	cr_expect_eq(p.targets.n, 0);
+}
+
+/* A plugin built for 1.3 loads on this 1.4 runtime. */
+Test(plugin, abi_1_3_plugin_loads)
+{
+	struct wd_conf_plugin c =
+	    conf_for("props13", WARREN_FIXTURE_DIR "/fx_props_13.so");
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(p.desc->abi_minor, 3);
+	cr_assert_eq(wd_plugin_init(&p, err, sizeof(err)), 0, "%s", err);
+	cr_expect_not_null(wd_plugin_handler(&p, "props"));
+	cr_expect_eq(p.targets.n, 0);
+	wd_plugin_unload(&p);
+}
+
 Test(routes, unknown_handler)
 {
 	struct wd_conf *c = fixture_conf("x");
