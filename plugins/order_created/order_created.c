@@ -46,6 +46,15 @@ static int order_init(const warren_api *api, warren_ctx *ctx,
 		free(st);
 		return -1;
 	}
+	/* ABI 1.4: warrend checks the exchange exists at start and at each
+	 * reload, so a typo fails there, not once per order. */
+	if (st->followup_exchange && api->abi_minor >= 4 &&
+	    api->publishes_to(ctx, st->followup_exchange) < 0) {
+		snprintf(err, errlen, "publishes_to(\"%s\") failed",
+		         st->followup_exchange);
+		free(st);
+		return -1;
+	}
 	*state = st;
 	return 0;
 }

@@ -26,6 +26,9 @@
  * decline_above (default 10000), payment_fail_rate (0..1, default 0.05),
  * payment_fail_attempts (the first N attempts of every payment fail;
  * default 0), payment_latency_ms (default 0), seed (the dice; default 0).
+ * With SDK ABI 1.4 it names followup_exchange at init (publishes_to), so
+ * that warrend checks it exists before any order runs, and logs each
+ * order's message id and AMQP priority.
  */
 #include <warren.h>
 
@@ -103,6 +106,17 @@ static int orders_init(const warren_api *api, warren_ctx *ctx,
 		free(st);
 		return -1;
 	}
+	/* A typo in followup_exchange then fails the start (or the reload)
+	 * at once, not each order after its attempts (ABI 1.4). "" is the
+	 * default exchange, which always exists. */
+	if (api->abi_minor >= 4 && st->exchange[0] != '\0' &&
+	    api->publishes_to(ctx, st->exchange) < 0) {
+		snprintf(err, errlen, "publishes_to(\"%s\") failed",
+		         st->exchange);
+		stock_fini(&st->stock);
+		free(st);
+		return -1;
+	}
 	st->decline_above = (double)decline;
 	st->gateway.fail_attempts = (uint32_t)fail_attempts;
 	st->gateway.latency_ms = (uint32_t)latency;
@@ -130,6 +144,16 @@ static void count(const struct orders *st, warren_ctx *ctx, const char *name)
 {
 	if (st->api->abi_minor >= 3)
 		st->api->counter_add(ctx, name, 1);
+}
+
+/* The message's AMQP priority, -1 if absent or the runtime is older than
+ * ABI 1.4 (which added the properties). */
+static int priority_of(const struct orders *st, const warren_message *msg)
+{
+	if (st->api->abi_minor < 4 ||
+	    msg->size <= offsetof(warren_message, delivery_mode))
+		return -1;
+	return msg->priority;
 }
 
 /* The attempt of msg, 1 on a runtime older than ABI 1.1. */
@@ -188,8 +212,9 @@ static warren_outcome order_created(void *state, const warren_message *msg,
 	json_id_format(json_object_get(o, "orderId"), id, sizeof(id));
 	st->api->log(ctx, WARREN_LOG_INFO,
 	             "order.created orderId=%s accepted: payment.process and "
-	             "inventory.reserve queued",
-	             id);
+	             "inventory.reserve queued (message_id=%.*s priority=%d)",
+	             id, (int)msg->message_id.len, msg->message_id.ptr,
+	             priority_of(st, msg));
 	count(st, ctx, "orders_accepted");
 	return WARREN_ACK;
 }

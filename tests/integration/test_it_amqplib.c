@@ -2,9 +2,9 @@
  * confirm channel: persistent, messageId, priority, timestamp: Date.now(),
  * contentType application/json; tests/node/tutorial_publish.js) are
  * handled like any others by both applications: once each, acked, with
- * the message id visible to the handler. Skips, saying so, where node is
- * not installed; the test's own npm ci installs amqplib into tests/node
- * (package-lock.json) when it is not there yet. */
+ * the message id and the AMQP priority visible to the handler. Skips, saying
+ * so, where node is not installed; the test's own npm ci installs amqplib into
+ * tests/node (package-lock.json) when it is not there yet. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +73,12 @@ Test(amqplib, tutorial_client_messages_handled_once_each, .timeout = 180)
 	    NOTES);
 	char *log = it_stop_and_log(&d);
 	for (int i = 1; i <= ORDERS; i++) {
+		/* amqplib's messageId and priority, seen by the handler. */
 		snprintf(needle, sizeof(needle),
-		         "order.created orderId=js-order-%d accepted", i);
+		         "order.created orderId=js-order-%d accepted: "
+		         "payment.process and inventory.reserve queued "
+		         "(message_id=js-msg-order-%d priority=5)",
+		         i, i);
 		cr_expect_eq(it_count(log, needle), 1, "%s", needle);
 		snprintf(needle, sizeof(needle),
 		         "payment.process orderId=js-order-%d amount=999.99 "
@@ -83,13 +87,14 @@ Test(amqplib, tutorial_client_messages_handled_once_each, .timeout = 180)
 		cr_expect_eq(it_count(log, needle), 1, "%s", needle);
 	}
 	for (int i = 1; i <= NOTES; i++) {
-		/* The handler sees amqplib's messageId. */
+		/* The handler sees amqplib's messageId and priority. */
 		snprintf(needle, sizeof(needle),
 		         " id=js-note-%d to=%s%d%s priority=%s "
-		         "message_id=js-msg-note-%d (attempt 1)",
+		         "amqp_priority=%d message_id=js-msg-note-%d (attempt "
+		         "1)",
 		         i, (i - 1) % 4 == 0 ? "user" : "user-", i,
 		         (i - 1) % 4 == 0 ? "@example.com" : "",
-		         i % 2 ? "high" : "normal", i);
+		         i % 2 ? "high" : "normal", i % 2 ? 10 : 1, i);
 		cr_expect_eq(it_count(log, needle), 1, "%s in\n%s", needle,
 		             log);
 	}

@@ -65,17 +65,21 @@ Test(notifications, routed_by_channel_each_sent_once, .timeout = 120)
 	for (size_t i = 0; i < 4; i++)
 		for (int h = 0; h < 2; h++) {
 			const char *p = h ? "high" : "normal";
-			snprintf(needle, sizeof(needle),
-			         "sent %s id=%s-%s to=%s priority=%s "
-			         "message_id=%s-%s (attempt 1)",
-			         channels[i], channels[i], p,
-			         i == 0 ? "ada@example.com" : "user-1", p,
-			         channels[i], p);
+			/* The handler sees the AMQP priority (ABI 1.4). */
+			snprintf(
+			    needle, sizeof(needle),
+			    "sent %s id=%s-%s to=%s priority=%s "
+			    "amqp_priority=%d message_id=%s-%s (attempt 1)",
+			    channels[i], channels[i], p,
+			    i == 0 ? "ada@example.com" : "user-1", p,
+			    h ? 10 : 1, channels[i], p);
 			cr_expect_eq(it_count(log, needle), 1, "%s in\n%s",
 			             needle, log);
 		}
 	IT_EXPECT_METRIC(log, "acked", 8);
 	IT_EXPECT_METRIC(log, "dead_lettered", 0);
+	/* Nothing went to the alternate exchange. */
+	cr_expect_eq(it_queue_ready("notification.unrouted"), 0);
 	free(log);
 	free(conf);
 }
@@ -122,7 +126,8 @@ Test(notifications, failed_send_retried_after_a_delay, .timeout = 120)
 	/* Not requeued at once (the tutorial's nack(msg, false, true)): the
 	 * route's 1 s delay, less at most 10 % jitter. */
 	cr_expect_eq(it_count(log, "sent sms id=s-1 to=user-1 priority=high "
-	                           "message_id=s-1 (attempt 2)"),
+	                           "amqp_priority=10 message_id=s-1 (attempt "
+	                           "2)"),
 	             1, "%s", log);
 	cr_expect_geq(dt, 900, "sent after %lld ms", (long long)dt);
 	IT_EXPECT_METRIC(log, "retried", 1);
@@ -230,5 +235,35 @@ Test(notifications, conf_passes_t_and_declares_priority_queues, .timeout = 120)
 		                   args);
 	}
 	free(args);
+	free(conf);
+}
+
+Test(notifications, unknown_channel_kept_by_the_alternate_exchange,
+     .timeout = 120)
+{
+	struct it_daemon d;
+	struct it_msg m;
+
+	it_apps_vhost();
+	char *conf = it_apps_conf("notifications.conf", QUIET);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	/* No queue is bound for channel "fax": the topic exchange cannot
+	 * route it, its alternate exchange takes it. */
+	send_notification(c, "fax", "f-1", "high");
+	send_notification(c, "email", "e-1", "normal");
+	it_close(c);
+	cr_assert_eq(it_wait_queue("notification.unrouted", 1, WAIT_MS), 1);
+	cr_assert_eq(it_log_wait(&d, "sent email id=e-1", 1, WAIT_MS), 1);
+	char *log = it_stop_and_log(&d);
+	cr_assert(it_get_msg("notification.unrouted", &m));
+	cr_expect_str_eq(m.routing_key, "notification.fax.high");
+	cr_expect(strstr(m.body, "\"id\":\"f-1\"") != NULL, "%.*s", (int)m.len,
+	          m.body);
+	it_msg_free(&m);
+	/* warrend never saw it (nothing consumes the alternate queue). */
+	cr_expect_eq(it_count(log, "f-1"), 0);
+	IT_EXPECT_METRIC(log, "received", 1);
+	free(log);
 	free(conf);
 }

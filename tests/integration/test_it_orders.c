@@ -253,3 +253,23 @@ Test(orders, conf_passes_t_and_declares_the_tutorials_queues, .timeout = 120)
 	free(args);
 	free(conf);
 }
+
+Test(orders, followup_exchange_typo_refuses_the_start, .timeout = 120)
+{
+	char *out = NULL;
+
+	it_apps_vhost();
+	/* The plugin names its follow-up exchange at init (publishes_to,
+	 * ABI 1.4): warrend checks it on the broker before any order runs,
+	 * instead of each order failing its attempts. */
+	char *conf =
+	    it_apps_conf("orders.conf", "followup_exchange = \"ordres\"");
+	int rc = it_warrend_run(conf, NULL, &out);
+	cr_expect_neq(rc, 0, "warrend started with a missing exchange:\n%s",
+	              out);
+	cr_expect_not_null(strstr(out, "publishes to exchange \"ordres\""),
+	                   "the refusal does not name the exchange:\n%s", out);
+	cr_expect_eq(it_count(out, "order.created orderId="), 0);
+	free(out);
+	free(conf);
+}
