@@ -267,3 +267,40 @@ Test(notifications, unknown_channel_kept_by_the_alternate_exchange,
 	free(log);
 	free(conf);
 }
+
+Test(notifications, slow_email_does_not_starve_websocket, .timeout = 120)
+{
+	struct it_daemon d;
+	char id[64];
+
+	it_apps_vhost();
+	/* The tutorial's latencies (email 1 s, websocket 100 ms), no random
+	 * failure, the conf's concurrency (email 4, websocket 1). */
+	char *conf =
+	    it_apps_conf("notifications.conf", "email_fail_rate = \"0\"\n"
+	                                       "websocket_fail_rate = \"0\"\n");
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "e-%d", i);
+		send_notification(c, "email", id, "normal");
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "w-%d", i);
+		send_notification(c, "websocket", id, "normal");
+	}
+	it_close(c);
+	/* 10 websocket sends take about 1 s one after the other; 20 e-mails
+	 * 5 s, 4 at a time. Had e-mail all 8 workers, the websockets would
+	 * wait for most of them (2.5 s). */
+	cr_assert_eq(it_log_wait(&d, "sent websocket", 10, 20000), 10);
+	int emails = it_log_count(&d, "sent email");
+	cr_expect_leq(emails, 12,
+	              "%d e-mails were sent before the 10 websocket ones",
+	              emails);
+	cr_assert_eq(it_log_wait(&d, "sent email", 20, 30000), 20);
+	char *log = it_stop_and_log(&d);
+	IT_EXPECT_METRIC(log, "acked", 30);
+	free(log);
+	free(conf);
+}
