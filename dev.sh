@@ -14,10 +14,17 @@
 #   ./dev.sh check              the layer check (tests/check_layers.sh) and
 #                               the format check (clang-format, .clang-format)
 #   ./dev.sh format             rewrite the tree in the .clang-format style
-#   ./dev.sh demo [AMQP_URL]    deps, build, start a private broker (unless
+#   ./dev.sh demo [APP] [--seconds N] [AMQP_URL]
+#                               deps, build, start a private broker (unless
 #                               AMQP_URL or WARREN_AMQP_URL is given), run
-#                               warrend with conf/warren.conf and publish
-#                               sample messages; Ctrl-C stops it all
+#                               warrend with the tutorial's applications
+#                               (APP: all, the default, orders or
+#                               notifications; conf/examples) driven by
+#                               warren-load --mix, show warrenctl top, and
+#                               at Ctrl-C (or after N seconds) print the
+#                               final report (warrenctl summary). APP
+#                               events: conf/warren.conf and ten sample
+#                               messages, until Ctrl-C
 #
 # Environment: WARREN_TEST_AMQP_URL (test: use this broker, start none),
 # WARREN_AMQP_URL (demo), TEST_TIMEOUT (s per test binary, default 900).
@@ -45,7 +52,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -74,6 +81,16 @@ cmd_deps() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$p")
     done
+    # Node and npm, for the test that publishes with the tutorial's own
+    # client (amqplib: tests/node, test_it_amqplib): Debian's nodejs and
+    # npm, unless a node with its npm is there already (e.g. NodeSource's
+    # nodejs, which bundles npm and conflicts with Debian's npm package).
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        for p in nodejs npm; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+                missing+=("$p")
+        done
+    fi
     if ((${#missing[@]} == 0)); then
         log "deps: all ${#PACKAGES[@]} packages installed"
         return 0
@@ -343,11 +360,10 @@ publish() { # URL KEY BODY
     timeout 15 amqp-publish --url="$1" -e events -r "$2" -C application/json -b "$3"
 }
 
-cmd_demo() {
-    local url=${1:-${WARREN_AMQP_URL:-}} work deadline log_file i rc
-    (($# <= 1)) || usage
-    cmd_deps
-    do_build 0
+# The first demo: conf/warren.conf (the real-time processor's three
+# types) and ten sample messages, until Ctrl-C.
+demo_events() {
+    local url=$1 work deadline log_file i rc
     work=$(mktemp -d "${TMPDIR:-/tmp}/warren-demo.XXXXXX")
     on_exit "rm -rf '$work'"
     if [[ -z $url ]]; then
@@ -391,6 +407,125 @@ cmd_demo() {
     wait "$WARREND_PID" || rc=$?
     WARREND_PID=
     log "demo: warrend exited with status $rc"
+    return "$rc"
+}
+
+# warrend_port LOG: the port of warrend's HTTP endpoint, from its log.
+warrend_port() {
+    sed -n 's/.*serving \/metrics.* on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+
+LOAD_PIDS=() TOP_PID=
+stop_demo_children() {
+    local p
+    [[ -z $TOP_PID ]] || kill -TERM "$TOP_PID" 2>/dev/null || true
+    for p in "${LOAD_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    [[ -z $TOP_PID ]] || wait "$TOP_PID" 2>/dev/null || true
+    for p in "${LOAD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    TOP_PID= LOAD_PIDS=()
+}
+
+# The tutorial's applications (7.1, 7.2) and its complete app (7.3): one
+# warrend runs conf/examples/orders.conf and notifications.conf (one
+# after the other in one file: they set no key twice but `workers`),
+# warren-load publishes the tutorial's mix to each (valid and bad orders,
+# declined payments, every channel and priority, malformed and unroutable
+# notifications), warrenctl top is the tutorial's dashboard, and the final
+# report is its report at SIGINT. Rates: orders 20/s, notifications 8/s
+# (with the tutorial's latencies that keeps about 4 of the 8 workers busy).
+cmd_demo() {
+    local app=all seconds=0 url=${WARREN_AMQP_URL:-} work conf log_file
+    local deadline port http a rc=0 stop=0 limit
+    while (($#)); do
+        case $1 in
+            all | orders | notifications | events) app=$1 ;;
+            --seconds)
+                [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "demo: --seconds wants a number of seconds"
+                seconds=$2
+                shift
+                ;;
+            amqp://* | amqps://*) url=$1 ;;
+            *) usage ;;
+        esac
+        shift
+    done
+    cmd_deps
+    do_build 0
+    if [[ $app == events ]]; then
+        ((seconds == 0)) || die "demo events: runs until Ctrl-C (no --seconds)"
+        demo_events "$url"
+        return
+    fi
+    work=$(mktemp -d "${TMPDIR:-/tmp}/warren-demo.XXXXXX")
+    on_exit "rm -rf '$work'"
+    if [[ -z $url ]]; then
+        start_broker "$work/broker"
+        url=$BROKER_URL
+        log "demo: private RabbitMQ node at $url"
+    else
+        log "demo: using broker $url"
+    fi
+
+    conf=$work/demo.conf
+    case $app in
+        all) cat conf/examples/orders.conf conf/examples/notifications.conf ;;
+        *) cat "conf/examples/$app.conf" ;;
+    esac >"$conf"
+    log_file=$work/warrend.log
+    log "demo: build/warrend with conf/examples ($app); its log: $log_file"
+    # warrend, the loads and top run in sessions of their own so that
+    # Ctrl-C reaches only this script, which then stops each exactly once.
+    on_exit stop_warrend
+    WARREN_AMQP_URL=$url WARREN_PLUGIN_DIR=$ROOT/build/plugins \
+        WARREN_HTTP_LISTEN=127.0.0.1:0 \
+        setsid "$ROOT/build/warrend" -c "$conf" </dev/null >"$log_file" 2>&1 &
+    WARREND_PID=$!
+    deadline=$((SECONDS + 30))
+    until grep -q 'consuming' "$log_file" && [[ -n $(warrend_port "$log_file") ]]; do
+        kill -0 "$WARREND_PID" 2>/dev/null || { cat "$log_file" >&2; die "warrend exited during start-up"; }
+        ((SECONDS < deadline)) || die "warrend did not start within 30 s (log: $log_file)"
+        sleep 0.2
+    done
+    port=$(warrend_port "$log_file")
+    http=http://127.0.0.1:$port
+
+    on_exit stop_demo_children
+    # Bounded even without --seconds: warren-load stops at an hour.
+    limit=$((seconds > 0 ? seconds : 3600))
+    for a in orders notifications; do
+        [[ $app == all || $app == "$a" ]] || continue
+        setsid "$ROOT/build/warren-load" --url "$url" --mix "$a" --persistent \
+            --rate "$([[ $a == orders ]] && echo 20 || echo 8)" --seconds "$limit" \
+            </dev/null >"$work/load-$a.log" 2>&1 &
+        LOAD_PIDS+=($!)
+    done
+    log "demo: warren-load --mix publishing; $( ((seconds)) && echo "$seconds s" || echo "Ctrl-C for the final report")"
+    if [[ -t 1 ]]; then
+        setsid "$ROOT/build/warrenctl" --url "$http" top --interval 2 </dev/null &
+        TOP_PID=$!
+    fi
+    trap 'stop=1' INT TERM
+    deadline=$((SECONDS + limit))
+    local tick=0
+    while ((!stop && SECONDS < deadline)); do
+        # Not a terminal (a test, a CI log): one frame every 5 s instead.
+        if [[ -z $TOP_PID ]] && ((tick++ % 5 == 4)); then
+            "$ROOT/build/warrenctl" --url "$http" status || true
+        fi
+        sleep 1
+    done
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    stop_demo_children
+    ((!stop)) || echo
+    for a in orders notifications; do
+        [[ -f $work/load-$a.log ]] || continue
+        log "demo: warren-load --mix $a:"
+        grep -E '^(summary|mix):' "$work/load-$a.log" >&2 || tail -n 3 "$work/load-$a.log" >&2
+    done
+    log "demo: the final report (retries still waiting in <queue>.retry.* are counted when they come back)"
+    "$ROOT/build/warrenctl" --url "$http" summary --settle 20 || rc=1
+    stop_warrend
     return "$rc"
 }
 

@@ -6,7 +6,9 @@
  * that warrend's end-to-end latency sees when each was sent. Prints a row
  * per second (sent, confirmed, confirm latency p50 / p99, and with --watch
  * warrend's end-to-end p50 / p99) and a summary with min / median / 95th /
- * 99th / max confirm latency. */
+ * 99th / max confirm latency. With --mix orders|notifications it publishes
+ * the tutorial's applications' messages instead (load_mix.c), each to its
+ * own exchange and routing key, and counts them by kind. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +27,7 @@
 #include "base/amqp_compat.h"
 #include "base/histogram.h"
 #include "fetch.h"
+#include "load_mix.h"
 
 #define MAX_PUBLISHERS 64
 #define MAX_COUNT      10000000L
@@ -37,6 +40,7 @@ struct opts {
 	int publishers, window, size;
 	double rate; /* total msg/s, 0: flat out */
 	bool persistent;
+	enum load_mix mix; /* LOAD_MIX_NONE: --type's bodies to --exchange */
 };
 
 static struct opts o = {.url = "amqp://guest:guest@127.0.0.1:5672",
@@ -48,6 +52,7 @@ static struct opts o = {.url = "amqp://guest:guest@127.0.0.1:5672",
                         .size = 0};
 
 static atomic_long claimed, sent, confirmed, nacked, returned;
+static atomic_long mix_sent[8]; /* by kind of --mix */
 static atomic_bool failed, stopping;
 static atomic_int running;     /* publishers still publishing or confirming */
 static struct wd_hist latency; /* confirm latency, all of it */
@@ -268,8 +273,17 @@ static void *publish(void *arg)
 			atomic_store(&failed, true);
 			break;
 		}
-		len = body_of(
-		    body, (size_t)(o.size > 4096 ? o.size : 4096) + 64, n + 1);
+		struct load_msg lm = {.exchange = o.exchange};
+		if (o.mix != LOAD_MIX_NONE) {
+			len = load_mix_next(o.mix, n + 1, body, 4096, &lm);
+			atomic_fetch_add(&mix_sent[lm.kind], 1);
+		} else {
+			len = body_of(
+			    body, (size_t)(o.size > 4096 ? o.size : 4096) + 64,
+			    n + 1);
+			snprintf(lm.routing_key, sizeof(lm.routing_key), "%s",
+			         o.rk);
+		}
 		snprintf(id, sizeof(id), "load-%d-%ld", p->id, n + 1);
 		h.key = amqp_cstring_bytes("x-warren-published-us");
 		h.value.kind = AMQP_FIELD_KIND_I64;
@@ -283,14 +297,21 @@ static void *publish(void *arg)
 		props.delivery_mode = o.persistent ? 2 : 1;
 		props.message_id = amqp_cstring_bytes(id);
 		props.type = amqp_cstring_bytes(o.type);
+		/* The tutorial's clients set no AMQP type, and a priority. */
+		if (o.mix != LOAD_MIX_NONE)
+			props._flags &= ~AMQP_BASIC_TYPE_FLAG;
+		if (lm.priority) {
+			props._flags |= AMQP_BASIC_PRIORITY_FLAG;
+			props.priority = lm.priority;
+		}
 		props.timestamp = (uint64_t)(h.value.value.i64 / 1000000);
 		props.headers.num_entries = 1;
 		props.headers.entries = &h;
 		p->sent_at[p->next_seq % (uint64_t)o.window] = now_us();
-		if (amqp_basic_publish(c, 1, amqp_cstring_bytes(o.exchange),
-		                       amqp_cstring_bytes(o.rk), 1, 0, &props,
-		                       (amqp_bytes_t){(size_t)len, body}) !=
-		    AMQP_STATUS_OK) {
+		if (amqp_basic_publish(
+		        c, 1, amqp_cstring_bytes(lm.exchange),
+		        amqp_cstring_bytes(lm.routing_key), 1, 0, &props,
+		        (amqp_bytes_t){(size_t)len, body}) != AMQP_STATUS_OK) {
 			atomic_store(&failed, true);
 			break;
 		}
@@ -364,6 +385,11 @@ static void usage(void)
 	        "[--persistent]\n"
 	        "         [--csv FILE] [--plot FILE.svg] [--watch "
 	        "http://HOST:PORT]\n"
+	        "       warren-load --mix orders|notifications [the same "
+	        "options]\n"
+	        "  --mix: the tutorial's applications' messages, to their "
+	        "own exchanges\n"
+	        "  (conf/examples), with bad ones among them.\n"
 	        "  defaults: amqp://guest:guest@127.0.0.1:5672, type "
 	        "user:signup, 1000\n"
 	        "  messages, 1 publisher, as fast as confirms allow (rate 0), "
@@ -423,7 +449,11 @@ int main(int argc, char **argv)
 			o.exchange = v;
 		else if (strcmp(a, "--routing-key") == 0)
 			o.rk = v;
-		else if (strcmp(a, "--type") == 0)
+		else if (strcmp(a, "--mix") == 0) {
+			if (load_mix_parse(v, &o.mix) < 0)
+				die("--mix: \"orders\" or \"notifications\"");
+			o.rk = "";
+		} else if (strcmp(a, "--type") == 0)
 			o.type = v;
 		else if (strcmp(a, "--size") == 0)
 			o.size = atoi(v);
@@ -544,6 +574,14 @@ int main(int argc, char **argv)
 	       clamp(wd_hist_quantile(&all, 0.5) * 1000, lo, hi),
 	       clamp(wd_hist_quantile(&all, 0.95) * 1000, lo, hi),
 	       clamp(wd_hist_quantile(&all, 0.99) * 1000, lo, hi), hi);
+	if (o.mix != LOAD_MIX_NONE) {
+		const char *const *kinds = load_mix_kinds(o.mix);
+		printf("mix:");
+		for (int k = 0; kinds[k]; k++)
+			printf("%s %ld %s", k ? "," : "",
+			       atomic_load(&mix_sent[k]), kinds[k]);
+		printf("\n");
+	}
 	if (csv)
 		fclose(csv);
 	if (o.plot)

@@ -4,6 +4,8 @@
  *   warrenctl [--url URL] status           one screen, once
  *   warrenctl [--url URL] top [OPTIONS]    the same, refreshed (Ctrl-C ends)
  *   warrenctl [--url URL] report FILE      a JSON performance report
+ *   warrenctl [--url URL] summary          totals: the final report of a
+ *                                          run (summary.c)
  *   warrenctl new-plugin NAME [DIR]        a plugin to start from
  *                                          (new_plugin.c)
  *   warrenctl dlq ls|show|redrive|purge Q  dead-letters (ctl/dlq.c)
@@ -26,6 +28,7 @@
 #include "dlq.h"
 #include "fetch.h"
 #include "new_plugin.h"
+#include "summary.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9466"
 #define TIMEOUT_MS  5000
@@ -51,6 +54,7 @@ static void usage(FILE *f)
 	           "                 [--latency-ms MS] [--error-pct P] "
 	           "[--min-rate R]\n"
 	           "       warrenctl [--url URL] report FILE.json\n");
+	wc_summary_usage(f);
 	wc_dlq_usage(f);
 	fprintf(
 	    f,
@@ -61,7 +65,11 @@ static void usage(FILE *f)
 	    "             --once prints one frame and exits (1 if the\n"
 	    "             daemon cannot be reached)\n"
 	    "  alerts     --latency-ms 1000, --error-pct 5, --min-rate 10\n"
-	    "  report     write the status and system information as JSON\n",
+	    "  report     write the status and system information as JSON\n"
+	    "  summary    totals since start: by route and outcome, handler\n"
+	    "             latencies, dead-letters by queue and reason, the\n"
+	    "             plugins' counters; --settle S first waits (at most\n"
+	    "             S s) until nothing is in flight\n",
 	    DEFAULT_URL);
 	fputc('\n', f);
 	wc_new_plugin_usage(f);
@@ -346,6 +354,11 @@ int main(int argc, char **argv)
 		return wc_dlq_main(argc - i, argv + i);
 	if (strcmp(argv[i], "status") == 0 && i + 1 == argc)
 		return cmd_top(url, 0, true, &al);
+	if (strcmp(argv[i], "summary") == 0 && i + 1 == argc)
+		return wc_summary(url, 0);
+	if (strcmp(argv[i], "summary") == 0 && i + 3 == argc &&
+	    strcmp(argv[i + 1], "--settle") == 0 && atoi(argv[i + 2]) > 0)
+		return wc_summary(url, atoi(argv[i + 2]));
 	if (strcmp(argv[i], "report") == 0 && i + 2 == argc)
 		return cmd_report(url, argv[i + 1]);
 	if (strcmp(argv[i], "top") != 0) {

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "../common/json_id.h"
-#include "order_validate.h"
+#include "../common/order_validate.h"
+#include "../common/publish_json.h"
 
 struct order_state {
 	const warren_api *api;
@@ -45,6 +46,15 @@ static int order_init(const warren_api *api, warren_ctx *ctx,
 		free(st);
 		return -1;
 	}
+	/* ABI 1.4: warrend checks the exchange exists at start and at each
+	 * reload, so a typo fails there, not once per order. */
+	if (st->followup_exchange && api->abi_minor >= 4 &&
+	    api->publishes_to(ctx, st->followup_exchange) < 0) {
+		snprintf(err, errlen, "publishes_to(\"%s\") failed",
+		         st->followup_exchange);
+		free(st);
+		return -1;
+	}
 	*state = st;
 	return 0;
 }
@@ -61,26 +71,13 @@ static int follow_up(const struct order_state *st, warren_ctx *ctx,
                      const char *const *fields)
 {
 	json_t *out = json_object();
-	char *body;
-	int rc = -1;
+	int rc;
 
 	if (out == NULL)
 		return -1;
 	for (; *fields != NULL; fields++)
 		json_object_set(out, *fields, json_object_get(order, *fields));
-	body = json_dumps(out, JSON_COMPACT);
-	if (body != NULL) {
-		warren_publish p = {
-		    .size = sizeof(p),
-		    .exchange = st->followup_exchange,
-		    .routing_key = rk,
-		    .body = {body, strlen(body)},
-		    .content_type = "application/json",
-		    .type = rk,
-		};
-		rc = st->api->publish(ctx, &p);
-		free(body);
-	}
+	rc = publish_json(st->api, ctx, st->followup_exchange, rk, out, rk);
 	json_decref(out);
 	return rc;
 }

@@ -61,6 +61,22 @@ Test(sdk_install, out_of_tree_plugin_builds_and_handles, .timeout = 180)
 	             "the moved install's warrend -t failed or uses another "
 	             "conf (see %s/t.out)",
 	             dir);
+	/* The example applications' confs, installed beside the docs, pass
+	 * -t with the installed plugins (their plugin dir is the default). */
+	static const char *const examples[] = {"orders", "notifications"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "cd / && env -u WARREN_PLUGIN_DIR '%s/bin/warrend' -t "
+		    "-c '%s/share/doc/warren/examples/%s.conf' >'%s/t.out' "
+		    "2>&1 && grep -q 'is ok: 1 plugin(s), 4 route(s)' "
+		    "'%s/t.out'",
+		    dir, dir, examples[i], dir, dir);
+		cr_assert_eq(it_sh(cmd), 0,
+		             "the installed %s.conf fails warrend -t (see "
+		             "%s/t.out)",
+		             examples[i], dir);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	it_sh(cmd);
 	free(conf);

@@ -62,6 +62,10 @@ expect_warren=(
     "/usr/lib/$MA/warren/plugins/user_signup.so"
     "/usr/lib/$MA/warren/plugins/order_created.so"
     "/usr/lib/$MA/warren/plugins/email_send.so"
+    "/usr/lib/$MA/warren/plugins/orders.so"
+    "/usr/lib/$MA/warren/plugins/notifications.so"
+    /usr/share/doc/warren/examples/orders.conf
+    /usr/share/doc/warren/examples/notifications.conf
     /usr/share/doc/warren/copyright
     /usr/share/doc/warren/changelog.Debian.gz
 )

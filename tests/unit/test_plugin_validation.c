@@ -10,8 +10,11 @@
 #include <string.h>
 
 #include "email_validate.h"
+#include "notification_validate.h"
 #include "order_validate.h"
+#include "orders_validate.h"
 #include "signup_validate.h"
+#include "stock.h"
 
 typedef int (*validate_fn)(const json_t *, char *, size_t);
 
@@ -230,4 +233,150 @@ Test(email_validate, to_with_nul_rejected)
 	cr_expect_eq(email_validate(j, why, sizeof(why)), -1);
 	cr_expect_not_null(strstr(why, "email:send: to "), "reason: %s", why);
 	json_decref(j);
+}
+
+/* The order application's order.created: the same rules, its own name. */
+static int order_dotted(const json_t *j, char *why, size_t len)
+{
+	return order_validate_as("order.created", j, why, len);
+}
+
+Test(order_validate, dotted_type_named_in_the_reason)
+{
+	expect_ok(order_dotted,
+	          "{\"orderId\": \"o-1\", \"userId\": \"u\", " ORDER_ITEMS
+	          ", \"totalAmount\": 1}");
+	expect_bad(order_dotted,
+	           "{\"orderId\": \"o-1\", \"userId\": \"u\", "
+	           "\"items\": [], \"totalAmount\": 1}",
+	           "order.created: items ");
+}
+
+Test(orders_validate, payment)
+{
+	expect_ok(payment_validate,
+	          "{\"orderId\": \"o-1\", \"userId\": 3, \"amount\": 9.5}");
+	expect_bad(payment_validate, "{\"orderId\": \"o-1\", \"amount\": 9.5}",
+	           "payment.process: userId ");
+	expect_bad(payment_validate,
+	           "{\"orderId\": \"o-1\", \"userId\": 3, \"amount\": -1}",
+	           "payment.process: amount ");
+}
+
+Test(orders_validate, reserve_and_notice)
+{
+	expect_ok(reserve_validate, "{\"orderId\": 1, " ORDER_ITEMS "}");
+	expect_bad(reserve_validate, "{\"orderId\": 1, \"items\": {}}",
+	           "inventory.reserve: items ");
+	expect_ok(order_notice_validate,
+	          "{\"orderId\": 1, \"userId\": 2, \"event\": \"paid\"}");
+	expect_bad(order_notice_validate,
+	           "{\"orderId\": 1, \"userId\": 2, \"event\": \"\"}",
+	           "notification.send: event ");
+}
+
+#define NOTE_OK                                                                \
+	"\"id\": \"n-1\", \"recipient\": \"ada@example.com\", \"message\": "   \
+	"\"hi\", \"timestamp\": \"2026-01-01T00:00:00Z\", \"attempts\": 0, "   \
+	"\"maxAttempts\": 3"
+
+static int note_email(const json_t *j, char *why, size_t len)
+{
+	return notification_validate("email", j, why, len);
+}
+
+static int note_sms(const json_t *j, char *why, size_t len)
+{
+	return notification_validate("sms", j, why, len);
+}
+
+Test(notification_validate, the_tutorials_shape)
+{
+	expect_ok(note_email,
+	          "{" NOTE_OK ", \"type\": \"email\", \"priority\": "
+	          "\"high\"}");
+	expect_ok(note_sms, "{" NOTE_OK ", \"type\": \"sms\", \"priority\": "
+	                    "\"normal\"}");
+}
+
+Test(notification_validate, each_field_named)
+{
+	expect_bad(note_email,
+	           "{" NOTE_OK ", \"type\": \"email\", \"priority\": "
+	           "\"urgent\"}",
+	           "notification.email: priority ");
+	expect_bad(note_email,
+	           "{" NOTE_OK ", \"type\": \"sms\", \"priority\": "
+	           "\"high\"}",
+	           "notification.email: type ");
+	expect_bad(note_email,
+	           "{\"id\": \"n\", \"type\": \"email\", "
+	           "\"recipient\": \"nobody\", \"message\": \"m\", "
+	           "\"priority\": \"high\", \"timestamp\": \"t\"}",
+	           "notification.email: recipient must be an e-mail");
+	expect_bad(note_sms,
+	           "{\"type\": \"sms\", \"recipient\": \"+1\", "
+	           "\"message\": \"m\", \"priority\": \"high\", "
+	           "\"timestamp\": \"t\"}",
+	           "notification.sms: id ");
+	expect_bad(note_sms,
+	           "{\"id\": 1, \"type\": \"sms\", \"recipient\": "
+	           "\"+1\", \"message\": \"m\", \"priority\": "
+	           "\"high\", \"timestamp\": \"t\", \"attempts\": -1}",
+	           "notification.sms: attempts ");
+}
+
+/* The order application's inventory (plugins/orders/stock.c). */
+static int stock_verdict(struct stock *st, int reserve, const char *items,
+                         char *why, size_t len)
+{
+	json_t *j = parse(items);
+	int rc = reserve ? stock_reserve(st, "t", j, why, len)
+	                 : stock_check(st, "t", j, why, len);
+
+	json_decref(j);
+	return rc;
+}
+
+Test(stock, missing_items_named_duplicates_summed_reserve_all_or_none)
+{
+	struct stock st;
+	char err[256] = "", why[512] = "";
+
+	cr_assert_eq(stock_init(&st, "p-1:3,7:1", err, sizeof(err)), 0, "%s",
+	             err);
+	cr_expect_eq(
+	    stock_verdict(&st, 0,
+	                  "[{\"productId\": \"p-1\", \"quantity\": 2}, "
+	                  "{\"productId\": 7, \"quantity\": 1}]",
+	                  why, sizeof(why)),
+	    0, "%s", why);
+	/* p-1 twice: 2 + 2 wanted, 3 there; p-9 unknown. */
+	cr_expect_eq(
+	    stock_verdict(&st, 1,
+	                  "[{\"productId\": \"p-1\", \"quantity\": 2}, "
+	                  "{\"productId\": \"p-9\", \"quantity\": 1}, "
+	                  "{\"productId\": \"p-1\", \"quantity\": 2}]",
+	                  why, sizeof(why)),
+	    -1);
+	cr_expect_str_eq(why, "t: out of stock: p-1 (want 4, have 3), p-9 "
+	                      "(want 1, have 0)");
+	/* Nothing was taken by the refused reservation. */
+	cr_expect_eq(
+	    stock_verdict(&st, 1, "[{\"productId\": \"p-1\", \"quantity\": 3}]",
+	                  why, sizeof(why)),
+	    0, "%s", why);
+	cr_expect_eq(
+	    stock_verdict(&st, 0, "[{\"productId\": \"p-1\", \"quantity\": 1}]",
+	                  why, sizeof(why)),
+	    -1);
+	cr_expect_eq(stock_verdict(&st, 0,
+	                           "[{\"productId\": \"p-1\", \"quantity\": "
+	                           "1.5}]",
+	                           why, sizeof(why)),
+	             -2);
+	cr_expect(strstr(why, "items[0].quantity ") != NULL, "%s", why);
+	stock_fini(&st);
+	cr_expect_eq(stock_init(&st, "p-1", err, sizeof(err)), -1);
+	cr_expect(strstr(err, "productId:quantity") != NULL, "%s", err);
 }

@@ -1,5 +1,6 @@
 /*
- * order_validate.h - the checks of an order:created message.
+ * order_validate.h - the checks of an order message (order:created of the
+ * real-time processor, order.created of the order application).
  *
  * A pure function, apart from the plugin, so the unit tests link it alone.
  */
@@ -20,5 +21,18 @@
  * field that failed, e.g. "order:created: items must be a non-empty array".
  */
 int order_validate(const json_t *obj, char *why, size_t whylen);
+
+/*
+ * order_validate_as - the same checks, with `type` (e.g. "order.created")
+ * as the reason's prefix instead of "order:created".
+ */
+int order_validate_as(const char *type, const json_t *obj, char *why,
+                      size_t whylen);
+
+/*
+ * order_id_present - 1 if `v` is an id: an integer, or a string with
+ * something in it; else 0.
+ */
+int order_id_present(const json_t *v);
 
 #endif /* ORDER_VALIDATE_H */
