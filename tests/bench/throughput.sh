@@ -90,27 +90,6 @@ done
 log() { printf 'throughput.sh: %s\n' "$*" >&2; }
 . "$ROOT/tests/bench/bench_common.sh"
 
-fill() { # QUEUE [DLX]
-    WR_FILL_DLX=${2:-} timeout "$WAIT_TIMEOUT" "$FILL" "$URL" "$1" "$MESSAGES" >"$WORK/fill.out" 2>&1 ||
-        { cat "$WORK/fill.out" >&2; fail "wr-fill $1"; }
-}
-
-# The queue must be drained: nothing ready (nothing unacked either: both
-# consumers have closed their connections, so unacked would be requeued).
-check_empty_and_delete() { # QUEUE
-    local out
-    out=$(timeout 60 "$FILL" "$URL" "$1" 0 2>&1) || fail "checking queue $1: $out"
-    [[ $out == "wr-fill: $1 holds 0 messages" ]] || fail "queue $1 not drained: $out"
-    if [[ -n $BROKER_DIR ]]; then
-        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$1" >/dev/null ||
-            fail "delete_queue $1"
-    fi
-}
-
-rate_of() { # extract R from "... N messages in S s (R msg/s)"
-    sed -n 's/.* messages in [0-9.]* s (\([0-9.]*\) msg\/s).*/\1/p' | head -n 1
-}
-
 # run_baseline and run_warrend set RATE (msg/s). They run in the main shell,
 # not in $(...), so that fail() and WARREND_PID reach the EXIT trap.
 RATE=
@@ -140,58 +119,11 @@ write_conf() { # QUEUE CONF HANDLER
 
 run_warrend() { # RUN HANDLER [http]
     local q="bench-$$-$1-warrend-$2${3:+-http}" conf="$WORK/warrend-$1-$2${3:+-http}.conf"
-    local line rate deadline rc listen="" scraper=
-    WLOG=$WORK/warrend-$1-$2${3:+-http}.log
+    local listen=""
     [[ -z ${3:-} ]] || listen=127.0.0.1:0
     fill "$q" "$q.dlx"
     write_conf "$q" "$conf" "$2"
-    # The URL is in the config: keep the caller's environment from overriding it.
-    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR \
-        WARREN_HTTP_LISTEN="$listen" \
-        "$WARREND" -c "$conf" </dev/null >"$WLOG" 2>&1 &
-    WARREND_PID=$!
-    if [[ -n $listen ]]; then
-        scrape "$WLOG" &
-        scraper=$!
-        BG_PIDS+=("$scraper")
-    fi
-    deadline=$((SECONDS + WAIT_TIMEOUT))
-    while :; do
-        line=$(grep -m 1 -E "bench: $MESSAGES messages in " "$WLOG" || true)
-        [[ -z $line ]] || break
-        kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited before handling $MESSAGES messages"
-        ((SECONDS < deadline)) || fail "no 'bench:' line from warrend within ${WAIT_TIMEOUT}s"
-        sleep 0.2
-    done
-    rate=$(rate_of <<<"$line")
-    [[ -n $rate ]] || fail "cannot parse '$line'"
-    [[ -z $scraper ]] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
-    # A clean shutdown: SIGTERM, bounded wait, exit status 0.
-    kill -TERM "$WARREND_PID"
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$WARREND_PID" 2>/dev/null; then
-        fail "warrend did not exit within ${STOP_TIMEOUT}s of SIGTERM"
-    fi
-    rc=0
-    wait "$WARREND_PID" || rc=$?
-    WARREND_PID=
-    ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
-    check_empty_and_delete "$q"
-    if [[ -n $BROKER_DIR ]]; then
-        # The retry queues declared from the default policy.
-        for r in 5000 10000 20000; do
-            "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$q.retry.$r" \
-                >/dev/null || fail "delete_queue $q.retry.$r"
-        done
-    fi
-    WLOG=
-    RATE=$rate
-}
-
-median() { # values... -> median
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    drain_with_warrend "$q" "$conf" "$WORK/warrend-$1-$2${3:+-http}.log" "$listen"
 }
 
 log "$RUNS runs of $MESSAGES messages, prefetch $PREFETCH"

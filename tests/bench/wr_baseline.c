@@ -5,8 +5,10 @@
  * the same per-message work as warrend's hot path (parse the JSON body, read
  * its string field "type", ack) on one connection and one channel.
  *
- * ACKMODE is "each" (one basic.ack per message) or "multi" (one multiple-ack
- * per 100 messages, plus one for the final partial batch).
+ * ACKMODE is "each" (one basic.ack per message), "multi" (one multiple-ack
+ * per 100 messages, plus one for the final partial batch) or "raw" (as
+ * multi, without the JSON parse: what the broker can deliver to one
+ * consumer, the limit any consumer of this machine is measured against).
  *
  * The clock starts at the first delivery and stops once the ack covering the
  * COUNT-th message is sent. Prints exactly one line on stdout:
@@ -27,22 +29,24 @@ int main(int argc, char **argv)
 {
 	wr_prog = "wr-baseline";
 	if (argc != 6) {
-		fprintf(
-		    stderr,
-		    "usage: wr-baseline URL QUEUE COUNT PREFETCH each|multi\n");
+		fprintf(stderr, "usage: wr-baseline URL QUEUE COUNT PREFETCH "
+		                "each|multi|raw\n");
 		return 2;
 	}
 	const char *url = argv[1], *queue = argv[2];
 	unsigned long count = wr_arg_ulong(argv[3], "COUNT", 1, 100000000UL);
 	uint16_t prefetch =
 	    (uint16_t)wr_arg_ulong(argv[4], "PREFETCH", 1, 65535);
-	int multi;
+	int multi, parse = 1;
 	if (strcmp(argv[5], "each") == 0)
 		multi = 0;
 	else if (strcmp(argv[5], "multi") == 0)
 		multi = 1;
+	else if (strcmp(argv[5], "raw") == 0)
+		multi = 1, parse = 0;
 	else
-		wr_die("ACKMODE must be 'each' or 'multi', got '%s'", argv[5]);
+		wr_die("ACKMODE must be 'each', 'multi' or 'raw', got '%s'",
+		       argv[5]);
 
 	amqp_connection_state_t c = wr_connect(url);
 	amqp_basic_qos(c, 1, 0, prefetch, 0);
@@ -96,20 +100,24 @@ int main(int argc, char **argv)
 		received++;
 
 		/* The work warrend does per message: parse, find the type. */
-		json_error_t jerr;
-		json_t *root = json_loadb(env.message.body.bytes,
-		                          env.message.body.len, 0, &jerr);
-		if (root == NULL)
-			wr_die("message %lu is not JSON: %s", received,
-			       jerr.text);
-		const char *type =
-		    json_string_value(json_object_get(root, "type"));
-		if (type == NULL)
-			wr_die("message %lu has no string field \"type\"",
-			       received);
-		if (strcmp(type, "bench:noop") != 0)
-			wrong_type++;
-		json_decref(root);
+		if (parse) {
+			json_error_t jerr;
+			json_t *root =
+			    json_loadb(env.message.body.bytes,
+			               env.message.body.len, 0, &jerr);
+			if (root == NULL)
+				wr_die("message %lu is not JSON: %s", received,
+				       jerr.text);
+			const char *type =
+			    json_string_value(json_object_get(root, "type"));
+			if (type == NULL)
+				wr_die("message %lu has no string field "
+				       "\"type\"",
+				       received);
+			if (strcmp(type, "bench:noop") != 0)
+				wrong_type++;
+			json_decref(root);
+		}
 
 		uint64_t tag = env.delivery_tag;
 		amqp_destroy_envelope(&env);
