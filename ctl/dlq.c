@@ -506,9 +506,14 @@ int wc_dlq_main(int argc, char **argv)
 		return 1;
 	switch (o.cmd) {
 	case LS:
-		printf("%s: %ld dead-letters (read and given back in order: "
-		       "the queue is as it was)\n",
-		       o.queue, res.scanned);
+		if (rc < 0)
+			printf("%s: the pass was cut after %ld dead-letters "
+			       "(counts below are partial)\n",
+			       o.queue, res.scanned);
+		else
+			printf("%s: %ld dead-letters (read and given back in "
+			       "order: the queue is as it was)\n",
+			       o.queue, res.scanned);
 		printf("failed: oldest ");
 		print_time(r->timed ? r->oldest : -1);
 		printf(", newest ");

@@ -135,7 +135,7 @@ int wc_dlq_redrive_headers(const amqp_envelope_t *env, amqp_table_t *out)
 	wc_dlq_info_read(env, &info);
 	before = info.redriven;
 	out->num_entries = 0;
-	out->entries = calloc((size_t)nin + 1, sizeof(*out->entries));
+	out->entries = calloc((size_t)nin + 2, sizeof(*out->entries));
 	if (!out->entries)
 		return -1;
 	for (int i = 0; i < nin; i++)
@@ -143,6 +143,11 @@ int wc_dlq_redrive_headers(const amqp_envelope_t *env, amqp_table_t *out)
 			out->entries[out->num_entries++] = in->entries[i];
 	wd_table_add_i64(out, WC_H_REDRIVEN,
 	                 before < INT64_MAX ? before + 1 : before);
+	/* The copy goes without the user_id property (RabbitMQ refuses
+	 * another user's under ours): it is kept as warrend keeps it. */
+	if ((p->_flags & AMQP_BASIC_USER_ID_FLAG) &&
+	    !wd_amqp_header(env, WD_H_ORIG_USER_ID))
+		wd_table_add_str(out, WD_H_ORIG_USER_ID, p->user_id);
 	return 0;
 }
 

@@ -45,9 +45,10 @@ bool wc_dlq_match(const struct wc_dlq_filter *f, const struct wc_dlq_info *i);
  * without the broker's death and delivery records (x-death,
  * x-first-death-*, x-last-death-*, x-delivery-count), so that warrend
  * counts its next delivery as attempt 1; x-warren-original-* are kept
- * (handlers still see where it was first published), and x-warren-redriven
- * is set to one more than before. out->entries borrows from env; free it
- * afterwards. Returns -1 on out of memory.
+ * (handlers still see where it was first published), x-warren-redriven
+ * is set to one more than before, and a user_id property (which the copy
+ * does not carry) becomes x-warren-original-user-id. out->entries borrows from
+ * env; free it afterwards. Returns -1 on out of memory.
  */
 int wc_dlq_redrive_headers(const amqp_envelope_t *env, amqp_table_t *out);
 

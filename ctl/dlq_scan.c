@@ -305,6 +305,9 @@ static int move(struct pass *ps, const amqp_envelope_t *env,
 	}
 	props._flags |= AMQP_BASIC_HEADERS_FLAG;
 	props.headers = mv->headers;
+	/* Another user's user_id would close the channel (406): the headers
+	 * carry it (wc_dlq_redrive_headers). */
+	props._flags &= ~AMQP_BASIC_USER_ID_FLAG;
 	s->ps = ps;
 	s->tag = env->delivery_tag;
 	rc = wd_pub_send(&ps->pub, s, mv->exchange, mv->routing_key, &props,

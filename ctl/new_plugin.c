@@ -6,7 +6,9 @@
  *
  * Nothing is overwritten without --force, and nothing at all is written
  * when any of the three files exists: a half-replaced plugin (a new
- * Makefile next to the user's own NAME.c) is worse than an error. */
+ * Makefile next to the user's own NAME.c) is worse than an error. Each
+ * file is written by rename, so none is ever half-written; a write that
+ * fails part-way (a full disk) leaves the files written before it. */
 #include "new_plugin.h"
 
 #include <errno.h>

@@ -79,8 +79,12 @@ static json_t *settled(const char *url, int settle_s)
 			break;
 		}
 		usleep(250000);
-		json_decref(doc);
-		doc = status(url);
+		/* A read that fails keeps the last good document. */
+		json_t *next = status(url);
+		if (next) {
+			json_decref(doc);
+			doc = next;
+		}
 	}
 	return doc;
 }

@@ -156,14 +156,15 @@ typedef struct warren_message {
 	warren_bytes reply_to;
 	/* expiration: the per-message TTL the publisher set, in ms as a
 	 * decimal string (AMQP's shortstr), e.g. "60000". Absent on a retried
-	 * delivery (attempt > 1): the retry queue used the property for its
-	 * delay, and the broker drops it when the delay expires. Since 1.4. */
+	 * delivery warren republished for a retry: the retry queue used the
+	 * property for its delay, and the broker drops it when the delay
+	 * expires. Since 1.4. */
 	warren_bytes expiration;
 	/* user_id: the publishing connection's user name, as RabbitMQ
 	 * checks it when a publisher sets it (so it can be trusted then).
-	 * Absent on a retried delivery (attempt > 1): the broker would refuse
-	 * warrend's copy carrying another user's name, so the copy has the
-	 * header x-warren-original-user-id instead (not checked by anyone:
+	 * Absent on a delivery warren republished for a retry: the broker would
+	 * refuse warrend's copy carrying another user's name, so the copy has
+	 * the header x-warren-original-user-id instead (not checked by anyone:
 	 * anybody who may publish to the retry queue could forge it).
 	 * app_id: the publishing application's name, as it says. Since 1.4.
 	 */

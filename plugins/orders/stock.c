@@ -4,6 +4,7 @@
 #include "stock.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,10 +146,14 @@ static int check_locked(struct stock *s, const char *type, const json_t *items,
 			const json_t *oq = json_object_get(o, "quantity");
 			char oid[STOCK_ID_MAX + 1];
 
+			json_int_t q = json_integer_value(oq);
+			/* Saturated: quantities near the integer's limit must
+			 * not wrap into a sum the stock would satisfy. */
 			if (item_id(o, oid, sizeof(oid)) == 0 &&
 			    strcmp(oid, id) == 0 && json_is_integer(oq) &&
-			    json_integer_value(oq) > 0)
-				want += json_integer_value(oq);
+			    q > 0)
+				want =
+				    q > LLONG_MAX - want ? LLONG_MAX : want + q;
 		}
 		si = find(s, id);
 		if (si != NULL && si->qty >= want)

@@ -68,9 +68,16 @@ int wd_pidfile_take(const char *path, char *err, size_t errlen)
 			close(fd);
 			return -1;
 		}
-		if (still_there(fd, path) || tries == 5)
+		if (still_there(fd, path))
 			break;
 		close(fd);
+		if (tries == 5) {
+			snprintf(err, errlen,
+			         "pid file %s: removed and made again by "
+			         "others 5 times while taking it",
+			         path);
+			return -1;
+		}
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {

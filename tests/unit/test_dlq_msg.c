@@ -149,6 +149,27 @@ Test(dlq_msg, redriven_headers_start_the_count_again)
 	free(h.entries);
 }
 
+/* A dead-letter the broker made itself (a TTL) keeps its publisher's
+ * user_id: the copy carries it as a header, and move() drops the property
+ * (RabbitMQ refuses another user's under ours). */
+Test(dlq_msg, a_user_id_becomes_a_header)
+{
+	struct fixture f;
+	amqp_table_t h;
+	char buf[64] = {0};
+
+	setup(&f, "{}");
+	f.env.message.properties._flags |= AMQP_BASIC_USER_ID_FLAG;
+	f.env.message.properties.user_id = amqp_cstring_bytes("alice");
+	cr_assert_eq(wc_dlq_redrive_headers(&f.env, &h), 0);
+	const amqp_field_value_t *u = wd_table_get(&h, WD_H_ORIG_USER_ID);
+	cr_assert(wd_field_is_string(u));
+	memcpy(buf, u->value.bytes.bytes,
+	       u->value.bytes.len < 63 ? u->value.bytes.len : 63);
+	cr_expect_str_eq(buf, "alice");
+	free(h.entries);
+}
+
 static char *printed(const char *s, size_t len, size_t max)
 {
 	char *out = NULL;

@@ -376,6 +376,17 @@ Test(stock, missing_items_named_duplicates_summed_reserve_all_or_none)
 	                           why, sizeof(why)),
 	             -2);
 	cr_expect(strstr(why, "items[0].quantity ") != NULL, "%s", why);
+	/* Quantities whose sum passes the integer's limit: refused, not
+	 * wrapped into a sum the stock would satisfy (UBSan sees a wrap). */
+	cr_expect_eq(stock_verdict(&st, 1,
+	                           "[{\"productId\": \"p-1\", \"quantity\": "
+	                           "9223372036854775807}, {\"productId\": "
+	                           "\"p-1\", \"quantity\": "
+	                           "9223372036854775807}]",
+	                           why, sizeof(why)),
+	             -1);
+	cr_expect(strstr(why, "p-1 (want 9223372036854775807, have 0)") != NULL,
+	          "%s", why);
 	stock_fini(&st);
 	cr_expect_eq(stock_init(&st, "p-1", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "productId:quantity") != NULL, "%s", err);
