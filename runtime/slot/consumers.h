@@ -16,6 +16,7 @@
 
 #include "base/amqp_compat.h"
 #include "broker/acks.h"
+#include "broker/prefetch.h"
 #include "exec/generation.h"
 
 /* The consuming connection: channel 1 declares the topology; consumers
@@ -34,6 +35,14 @@ struct wd_consumer {
 	bool draining; /* cancelled by a reload; closed once all settled */
 	char tag[256]; /* the broker's consumer tag, for basic.cancel */
 	struct wd_acks acks;
+	/* prefetch = "auto": its window moves (slot/prefetch_qos.h), sent as
+	 * a channel-wide basic.qos (global), which RabbitMQ applies to the
+	 * running consumer at once; a per-consumer one would only bind the
+	 * channel's next consumers. ack_cap: its ack batch at the largest
+	 * window; the batch follows half the window below that. */
+	bool adaptive;
+	struct wd_prefetch pf;
+	int ack_cap;
 };
 
 struct wd_consumers {
@@ -42,7 +51,8 @@ struct wd_consumers {
 	struct wd_gen *gen; /* a reference: the generation consumed for */
 	struct wd_consumer *v;
 	size_t n;
-	size_t ndraining; /* cancelled by a reload, still open */
+	size_t ndraining;     /* cancelled by a reload, still open */
+	int64_t adapt_due_us; /* the next look at the adaptive windows */
 };
 
 /* On a fresh connection: open the consumers cs->gen assigns to this slot.
@@ -73,6 +83,11 @@ void wd_consumers_clear(struct wd_consumers *cs);
  * counted. The caller answers close-ok and reconnects. */
 void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
                          const amqp_channel_close_t *m);
+
+/* Consumer k's window is now `prefetch` (k->adaptive; the caller sent
+ * the qos): its ack batch follows, at most half of it, and its gauge. */
+void wd_consumer_set_window(struct wd_consumers *cs, struct wd_consumer *k,
+                            int prefetch);
 
 /* The consumer on channel ch, or NULL. */
 struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch);
