@@ -10,7 +10,8 @@
  *     consumer. Shrink to Little's law's window for what the handlers
  *     get through: throughput x (handler time + the ack delay + 1 ms for
  *     the broker's round trip), plus one delivery per handler so that
- *     none idles while its next one is on the way.
+ *     none idles while its next one is on the way. (A window below
+ *     that estimate is not what holds them: the next rule applies.)
  *   - starving: the handlers were busy less than 80 % of the time (busy
  *     handlers, by Little's law: throughput x handler time, out of
  *     `handlers`), and the queue has ready messages (a passive declare,

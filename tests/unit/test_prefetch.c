@@ -78,6 +78,21 @@ Test(prefetch, hoarding_shrinks)
 	cr_expect_str_eq(why, "hoarding");
 }
 
+/* Deliveries waited, but the window is below what the handlers get
+ * through (the wait is not the window's): idle handlers and a backlog
+ * still make it grow. 20000/s x (2 us + 11 ms) + 4 = 224 > 20. */
+Test(prefetch, a_wait_under_a_small_window_is_not_hoarding)
+{
+	struct wd_prefetch_obs o = obs(20000, 2000, 2, 5000);
+	const char *why = NULL;
+
+	cr_expect_eq(wd_prefetch_next(20, 10, 1000, &o, &why), 40);
+	cr_expect_str_eq(why, "starving");
+	/* Between the estimate and an eighth above it: kept. */
+	cr_expect_eq(wd_prefetch_next(240, 10, 1000, &o, &why), 240);
+	cr_expect_str_eq(why, "hoarding");
+}
+
 /* Busy handlers with a short wait (about one handler call): the window is
  * right; it neither grows (handlers are busy) nor shrinks. */
 Test(prefetch, balanced_stays)
