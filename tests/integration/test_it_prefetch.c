@@ -276,8 +276,10 @@ Test(prefetch, auto_grows_when_starving_and_shrinks_when_hoarding,
 	             "auto: the consumer has no limit of its own");
 	cr_expect_eq(it_wait_queue(n.q, 0, WAIT_MS), 0);
 	log = it_stop_and_log(&d);
-	cr_expect_eq(it_count(log, "flow id="), rounds * FAST_N + SLOW_N,
-	             "each message handled once");
+	/* Each message once (counted by warrend: a strstr count of the
+	 * log's lines is quadratic under ASan). */
+	IT_EXPECT_METRIC(log, "received", rounds * FAST_N + SLOW_N);
+	IT_EXPECT_METRIC(log, "acked", rounds * FAST_N + SLOW_N);
 	free(log);
 	free(conf);
 	names_delete(&n);
