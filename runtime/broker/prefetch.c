@@ -70,16 +70,13 @@ int wd_prefetch_next(int current, int min, int max,
 		int next = clamp(window, min, max);
 		*why = "hoarding";
 		/* Within an eighth: not worth a qos. */
-		if (next < current && current - next >= 1 + current / 8)
-			return next;
-		/* The window is not bigger than what the handlers get
+		if (next < current)
+			return current - next >= 1 + current / 8 ? next
+			                                         : current;
+		/* Else the window is not bigger than what the handlers get
 		 * through: the wait came from elsewhere (this thread, the
 		 * workers' wake-up), and a bigger window may still help. */
-		if (next >= current)
-			goto not_hoarding;
-		return current;
 	}
-not_hoarding:
 	busy = rate * handler_us / handlers;
 	*why = "balanced";
 	if (current >= max || busy * 100 >= BUSY_PCT)
