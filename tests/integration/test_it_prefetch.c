@@ -285,6 +285,27 @@ Test(prefetch, auto_grows_when_starving_and_shrinks_when_hoarding,
 	names_delete(&n);
 }
 
+/* Whether /status lists q's consumer on slot 0 with this prefetch and
+ * mode. */
+static bool status_shows(int port, const char *q, long prefetch, bool is_auto)
+{
+	char *body = NULL, want[128];
+	const char *p;
+	bool ok;
+
+	cr_assert_eq(it_http_get(port, "/status", &body), 200);
+	snprintf(want, sizeof(want), "\"queue\":\"%s\"", q);
+	p = strstr(body, want);
+	snprintf(want, sizeof(want),
+	         "\"consumers\":[{\"slot\":0,\"prefetch\":%ld,\"auto\":%s}]",
+	         prefetch, is_auto ? "true" : "false");
+	ok = p && strstr(p, want);
+	if (!ok)
+		cr_log_error("/status: %s", body);
+	free(body);
+	return ok;
+}
+
 /* SIGHUP, then wait for generation `gen` to be ready. */
 static void reload_to(struct it_daemon *d, const char *conf, int gen)
 {
@@ -328,6 +349,7 @@ Test(prefetch, reload_switches_between_a_number_and_auto, .timeout = 300)
 	port = it_http_port(&d);
 	cr_assert_eq(wait_metric(port, n.q, "static", equal, 7), 7);
 	cr_assert_eq(wait_consumer_prefetch(n.q, 7), 7);
+	cr_expect(status_shows(port, n.q, 7, false));
 
 	/* To auto: a new consumer, the channel's limit, none of its own. */
 	reload_to(&d, automatic, 2);
@@ -337,6 +359,7 @@ Test(prefetch, reload_switches_between_a_number_and_auto, .timeout = 300)
 	cr_assert(consumer_channel(4, &global, &unacked),
 	          "no consumer channel 4 (the reload's new one)");
 	cr_expect_eq(global, MIN);
+	cr_expect(status_shows(port, n.q, MIN, true));
 
 	/* And back. */
 	reload_to(&d, fixed, 3);
