@@ -133,6 +133,40 @@ static amqp_channel_t free_channel(struct wd_consumers *cs)
 	return ch;
 }
 
+amqp_rpc_reply_t wd_consumer_start(amqp_connection_state_t amqp,
+                                   struct wd_consumer *k, int prefetch)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_basic_qos(amqp, k->channel, 0, (uint16_t)prefetch, 0);
+	r = amqp_get_rpc_reply(amqp);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		amqp_basic_consume_ok_t *ok = amqp_basic_consume(
+		    amqp, k->channel, amqp_cstring_bytes(queue_conf(k)->name),
+		    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+		r = amqp_get_rpc_reply(amqp);
+		if (ok)
+			snprintf(k->tag, sizeof(k->tag), "%.*s",
+			         (int)ok->consumer_tag.len,
+			         (const char *)ok->consumer_tag.bytes);
+	}
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		k->paused = false;
+	return r;
+}
+
+amqp_rpc_reply_t wd_consumer_stop(amqp_connection_state_t amqp,
+                                  struct wd_consumer *k)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
+	r = amqp_get_rpc_reply(amqp);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		k->paused = true;
+	return r;
+}
+
 /* Open channel, qos and consume for queue q of g as its nth consumer. */
 static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
                struct wd_gen *g, size_t q, int nth, char *err, size_t errlen)
@@ -170,22 +204,8 @@ static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	cs->n++;
 	if (wd_broker_channel_open(amqp, k->channel, err, errlen) < 0)
 		return -1;
-	/* auto: the channel's limit (global), the consumer's own none. */
-	if (k->adaptive)
-		amqp_basic_qos(amqp, k->channel, 0, (uint16_t)k->pf.value, 1);
-	else
-		amqp_basic_qos(amqp, k->channel, 0, (uint16_t)qc->prefetch, 0);
-	r = amqp_get_rpc_reply(amqp);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-		amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-		    amqp, k->channel, amqp_cstring_bytes(qc->name),
-		    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-		r = amqp_get_rpc_reply(amqp);
-		if (ok)
-			snprintf(k->tag, sizeof(k->tag), "%.*s",
-			         (int)ok->consumer_tag.len,
-			         (const char *)ok->consumer_tag.bytes);
-	}
+	r = wd_consumer_start(amqp, k,
+	                      k->adaptive ? k->pf.value : qc->prefetch);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		snprintf(err, errlen, "%s:%d: cannot consume queue \"%s\": %s",
 		         conf->file, qc->line, qc->name,
@@ -274,8 +294,12 @@ static int cancel(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	amqp_rpc_reply_t r;
 	char why[256];
 
-	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
-	r = amqp_get_rpc_reply(amqp);
+	/* A paused one (prefetch_qos.c) is cancelled already. */
+	if (k->paused) {
+		k->draining = true;
+		return 0;
+	}
+	r = wd_consumer_stop(amqp, k);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		wd_log_warnx(AREA,
 		             "slot %d: cannot cancel consumer of queue "

@@ -35,14 +35,19 @@ struct wd_consumer {
 	bool draining; /* cancelled by a reload; closed once all settled */
 	char tag[256]; /* the broker's consumer tag, for basic.cancel */
 	struct wd_acks acks;
-	/* prefetch = "auto": its window moves (slot/prefetch_qos.h), sent as
-	 * a channel-wide basic.qos (global), which RabbitMQ applies to the
-	 * running consumer at once; a per-consumer one would only bind the
-	 * channel's next consumers. ack_cap: its ack batch at the largest
-	 * window; the batch follows half the window below that. */
+	/* prefetch = "auto": its window moves (slot/prefetch_qos.h). A
+	 * per-consumer basic.qos binds only the channel's next consumers, so
+	 * a new window is a new consumer on the same channel: cancelled
+	 * (paused: what it holds stays unacked on the channel), then qos and
+	 * consume again. ack_cap: its ack batch at the largest window; the
+	 * batch follows half the window below that. */
 	bool adaptive;
+	bool paused;
 	struct wd_prefetch pf;
 	int ack_cap;
+	/* Deliveries read and not settled yet (all consumers: two
+	 * additions on the hot path). */
+	size_t unsettled;
 };
 
 struct wd_consumers {
@@ -83,6 +88,15 @@ void wd_consumers_clear(struct wd_consumers *cs);
  * counted. The caller answers close-ok and reconnects. */
 void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
                          const amqp_channel_close_t *m);
+
+/* basic.qos (per consumer, prefetch) and basic.consume on k's channel
+ * (k->tag: the new consumer's); clears k->paused. */
+amqp_rpc_reply_t wd_consumer_start(amqp_connection_state_t amqp,
+                                   struct wd_consumer *k, int prefetch);
+/* basic.cancel of k's consumer; sets k->paused. Its deliveries stay
+ * unacked on the channel, to be acked as ever. */
+amqp_rpc_reply_t wd_consumer_stop(amqp_connection_state_t amqp,
+                                  struct wd_consumer *k);
 
 /* Consumer k's window is now `prefetch` (k->adaptive; the caller sent
  * the qos): its ack batch follows, at most half of it, and its gauge. */

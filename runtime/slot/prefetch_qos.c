@@ -33,22 +33,50 @@ static long backlog(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	return (long)ok->message_count;
 }
 
-static int set_window(struct wd_consumers *cs, amqp_connection_state_t amqp,
-                      struct wd_consumer *k, int prefetch)
+/* Consume again with k's window as its own limit. */
+static int resume(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                  struct wd_consumer *k, int64_t now_us)
 {
-	amqp_rpc_reply_t r;
+	struct wd_prefetch_obs discard;
+	amqp_rpc_reply_t r = wd_consumer_start(amqp, k, k->pf.value);
 	char why[256];
 
-	/* global: the channel's limit, which binds the running consumer. */
-	if (!amqp_basic_qos(amqp, k->channel, 0, (uint16_t)prefetch, 1)) {
-		r = amqp_get_rpc_reply(amqp);
-		wd_log_warnx(AREA, "slot %d: basic.qos on channel %u: %s",
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		wd_log_warnx(
+		    AREA,
+		    "slot %d: cannot consume queue \"%s\" again on "
+		    "channel %u: %s",
+		    cs->slot, k->gen->routes->conf->queues[k->queue].name,
+		    k->channel, wd_broker_reply_str(r, why, sizeof(why)));
+		return -1;
+	}
+	/* What was measured while it held too much is not the new
+	 * window's. */
+	wd_prefetch_take(&k->pf, now_us, &discard);
+	return 0;
+}
+
+/* A new window: the consumer is cancelled (the deliveries it holds stay
+ * unacked on the channel); a bigger window consumes again at once, a
+ * smaller one once the consumer holds at most half of it (the broker
+ * counts only the new consumer's deliveries against its limit: this way
+ * the channel holds at most 1.5 windows while the old ones drain). */
+static int set_window(struct wd_consumers *cs, amqp_connection_state_t amqp,
+                      struct wd_consumer *k, int prefetch, int64_t now_us)
+{
+	amqp_rpc_reply_t r;
+	bool grow = prefetch > k->pf.value;
+	char why[256];
+
+	r = wd_consumer_stop(amqp, k);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		wd_log_warnx(AREA, "slot %d: basic.cancel on channel %u: %s",
 		             cs->slot, k->channel,
 		             wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
 	wd_consumer_set_window(cs, k, prefetch);
-	return 0;
+	return grow ? resume(cs, amqp, k, now_us) : 0;
 }
 
 /* One consumer's interval is over. */
@@ -73,7 +101,7 @@ static int adapt(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	}
 	if (next == was)
 		return 0;
-	if (set_window(cs, amqp, k, next) < 0)
+	if (set_window(cs, amqp, k, next, now_us) < 0)
 		return -1;
 	wd_log_debug(AREA,
 	             "slot %d: queue \"%s\": prefetch %d -> %d (%s: %ju "
@@ -100,10 +128,18 @@ int wd_prefetch_qos_tick(struct wd_consumers *cs, amqp_connection_state_t amqp,
 
 		if (!k->adaptive || k->draining)
 			continue;
-		if (wd_prefetch_due(&k->pf, now_us) &&
-		    adapt(cs, amqp, k, now_us) < 0)
+		if (k->paused) {
+			if (k->unsettled <= (size_t)k->pf.value / 2 &&
+			    resume(cs, amqp, k, now_us) < 0)
+				return -1;
+		} else if (wd_prefetch_due(&k->pf, now_us) &&
+		           adapt(cs, amqp, k, now_us) < 0) {
 			return -1;
-		at = k->pf.since_us + (int64_t)WD_PREFETCH_INTERVAL_MS * 1000;
+		}
+		/* Paused: look again next turn, until it consumes again. */
+		at = k->paused ? now_us
+		               : k->pf.since_us +
+		                     (int64_t)WD_PREFETCH_INTERVAL_MS * 1000;
 		if (due < 0 || at < due)
 			due = at;
 	}
