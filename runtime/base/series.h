@@ -58,6 +58,8 @@ enum wd_inflight {
 };
 extern const char *const wd_inflight_names[WD_INFLIGHT_STAGES];
 
+#define WD_SERIES_MAX_SLOTS 64 /* broker.pool_size's maximum */
+
 struct wd_queue_series {
 	struct wd_queue_series *next;
 	char *queue;
@@ -72,6 +74,10 @@ struct wd_queue_series {
 	struct wd_hist end_to_end; /* publish -> settle, when known */
 	struct wd_rate received_rate;
 	_Atomic int64_t inflight[WD_INFLIGHT_STAGES]; /* gauges */
+	/* The prefetch of its consumer on each slot (0: none there): the
+	 * number, or where `auto` has moved it (slot/consumers.c). */
+	atomic_int prefetch[WD_SERIES_MAX_SLOTS];
+	atomic_bool prefetch_auto[WD_SERIES_MAX_SLOTS];
 };
 
 struct wd_route_series {
@@ -100,8 +106,6 @@ enum wd_slot_state {
 	WD_SLOT_STATES
 };
 extern const char *const wd_slot_state_names[WD_SLOT_STATES];
-
-#define WD_SERIES_MAX_SLOTS 64 /* broker.pool_size's maximum */
 
 struct wd_slot_series {
 	atomic_int state;            /* enum wd_slot_state */

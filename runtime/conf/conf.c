@@ -31,7 +31,9 @@ bool wd_conf_declares_exchange(const struct wd_conf *conf, const char *name)
 
 int wd_conf_ack_batch(const struct wd_conf *conf, const struct wd_conf_queue *q)
 {
-	int half = q->prefetch / 2 > 0 ? q->prefetch / 2 : 1;
+	int window =
+	    q->prefetch == WD_PREFETCH_AUTO ? q->prefetch_max : q->prefetch;
+	int half = window / 2 > 0 ? window / 2 : 1;
 
 	return conf->broker.ack_batch < half ? conf->broker.ack_batch : half;
 }

@@ -11,6 +11,16 @@
 #include "message/policy.h"
 #include "warren.h"
 
+/* `prefetch = "auto"` (README: Adaptive prefetch): the window follows what
+ * warrend measures, within prefetch_min..prefetch_max. */
+#define WD_PREFETCH_AUTO (-1)
+/* broker.prefetch's default: 10, the tutorial's figure, for now. Flipping
+ * the default to adaptive is this line: WD_PREFETCH_AUTO. */
+#define WD_PREFETCH_DEFAULT 10
+/* The bounds of `auto` (README: Adaptive prefetch says why these). */
+#define WD_PREFETCH_MIN_DEFAULT 10
+#define WD_PREFETCH_MAX_DEFAULT 1000
+
 /* The HTTP endpoint's default address (README: Monitoring). */
 #define WD_HTTP_DEFAULT_LISTEN "127.0.0.1:9466"
 
@@ -23,7 +33,9 @@ struct wd_conf_broker {
 	int heartbeat;       /* seconds, 0 = off */
 	int connect_timeout; /* seconds */
 	int pool_size;
-	int prefetch;
+	int prefetch;     /* a number, or WD_PREFETCH_AUTO */
+	int prefetch_min; /* auto's bounds */
+	int prefetch_max;
 	char *ca_cert;
 	char *client_cert;
 	char *client_key;
@@ -71,7 +83,9 @@ struct wd_conf_queue {
 	size_t nargs;
 	enum wd_type_source type_from;
 	char *type_field;
-	int prefetch; /* resolved: the queue's or broker.prefetch */
+	int prefetch; /* resolved: the queue's or broker.prefetch; may be
+	                 WD_PREFETCH_AUTO */
+	int prefetch_min, prefetch_max; /* resolved: auto's bounds */
 	/* Input policy, resolved from the queue's keys or `policy`. */
 	long max_body_size; /* bytes; a longer body is "too-large" */
 	enum wd_bad_input on_unknown_type, on_unparseable, on_too_large;
@@ -157,6 +171,8 @@ bool wd_conf_declares_exchange(const struct wd_conf *conf, const char *name);
  * the next deliveries while the first half's acks are on their way
  * (waiting for a full window would stall the consumer until the time
  * bound, broker.ack_delay_ms). */
+/* With prefetch = auto, the cap for the largest window (prefetch_max):
+ * the consumer lowers it to half its window as the window moves. */
 int wd_conf_ack_batch(const struct wd_conf *conf,
                       const struct wd_conf_queue *q);
 

@@ -110,6 +110,9 @@ bool wd_conf_same_consumer(const struct wd_conf *a, size_t qa,
 	const struct wd_conf_queue *x = &a->queues[qa], *y = &b->queues[qb];
 
 	return strcmp(x->name, y->name) == 0 && x->prefetch == y->prefetch &&
+	       (x->prefetch != WD_PREFETCH_AUTO ||
+	        (x->prefetch_min == y->prefetch_min &&
+	         x->prefetch_max == y->prefetch_max)) &&
 	       wd_conf_ack_batch(a, x) == wd_conf_ack_batch(b, y) &&
 	       a->broker.ack_delay_ms == b->broker.ack_delay_ms;
 }

@@ -152,6 +152,14 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 	c->broker.connect_timeout = (int)cfg_getint(b, "connect_timeout");
 	c->broker.pool_size = (int)cfg_getint(b, "pool_size");
 	c->broker.prefetch = (int)cfg_getint(b, "prefetch");
+	c->broker.prefetch_min = (int)cfg_getint(b, "prefetch_min");
+	c->broker.prefetch_max = (int)cfg_getint(b, "prefetch_max");
+	if (c->broker.prefetch_min > c->broker.prefetch_max) {
+		wd_conf_set_err(c->file, wd_conf_line_of(b, "prefetch_max"),
+		                "prefetch_max: %d is below prefetch_min %d",
+		                c->broker.prefetch_max, c->broker.prefetch_min);
+		return -1;
+	}
 	c->broker.verify_peer = cfg_getbool(b, "verify_peer");
 	c->broker.ack_batch = (int)cfg_getint(b, "ack_batch");
 	c->broker.ack_delay_ms = (int)cfg_getint(b, "ack_delay_ms");
@@ -280,6 +288,22 @@ static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	/* 0 (unset) is resolved once the routes are known
 	 * (conf_routes.c). */
 	q->prefetch = (int)cfg_getint(s, "prefetch");
+	q->prefetch_min = (int)cfg_getint(s, "prefetch_min");
+	q->prefetch_max = (int)cfg_getint(s, "prefetch_max");
+	if (q->prefetch_min == 0)
+		q->prefetch_min = c->broker.prefetch_min;
+	if (q->prefetch_max == 0)
+		q->prefetch_max = c->broker.prefetch_max;
+	if (q->prefetch_min > q->prefetch_max) {
+		bool max_here = cfg_getint(s, "prefetch_max") != 0;
+		wd_conf_set_err(
+		    c->file,
+		    wd_conf_line_of(s,
+		                    max_here ? "prefetch_max" : "prefetch_min"),
+		    "queue \"%s\": prefetch_max %d is below prefetch_min %d",
+		    cfg_title(s), q->prefetch_max, q->prefetch_min);
+		return -1;
+	}
 	q->consumers = consumers == 0 || consumers > c->broker.pool_size
 	                   ? c->broker.pool_size
 	                   : (int)consumers;

@@ -155,6 +155,9 @@ static int load_route(struct wd_conf *c, cfg_t *s, cfg_t *policy, size_t i)
  * at once (each call, times its batch_size for a batch route), so that the
  * next delivery is there when a call returns, shared out between the
  * queue's consumers. Else broker.prefetch. The one place of the rule.
+ * It wins over broker.prefetch = "auto" too: the limits say how many
+ * calls can take deliveries, which is what auto would have to find out
+ * (a queue's own prefetch = "auto" wins over the rule).
  */
 static int derived_prefetch(const struct wd_conf *c, size_t queue)
 {

@@ -5,6 +5,7 @@
 
 #include "base/listen.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,6 +101,29 @@ static int validate_bad_input(cfg_t *cfg, cfg_opt_t *opt)
 	return check_one_of(cfg, opt, v);
 }
 
+/* prefetch: a number, or "auto" (WD_PREFETCH_AUTO; its range check in
+ * validate_range lets it through). */
+static int parse_prefetch(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+                          void *result)
+{
+	char *end;
+	long v;
+
+	if (strcmp(value, "auto") == 0) {
+		*(long *)result = WD_PREFETCH_AUTO;
+		return 0;
+	}
+	errno = 0;
+	v = strtol(value, &end, 0);
+	if (!*value || *end || errno) {
+		cfg_error(cfg, "%s: \"%s\" is neither a number nor \"auto\"",
+		          cfg_opt_name(opt), value);
+		return -1;
+	}
+	*(long *)result = v;
+	return 0;
+}
+
 #define MAX_DELAY_MS 86400000L /* one day */
 
 static const struct int_range {
@@ -117,6 +141,10 @@ static const struct int_range {
     {"broker|pool_size", 1, 64},
     {"broker|prefetch", 1, 65535},
     {"queue|prefetch", 0, 65535},
+    {"broker|prefetch_min", 1, 65535},
+    {"broker|prefetch_max", 1, 65535},
+    {"queue|prefetch_min", 0, 65535},
+    {"queue|prefetch_max", 0, 65535},
     {"queue|consumers", 0, 64},
     {"queue|message_ttl", 0, LONG_MAX},
     {"queue|max_length", 0, LONG_MAX},
@@ -189,6 +217,8 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 	     i++) {
 		if (strcmp(int_ranges[i].path, path) != 0)
 			continue;
+		if (v == WD_PREFETCH_AUTO && strcmp(name, "prefetch") == 0)
+			return wd_conf_remember_line(cfg, opt);
 		if (v < int_ranges[i].min || v > int_ranges[i].max) {
 			cfg_error(cfg, "%s: %ld is out of range %ld..%ld", name,
 			          v, int_ranges[i].min, int_ranges[i].max);
@@ -210,7 +240,10 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_INT("heartbeat", 60, CFGF_NONE),
 	    CFG_INT("connect_timeout", 10, CFGF_NONE),
 	    CFG_INT("pool_size", 2, CFGF_NONE),
-	    CFG_INT("prefetch", 10, CFGF_NONE),
+	    CFG_INT_CB("prefetch", WD_PREFETCH_DEFAULT, CFGF_NONE,
+	               parse_prefetch),
+	    CFG_INT("prefetch_min", WD_PREFETCH_MIN_DEFAULT, CFGF_NONE),
+	    CFG_INT("prefetch_max", WD_PREFETCH_MAX_DEFAULT, CFGF_NONE),
 	    CFG_STR("ca_cert", NULL, CFGF_NONE),
 	    CFG_STR("client_cert", NULL, CFGF_NONE),
 	    CFG_STR("client_key", NULL, CFGF_NONE),
@@ -249,13 +282,15 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    CFG_STR_LIST("arguments", NULL, CFGF_NONE),
 	    CFG_STR("type_from", "json", CFGF_NONE),
 	    CFG_STR("type_field", "type", CFGF_NONE),
-	    CFG_INT("prefetch", 0, CFGF_NONE),
+	    CFG_INT_CB("prefetch", 0, CFGF_NONE, parse_prefetch),
+	    /* 0: broker.prefetch_min / prefetch_max. */
+	    CFG_INT("prefetch_min", 0, CFGF_NONE),
+	    CFG_INT("prefetch_max", 0, CFGF_NONE),
 	    CFG_INT("consumers", 0, CFGF_NONE),
 	    CFG_INT("max_body_size", 0, CFGF_NODEFAULT),
 	    CFG_STR("on_unknown_type", NULL, CFGF_NODEFAULT),
 	    CFG_STR("on_unparseable", NULL, CFGF_NODEFAULT),
-	    CFG_STR("on_too_large", NULL, CFGF_NODEFAULT),
-	    CFG_END()};
+	    CFG_STR("on_too_large", NULL, CFGF_NODEFAULT), CFG_END()};
 	static cfg_opt_t binding_opts[] = {
 	    CFG_STR("exchange", NULL, CFGF_NODEFAULT),
 	    CFG_STR("queue", NULL, CFGF_NODEFAULT),

@@ -59,6 +59,7 @@ struct wd_delivery {
 	size_t waiting_at; /* index in the settler's waiting list */
 	int64_t due_ms;    /* for a held requeue: when */
 	int64_t done_ms;   /* when its handler returned (0: not yet) */
+	int64_t read_us;   /* when it was read (the loop's turn, wd_now_us) */
 	/* The handler call's age at which wd_delivery_watch warns next (0:
 	 * at handler_timeout_warn). Its connection's thread only. */
 	int64_t warn_due_ms;

@@ -153,8 +153,11 @@ void wd_dispatch_run(struct wd_envelope *env, struct wd_verdict *v)
 	int64_t t0 = wd_now_us();
 	warren_outcome out = r->handle(r->plugin->state, &env->msg, &ctx);
 
-	wd_hist_observe_us(&r->series->handler_seconds,
-	                   (uint64_t)(wd_now_us() - t0));
+	int64_t took = wd_now_us() - t0;
+
+	wd_hist_observe_us(&r->series->handler_seconds, (uint64_t)took);
+	v->started_us = t0;
+	v->handler_us = took;
 	judge(v, env, out);
 }
 
@@ -184,10 +187,14 @@ void wd_dispatch_run_batch(const struct wd_route *route,
 	wd_count(route->series->batches);
 	t0 = wd_now_us();
 	route->handle_batch(route->plugin->state, n, msgs, ctxs, outs);
-	wd_hist_observe_us(&route->series->handler_seconds,
-	                   (uint64_t)(wd_now_us() - t0));
-	for (size_t i = 0; i < n; i++)
+	int64_t took = wd_now_us() - t0;
+	wd_hist_observe_us(&route->series->handler_seconds, (uint64_t)took);
+	for (size_t i = 0; i < n; i++) {
+		/* Each waited for the whole call. */
+		vs[i]->started_us = t0;
+		vs[i]->handler_us = took;
 		judge(vs[i], envs[i], outs[i]);
+	}
 out:
 	free(msgs);
 	free(ctx);

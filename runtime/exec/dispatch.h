@@ -27,8 +27,11 @@ struct wd_verdict {
 	enum wd_action action;
 	const struct wd_route *route; /* NULL if it never reached one */
 	const char *reason;           /* a WD_R_* class (not for ACK) */
-	char text[WD_REASON_MAX];     /* the handler's or the parser's reason */
-	struct wd_outbox outbox;      /* follow-ups (ACK only) */
+	/* The handler call (wd_now_us), for the adaptive prefetch: when it
+	 * began (0: no call) and how long it took. */
+	int64_t started_us, handler_us;
+	char text[WD_REASON_MAX]; /* the handler's or the parser's reason */
+	struct wd_outbox outbox;  /* follow-ups (ACK only) */
 };
 
 /*

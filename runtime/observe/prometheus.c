@@ -167,6 +167,25 @@ static void queues(struct wd_strbuf *b, const struct wd_queue_series *qs)
 			label(b, "stage", wd_inflight_names[i], false);
 			count_line(b, v > 0 ? (uint64_t)v : 0);
 		}
+	family(b, "warren_consumer_prefetch", "gauge",
+	       "Each consumer's prefetch (basic.qos): the configured number, "
+	       "or where prefetch = \"auto\" has moved it; mode says which.");
+	for (q = qs; q; q = q->next)
+		for (int i = 0; i < WD_SERIES_MAX_SLOTS; i++) {
+			int v = atomic_load_explicit(&q->prefetch[i],
+			                             memory_order_relaxed);
+			char slot[16];
+			if (v <= 0)
+				continue;
+			snprintf(slot, sizeof(slot), "%d", i);
+			queue_labels(b, "warren_consumer_prefetch", q);
+			label(b, "slot", slot, false);
+			label(b, "mode",
+			      atomic_load(&q->prefetch_auto[i]) ? "auto"
+			                                        : "static",
+			      false);
+			count_line(b, (uint64_t)v);
+		}
 	family(b, "warren_end_to_end_latency_seconds", "histogram",
 	       "From publish (x-warren-published-us, else the AMQP timestamp) "
 	       "to settle.");

@@ -70,6 +70,23 @@ static json_t *inflight(const struct wd_queue_series *q)
 	return o;
 }
 
+/* Its consumers' prefetch, one per slot that has one. */
+static json_t *consumers(const struct wd_queue_series *q)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; a && i < WD_SERIES_MAX_SLOTS; i++) {
+		int v =
+		    atomic_load_explicit(&q->prefetch[i], memory_order_relaxed);
+		if (v > 0)
+			json_array_append_new(
+			    a, json_pack("{s:i,s:i,s:b}", "slot", i, "prefetch",
+			                 v, "auto",
+			                 atomic_load(&q->prefetch_auto[i])));
+	}
+	return a;
+}
+
 static json_t *queue(const struct wd_series_view *v,
                      const struct wd_queue_series *q)
 {
@@ -80,15 +97,16 @@ static json_t *queue(const struct wd_series_view *v,
 		if (strcmp(r->queue, q->queue) == 0)
 			json_array_append_new(routes, route(v, r));
 	return json_pack(
-	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:I,s:o,s:o,s:o}", "queue", q->queue,
-	    "received", (json_int_t)wd_counted(q->received), "received_per_s",
-	    wd_series_rate(v, &q->received_rate), "dead_lettered",
-	    by_reason(q->dead_lettered), "dropped", by_reason(q->dropped),
-	    "retry_published", (json_int_t)wd_counted(q->retry_published),
-	    "republish_failed", (json_int_t)wd_counted(q->republish_failed),
-	    "consumer_timeouts", (json_int_t)wd_counted(q->consumer_timeouts),
-	    "end_to_end_latency", latency(&q->end_to_end), "routes", routes,
-	    "inflight", inflight(q));
+	    "{s:s,s:I,s:f,s:o,s:o,s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "queue",
+	    q->queue, "received", (json_int_t)wd_counted(q->received),
+	    "received_per_s", wd_series_rate(v, &q->received_rate),
+	    "dead_lettered", by_reason(q->dead_lettered), "dropped",
+	    by_reason(q->dropped), "retry_published",
+	    (json_int_t)wd_counted(q->retry_published), "republish_failed",
+	    (json_int_t)wd_counted(q->republish_failed), "consumer_timeouts",
+	    (json_int_t)wd_counted(q->consumer_timeouts), "end_to_end_latency",
+	    latency(&q->end_to_end), "routes", routes, "inflight", inflight(q),
+	    "consumers", consumers(q));
 }
 
 static json_t *slots(const struct wd_series_view *v)

@@ -170,6 +170,13 @@ static int ack_op(void *arg, struct wd_delivery *d)
 	 * which may be a little before this thread came round to it. */
 	int64_t since = d->done_ms ? d->done_ms : c->now_ms;
 
+	if (k) {
+		k->unsettled--;
+		if (k->adaptive)
+			wd_prefetch_note(&k->pf, d->read_us,
+			                 d->verdict.started_us,
+			                 d->verdict.handler_us);
+	}
 	wd_conn_forget(d);
 	c->inflight--;
 	if (k && wd_acks_queue(&k->acks, tag, since)) {
@@ -189,8 +196,14 @@ static int requeue_op(void *arg, struct wd_delivery *d)
 	int rc =
 	    amqp_basic_nack(c->amqp, d->env.channel, d->env.delivery_tag, 0, 1);
 
-	if (k)
+	if (k) {
 		wd_acks_settled(&k->acks, d->env.delivery_tag);
+		k->unsettled--;
+		if (k->adaptive)
+			wd_prefetch_note(&k->pf, d->read_us,
+			                 d->verdict.started_us,
+			                 d->verdict.handler_us);
+	}
 	wd_conn_forget(d);
 	c->inflight--;
 	return rc == AMQP_STATUS_OK ? 0 : -1;
@@ -618,6 +631,8 @@ int wd_conn_read(struct wd_conn *c, struct wd_delivery **out)
 			return -1;
 		}
 		d->queue = k->queue;
+		d->read_us = c->now_us;
+		k->unsettled++;
 		d->gen = k->gen;
 		wd_gen_ref(d->gen);
 		/* The one parse of the body, here: bounded work, and it

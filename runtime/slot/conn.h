@@ -106,6 +106,9 @@ struct wd_conn {
 	bool pub_readable;
 	int64_t blocked_since_ms;
 	int64_t now_ms; /* wd_now_ms() at the top of this turn of the loop */
+	/* The same in us, taken again after a sleep: a delivery's read time
+	 * (the adaptive prefetch's wait from read to handler). */
+	int64_t now_us;
 	int64_t watch_at_ms;   /* the next look for handlers that run long */
 	struct wd_task *spare; /* freed deliveries, for reuse */
 	size_t nspare;

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "slot/prefetch_qos.h"
 
 /* The publishing connection is read at least this often (ms) when nothing
  * else calls for it, so that its heartbeats go out and come in. */
@@ -345,7 +346,8 @@ static int sleep_until_work(struct wd_conn *c, int64_t *now, int64_t next_due,
 	atomic_store(&c->sleeping, false);
 	if (r < 0 && errno != EINTR)
 		return -1;
-	*now = wd_now_ms();
+	c->now_us = wd_now_us();
+	*now = c->now_us / 1000;
 	woken = r > 0 && (fds[1].revents & POLLIN);
 	data = r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR));
 	if (woken)
@@ -401,10 +403,11 @@ static int serve(struct wd_conn *c)
 	int64_t last_read = 0;
 
 	for (;;) {
-		int64_t now = wd_now_ms(), next_due = -1;
+		int64_t now, next_due = -1;
 		int r;
 
-		c->now_ms = now;
+		c->now_us = wd_now_us();
+		c->now_ms = now = c->now_us / 1000;
 		publish_state(c, now, 1000);
 		if (pub_due(c, now) && wd_conn_read_pub(c) < 0)
 			return -1;
@@ -413,7 +416,8 @@ static int serve(struct wd_conn *c)
 			wd_delivery_watch(c->env->workers, c, c->id, now);
 			c->watch_at_ms = now + 1000;
 		}
-		if (settle_phase(c, now, &next_due) < 0)
+		if (settle_phase(c, now, &next_due) < 0 ||
+		    wd_prefetch_qos_tick(&c->consumers, c->amqp, c->now_us) < 0)
 			return -1;
 		r = stop_phase(c, now, &next_due);
 		if (r <= 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "broker/broker.h"
@@ -83,6 +84,45 @@ void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
 	             cs->slot, ch, queue, len, text, m->reply_code);
 }
 
+/* ---- the prefetch gauge -------------------------------------------------- */
+
+static void show_prefetch(struct wd_consumers *cs, struct wd_consumer *k,
+                          int prefetch)
+{
+	struct wd_queue_series *s = k->gen->routes->queue_series[k->queue];
+
+	if (cs->slot < 0 || cs->slot >= WD_SERIES_MAX_SLOTS)
+		return;
+	atomic_store_explicit(&s->prefetch[cs->slot], prefetch,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&s->prefetch_auto[cs->slot], k->adaptive,
+	                      memory_order_relaxed);
+}
+
+/* k goes: its gauge too, unless a consumer of the same queue that stays
+ * (a reload's replacement) has taken it over. */
+static void hide_prefetch(struct wd_consumers *cs, struct wd_consumer *k)
+{
+	const char *name = queue_conf(k)->name;
+
+	for (size_t i = 0; i < cs->n; i++)
+		if (&cs->v[i] != k && !cs->v[i].draining && cs->v[i].gen &&
+		    strcmp(queue_conf(&cs->v[i])->name, name) == 0)
+			return;
+	show_prefetch(cs, k, 0);
+}
+
+void wd_consumer_set_window(struct wd_consumers *cs, struct wd_consumer *k,
+                            int prefetch)
+{
+	int half = prefetch / 2 > 0 ? prefetch / 2 : 1;
+
+	k->pf.value = prefetch;
+	/* At most half the window, as wd_conf_ack_batch says why. */
+	k->acks.batch = k->ack_cap < half ? k->ack_cap : half;
+	show_prefetch(cs, k, prefetch);
+}
+
 /* The lowest consumer channel no consumer of this connection uses. */
 static amqp_channel_t free_channel(struct wd_consumers *cs)
 {
@@ -91,6 +131,40 @@ static amqp_channel_t free_channel(struct wd_consumers *cs)
 	while (wd_consumer_of(cs, ch))
 		ch++;
 	return ch;
+}
+
+amqp_rpc_reply_t wd_consumer_start(amqp_connection_state_t amqp,
+                                   struct wd_consumer *k, int prefetch)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_basic_qos(amqp, k->channel, 0, (uint16_t)prefetch, 0);
+	r = amqp_get_rpc_reply(amqp);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		amqp_basic_consume_ok_t *ok = amqp_basic_consume(
+		    amqp, k->channel, amqp_cstring_bytes(queue_conf(k)->name),
+		    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+		r = amqp_get_rpc_reply(amqp);
+		if (ok)
+			snprintf(k->tag, sizeof(k->tag), "%.*s",
+			         (int)ok->consumer_tag.len,
+			         (const char *)ok->consumer_tag.bytes);
+	}
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		k->paused = false;
+	return r;
+}
+
+amqp_rpc_reply_t wd_consumer_stop(amqp_connection_state_t amqp,
+                                  struct wd_consumer *k)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
+	r = amqp_get_rpc_reply(amqp);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		k->paused = true;
+	return r;
 }
 
 /* Open channel, qos and consume for queue q of g as its nth consumer. */
@@ -117,32 +191,38 @@ static int add(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	k->channel = free_channel(cs);
 	wd_acks_init(&k->acks, wd_conf_ack_batch(conf, qc),
 	             conf->broker.ack_delay_ms);
+	k->adaptive = qc->prefetch == WD_PREFETCH_AUTO;
+	k->ack_cap = k->acks.batch;
+	if (k->adaptive) {
+		wd_prefetch_init(&k->pf, qc->prefetch_min, qc->prefetch_max,
+		                 wd_now_us());
+		wd_consumer_set_window(cs, k, k->pf.value);
+	} else {
+		show_prefetch(cs, k, qc->prefetch);
+	}
 	wd_gen_ref(g);
 	cs->n++;
 	if (wd_broker_channel_open(amqp, k->channel, err, errlen) < 0)
 		return -1;
-	amqp_basic_qos(amqp, k->channel, 0, (uint16_t)qc->prefetch, 0);
-	r = amqp_get_rpc_reply(amqp);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-		amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-		    amqp, k->channel, amqp_cstring_bytes(qc->name),
-		    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-		r = amqp_get_rpc_reply(amqp);
-		if (ok)
-			snprintf(k->tag, sizeof(k->tag), "%.*s",
-			         (int)ok->consumer_tag.len,
-			         (const char *)ok->consumer_tag.bytes);
-	}
+	r = wd_consumer_start(amqp, k,
+	                      k->adaptive ? k->pf.value : qc->prefetch);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		snprintf(err, errlen, "%s:%d: cannot consume queue \"%s\": %s",
 		         conf->file, qc->line, qc->name,
 		         wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
-	wd_log_info(AREA,
-	            "slot %d: consuming queue \"%s\" (prefetch %d, "
-	            "channel %u)",
-	            cs->slot, qc->name, qc->prefetch, k->channel);
+	if (k->adaptive)
+		wd_log_info(AREA,
+		            "slot %d: consuming queue \"%s\" (prefetch auto "
+		            "%d..%d, from %d; channel %u)",
+		            cs->slot, qc->name, k->pf.min, k->pf.max,
+		            k->pf.value, k->channel);
+	else
+		wd_log_info(AREA,
+		            "slot %d: consuming queue \"%s\" (prefetch %d, "
+		            "channel %u)",
+		            cs->slot, qc->name, qc->prefetch, k->channel);
 	return 0;
 }
 
@@ -214,8 +294,12 @@ static int cancel(struct wd_consumers *cs, amqp_connection_state_t amqp,
 	amqp_rpc_reply_t r;
 	char why[256];
 
-	amqp_basic_cancel(amqp, k->channel, amqp_cstring_bytes(k->tag));
-	r = amqp_get_rpc_reply(amqp);
+	/* A paused one (prefetch_qos.c) is cancelled already. */
+	if (k->paused) {
+		k->draining = true;
+		return 0;
+	}
+	r = wd_consumer_stop(amqp, k);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		wd_log_warnx(AREA,
 		             "slot %d: cannot cancel consumer of queue "
@@ -337,6 +421,7 @@ int wd_consumers_close_drained(struct wd_consumers *cs,
 		            "slot %d: channel %u of queue \"%s\" closed: "
 		            "everything it delivered is settled",
 		            cs->slot, k->channel, queue_conf(k)->name);
+		hide_prefetch(cs, k);
 		forget(k);
 		cs->v[i] = cs->v[--cs->n];
 		cs->ndraining--;
@@ -358,8 +443,11 @@ int wd_consumers_cancel(struct wd_consumers *cs, amqp_connection_state_t amqp)
 
 void wd_consumers_clear(struct wd_consumers *cs)
 {
-	for (size_t i = 0; i < cs->n; i++)
+	for (size_t i = 0; i < cs->n; i++) {
+		if (cs->v[i].gen)
+			show_prefetch(cs, &cs->v[i], 0);
 		forget(&cs->v[i]);
+	}
 	free(cs->v);
 	cs->v = NULL;
 	cs->n = 0;

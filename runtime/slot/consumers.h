@@ -16,6 +16,7 @@
 
 #include "base/amqp_compat.h"
 #include "broker/acks.h"
+#include "broker/prefetch.h"
 #include "exec/generation.h"
 
 /* The consuming connection: channel 1 declares the topology; consumers
@@ -34,6 +35,19 @@ struct wd_consumer {
 	bool draining; /* cancelled by a reload; closed once all settled */
 	char tag[256]; /* the broker's consumer tag, for basic.cancel */
 	struct wd_acks acks;
+	/* prefetch = "auto": its window moves (slot/prefetch_qos.h). A
+	 * per-consumer basic.qos binds only the channel's next consumers, so
+	 * a new window is a new consumer on the same channel: cancelled
+	 * (paused: what it holds stays unacked on the channel), then qos and
+	 * consume again. ack_cap: its ack batch at the largest window; the
+	 * batch follows half the window below that. */
+	bool adaptive;
+	bool paused;
+	struct wd_prefetch pf;
+	int ack_cap;
+	/* Deliveries read and not settled yet (all consumers: two
+	 * additions on the hot path). */
+	size_t unsettled;
 };
 
 struct wd_consumers {
@@ -42,7 +56,8 @@ struct wd_consumers {
 	struct wd_gen *gen; /* a reference: the generation consumed for */
 	struct wd_consumer *v;
 	size_t n;
-	size_t ndraining; /* cancelled by a reload, still open */
+	size_t ndraining;     /* cancelled by a reload, still open */
+	int64_t adapt_due_us; /* the next look at the adaptive windows */
 };
 
 /* On a fresh connection: open the consumers cs->gen assigns to this slot.
@@ -73,6 +88,20 @@ void wd_consumers_clear(struct wd_consumers *cs);
  * counted. The caller answers close-ok and reconnects. */
 void wd_consumers_closed(struct wd_consumers *cs, amqp_channel_t ch,
                          const amqp_channel_close_t *m);
+
+/* basic.qos (per consumer, prefetch) and basic.consume on k's channel
+ * (k->tag: the new consumer's); clears k->paused. */
+amqp_rpc_reply_t wd_consumer_start(amqp_connection_state_t amqp,
+                                   struct wd_consumer *k, int prefetch);
+/* basic.cancel of k's consumer; sets k->paused. Its deliveries stay
+ * unacked on the channel, to be acked as ever. */
+amqp_rpc_reply_t wd_consumer_stop(amqp_connection_state_t amqp,
+                                  struct wd_consumer *k);
+
+/* Consumer k's window is now `prefetch` (k->adaptive; the caller sent
+ * the qos): its ack batch follows, at most half of it, and its gauge. */
+void wd_consumer_set_window(struct wd_consumers *cs, struct wd_consumer *k,
+                            int prefetch);
 
 /* The consumer on channel ch, or NULL. */
 struct wd_consumer *wd_consumer_of(struct wd_consumers *cs, amqp_channel_t ch);

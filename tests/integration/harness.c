@@ -42,6 +42,31 @@ int it_broker_ctl(const char *args)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int it_broker_ctl_out(const char *args, char **out)
+{
+	const char *dir = getenv("WARREN_TEST_BROKER_DIR");
+	char cmd[1400], buf[4096];
+	size_t len = 0, n;
+	FILE *p, *o;
+	int rc;
+
+	*out = NULL;
+	if (!dir || !*dir)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+	         "bash '%s/tests/harness/broker.sh' ctl '%s' %s 2>/dev/null",
+	         WARREN_SOURCE_DIR, dir, args);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	o = open_memstream(out, &len);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		fwrite(buf, 1, n, o);
+	fclose(o);
+	rc = pclose(p);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
 int it_sh(const char *cmd)
 {
 	int rc = system(cmd);

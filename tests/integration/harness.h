@@ -191,6 +191,10 @@ extern bool it_as_journal;
  * returns its exit code, or -1 if WARREN_TEST_BROKER_DIR is not set (an
  * external broker: the caller skips). */
 int it_broker_ctl(const char *args);
+/* The same, with its standard output in *out (malloc'd, NUL-terminated;
+ * NULL if it could not run): e.g. "list_channels -q --no-table-headers
+ * ...". */
+int it_broker_ctl_out(const char *args, char **out);
 
 /* Run cmd with sh -c; its exit code, or -1 if it died by a signal. */
 int it_sh(const char *cmd);

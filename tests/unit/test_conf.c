@@ -1948,3 +1948,104 @@ Test(conf, prefetch_follows_from_concurrency)
 	cr_expect_eq(c->queues[0].prefetch, 1);
 	wd_conf_free(c);
 }
+
+/* ---- prefetch = "auto" ------------------------------------------------ */
+
+/* The defaults: a static 10 (for now), auto's bounds 10..1000. */
+Test(conf, prefetch_auto_defaults)
+{
+	struct wd_conf *c = load_ok(BASE);
+
+	cr_expect_eq(c->broker.prefetch, WD_PREFETCH_DEFAULT);
+	cr_expect_eq(c->broker.prefetch_min, 10);
+	cr_expect_eq(c->broker.prefetch_max, 1000);
+	cr_expect_eq(c->queues[0].prefetch_min, 10);
+	cr_expect_eq(c->queues[0].prefetch_max, 1000);
+	wd_conf_free(c);
+}
+
+/* "auto", quoted or not, in the broker section and per queue; a queue's
+ * bounds override the broker's; a queue's number overrides broker auto. */
+Test(conf, prefetch_auto_broker_and_queue)
+{
+	struct wd_conf *c = load_ok("broker {\n"
+	                            "    prefetch = \"auto\"\n"
+	                            "    prefetch_min = 5\n"
+	                            "    prefetch_max = 300\n"
+	                            "}\n" BASE "queue \"r\" {\n"
+	                            "    prefetch = 7\n"
+	                            "}\n"
+	                            "queue \"s\" {\n"
+	                            "    prefetch = auto\n"
+	                            "    prefetch_max = 50\n"
+	                            "}\n");
+
+	cr_expect_eq(c->broker.prefetch, WD_PREFETCH_AUTO);
+	cr_expect_eq(c->queues[0].prefetch, WD_PREFETCH_AUTO, "broker's");
+	cr_expect_eq(c->queues[0].prefetch_min, 5);
+	cr_expect_eq(c->queues[0].prefetch_max, 300);
+	cr_expect_eq(c->queues[1].prefetch, 7);
+	cr_expect_eq(c->queues[2].prefetch, WD_PREFETCH_AUTO);
+	cr_expect_eq(c->queues[2].prefetch_min, 5);
+	cr_expect_eq(c->queues[2].prefetch_max, 50);
+	/* The ack batch's cap under auto: half of prefetch_max. */
+	cr_expect_eq(wd_conf_ack_batch(c, &c->queues[0]), 100);
+	cr_expect_eq(wd_conf_ack_batch(c, &c->queues[2]), 25);
+	wd_conf_free(c);
+}
+
+Test(conf, prefetch_neither_number_nor_auto)
+{
+	expect_error("broker {\n"
+	             "    prefetch = \"fast\"\n"
+	             "}\n" BASE,
+	             2, "prefetch: \"fast\" is neither a number nor \"auto\"");
+}
+
+Test(conf, prefetch_max_below_min)
+{
+	expect_error("broker {\n"
+	             "    prefetch = auto\n"
+	             "    prefetch_min = 50\n"
+	             "    prefetch_max = 20\n"
+	             "}\n" BASE,
+	             4, "prefetch_max: 20 is below prefetch_min 50");
+}
+
+Test(conf, queue_prefetch_max_below_broker_min)
+{
+	expect_error(BASE "queue \"r\" {\n"
+	                  "    prefetch = auto\n"
+	                  "    prefetch_max = 5\n"
+	                  "}\n",
+	             13,
+	             "queue \"r\": prefetch_max 5 is below prefetch_min 10");
+}
+
+Test(conf, prefetch_min_out_of_range)
+{
+	expect_error("broker {\n"
+	             "    prefetch_min = 0\n"
+	             "}\n" BASE,
+	             2, "prefetch_min: 0 is out of range 1..65535");
+}
+
+/* A reload that switches auto and a number, or auto's bounds, changes
+ * the consumer (it is re-created); the same auto keeps it. */
+Test(conf, prefetch_auto_is_part_of_the_consumer)
+{
+	struct wd_conf *a = load_ok("broker { prefetch = auto }\n" BASE);
+	struct wd_conf *b = load_ok("broker { prefetch = auto }\n" BASE);
+	struct wd_conf *n = load_ok("broker { prefetch = 10 }\n" BASE);
+	struct wd_conf *m =
+	    load_ok("broker { prefetch = auto prefetch_max = 20 }\n" BASE);
+
+	cr_expect(wd_conf_same_consumer(a, 0, b, 0));
+	cr_expect_not(wd_conf_same_consumer(a, 0, n, 0));
+	cr_expect_not(wd_conf_same_consumer(n, 0, a, 0));
+	cr_expect_not(wd_conf_same_consumer(a, 0, m, 0));
+	wd_conf_free(a);
+	wd_conf_free(b);
+	wd_conf_free(n);
+	wd_conf_free(m);
+}
