@@ -99,6 +99,21 @@ median() { # values... -> median
 }
 
 
+# A clean shutdown of WARREND_PID: SIGTERM, bounded wait (STOP_TIMEOUT),
+# exit status 0, or fail().
+stop_warrend_clean() {
+    local deadline rc=0
+    kill -TERM "$WARREND_PID"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$WARREND_PID" 2>/dev/null; then
+        fail "warrend did not exit within ${STOP_TIMEOUT}s of SIGTERM"
+    fi
+    wait "$WARREND_PID" || rc=$?
+    WARREND_PID=
+    ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
+}
+
 # drain_with_warrend QUEUE CONF LOG [LISTEN]: run warrend on CONF (its log
 # in LOG) until its fx_count handler logs "bench: $MESSAGES messages in",
 # stop it (SIGTERM, bounded, exit 0), check that QUEUE is empty and delete
@@ -130,17 +145,7 @@ drain_with_warrend() {
     rate=$(rate_of <<<"$line")
     [[ -n $rate ]] || fail "cannot parse '$line'"
     [[ -z $scraper ]] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
-    # A clean shutdown: SIGTERM, bounded wait, exit status 0.
-    kill -TERM "$WARREND_PID"
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$WARREND_PID" 2>/dev/null; then
-        fail "warrend did not exit within ${STOP_TIMEOUT}s of SIGTERM"
-    fi
-    rc=0
-    wait "$WARREND_PID" || rc=$?
-    WARREND_PID=
-    ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
+    stop_warrend_clean
     check_empty_and_delete "$q"
     if [[ -n $BROKER_DIR ]]; then
         # The retry queues declared from the default policy.

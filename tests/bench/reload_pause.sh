@@ -418,17 +418,7 @@ run_drain() {
         sleep 0.2
     done
 
-    # A clean shutdown: SIGTERM, bounded wait, exit status 0.
-    kill -TERM "$WARREND_PID"
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$WARREND_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$WARREND_PID" 2>/dev/null; then
-        fail "warrend did not exit within ${STOP_TIMEOUT}s of SIGTERM"
-    fi
-    rc=0
-    wait "$WARREND_PID" || rc=$?
-    WARREND_PID=
-    ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
+    stop_warrend_clean
     # Drained: nothing ready, and nothing was unacked when warrend closed.
     queue_ready "$q"
     ((READY == 0)) || fail "queue $q not drained: $READY messages back in it after the stop"
