@@ -2,7 +2,9 @@
 #define _GNU_SOURCE /* pthread_setname_np() */
 #include "exec/workers.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,17 +24,64 @@ struct busy {
 	_Atomic int64_t since_ms;
 };
 
+/*
+ * How many threads a submit wakes, and how many tasks one takes.
+ *
+ * Waking a thread costs two context switches, some 5-10 us here, more
+ * than a no-op handler takes. Waking every idle thread per submit, each to
+ * take a share, made the worker path cost twice the CPU of a non-blocking
+ * handler. So the pool keeps one estimate, cost_ns, the mean run time of
+ * a task (an EWMA over takes), and
+ *  - a thread takes about TAKE_US of work at once (at least 1 task, at
+ *    most TAKE_MAX): many no-op tasks, or one 5 ms task;
+ *  - a submit wakes as many threads as the queued work needs at TAKE_US
+ *    each, less those woken already that have not taken yet; one at least
+ *    when none is on its way. A thread that takes and leaves work queued
+ *    does the same, so wake-ups chain while the work needs them. A
+ *    running thread is not counted on: its handler may block;
+ *  - a thread whose take runs past 2 x TAKE_US (the handler got slower
+ *    than the estimate) puts the tasks it has not started back at the
+ *    head of the queue and wakes threads for them, so that a change of
+ *    pace cannot leave tasks queued behind one slow thread.
+ * The estimate starts at TAKE_US: one task per take until measured. A
+ * task waits behind others of its take for TAKE_US on the estimate, at
+ * most 2 x TAKE_US plus one task's run in fact.
+ *
+ * Each thread sleeps on a semaphore of its own, and an idle one waits on
+ * a stack: a submit pops the threads it wakes under the lock and posts
+ * them after it (a condition variable's signal under the lock had the
+ * woken thread block again on the mutex), and the most recently idle
+ * thread, whose cache is warm, goes first.
+ */
+#define TAKE_US  200
+#define TAKE_MAX 64
+/* Most threads one call wakes; the woken ones chain the rest. */
+#define WAKE_MAX 16
+
+struct worker {
+	sem_t wake;
+	pthread_t thread;
+};
+
 struct wd_workers {
 	pthread_mutex_t lock;
-	pthread_cond_t ready;
 	struct wd_task *head, *tail;
 	size_t queued; /* tasks in the list */
-	size_t idle;   /* threads waiting on `ready` */
+	int *idle;     /* stack of idle threads' indexes, nidle of them */
+	int nidle;
+	int woken;       /* popped off the stack, not back under the lock */
+	int64_t cost_ns; /* estimated run time of one task */
 	bool stopping;
 	int n;
-	atomic_int nstarted; /* hands each thread its busy slot */
+	atomic_int nstarted; /* hands each thread its index */
 	struct busy *busy;   /* one per thread */
-	pthread_t threads[];
+	struct worker *threads;
+};
+
+/* Threads popped to be woken once the lock is let go: wake_post(). */
+struct wakes {
+	int n;
+	int who[WAKE_MAX];
 };
 
 /* The calling worker's slot; NULL on any other thread. */
@@ -106,46 +155,155 @@ void wd_workers_scan(struct wd_workers *w, const void *owner,
 	}
 }
 
-/* Most tasks one worker takes at once: enough to wake a task's owner once
- * per take, few enough that the other workers get their share. */
-#define TAKE_MAX 16
+/* Tasks one take runs: TAKE_US of work on the estimate, 1..TAKE_MAX. */
+static size_t take_size(const struct wd_workers *w)
+{
+	int64_t k = (int64_t)TAKE_US * 1000 / w->cost_ns;
+
+	return k < 1 ? 1 : k > TAKE_MAX ? TAKE_MAX : (size_t)k;
+}
+
+/* Pop the idle threads that the queue needs (see TAKE_US) into *k, to
+ * be posted by wake_post() after the lock is let go. Under the lock. */
+static void wake_for_queue(struct wd_workers *w, struct wakes *k)
+{
+	int64_t work_ns = (int64_t)w->queued * w->cost_ns;
+	int64_t want = (work_ns + TAKE_US * 1000 - 1) / (TAKE_US * 1000);
+
+	k->n = 0;
+	if (w->queued == 0)
+		return;
+	if (want < 1)
+		want = 1;
+	if (want > (int64_t)w->queued)
+		want = (int64_t)w->queued;
+	want -= w->woken;
+	while (want-- > 0 && w->nidle > 0 && k->n < WAKE_MAX) {
+		k->who[k->n++] = w->idle[--w->nidle];
+		w->woken++;
+	}
+}
+
+static void wake_post(struct wd_workers *w, const struct wakes *k)
+{
+	for (int i = 0; i < k->n; i++)
+		sem_post(&w->threads[k->who[i]].wake);
+}
+
+/* Sleep until popped and posted. Under the lock, which it lets go while
+ * it sleeps. */
+static void sleep_idle(struct wd_workers *w, int me)
+{
+	w->idle[w->nidle++] = me;
+	pthread_mutex_unlock(&w->lock);
+	while (sem_wait(&w->threads[me].wake) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&w->lock);
+	w->woken--;
+}
+
+/* Detach up to `max` tasks from the head of the queue. Under the lock. */
+static struct wd_task *take(struct wd_workers *w, size_t max, size_t *n)
+{
+	struct wd_task *first = w->head, *t = first;
+
+	*n = 1;
+	while (*n < max && t->next) {
+		t = t->next;
+		++*n;
+	}
+	w->head = t->next;
+	t->next = NULL;
+	if (!w->head)
+		w->tail = NULL;
+	w->queued -= *n;
+	return first;
+}
+
+/* Put the chain first.. (n tasks) back at the head of the queue. */
+static void give_back(struct wd_workers *w, struct wd_task *first, size_t n)
+{
+	struct wd_task *last = first;
+
+	while (last->next)
+		last = last->next;
+	last->next = w->head;
+	if (!w->head)
+		w->tail = last;
+	w->head = first;
+	w->queued += n;
+}
+
+/* Fold one take's measure into the estimate (weight 1/8). */
+static void learn_cost(struct wd_workers *w, int64_t elapsed_us, size_t ran)
+{
+	int64_t per_ns = elapsed_us * 1000 / (int64_t)ran;
+
+	w->cost_ns += (per_ns - w->cost_ns) / 8;
+	if (w->cost_ns < 1)
+		w->cost_ns = 1;
+}
+
+/* Run the chain `taken`, then finish the ones run. Past
+ * 2 x TAKE_US, the ones not started are left in *rest. Returns how many
+ * ran; *elapsed_us is the time they took. */
+static size_t run_take(struct wd_task *taken, struct wd_task **rest,
+                       int64_t *elapsed_us)
+{
+	int64_t start_us = wd_now_us();
+	struct wd_task *t, *next;
+	size_t ran = 0;
+
+	*rest = NULL;
+	for (t = taken; t; t = t->next) {
+		t->run(t);
+		ran++;
+		if (t->next && wd_now_us() - start_us > 2 * TAKE_US) {
+			*rest = t->next;
+			t->next = NULL;
+			break;
+		}
+	}
+	*elapsed_us = wd_now_us() - start_us;
+	for (t = taken; t; t = next) {
+		next = t->next; /* finish hands t over */
+		t->finish(t);
+	}
+	return ran;
+}
 
 static void *worker_main(void *arg)
 {
 	struct wd_workers *w = arg;
-	struct wd_task *taken, *t, *next;
-	size_t take;
+	struct wd_task *taken, *rest;
+	struct wakes k;
+	size_t ntaken, ran;
+	int64_t elapsed_us;
+	int me;
 
 	pthread_setname_np(pthread_self(), "wd-worker"); /* for top -H, gdb */
-	my_busy = &w->busy[atomic_fetch_add(&w->nstarted, 1)];
+	me = atomic_fetch_add(&w->nstarted, 1);
+	my_busy = &w->busy[me];
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->head && !w->stopping) {
-			w->idle++;
-			pthread_cond_wait(&w->ready, &w->lock);
-			w->idle--;
-		}
+		while (!w->head && !w->stopping)
+			sleep_idle(w, me);
 		if (!w->head)
 			break; /* stopping and drained */
-		take = w->queued / (size_t)w->n;
-		take = take < 1 ? 1 : take > TAKE_MAX ? TAKE_MAX : take;
-		taken = w->head;
-		for (t = taken; --take > 0 && t->next;)
-			t = t->next;
-		w->head = t->next;
-		t->next = NULL;
-		if (!w->head)
-			w->tail = NULL;
-		for (t = taken; t; t = t->next)
-			w->queued--;
+		taken = take(w, take_size(w), &ntaken);
+		wake_for_queue(w, &k); /* for what this take left */
 		pthread_mutex_unlock(&w->lock);
-		for (t = taken; t; t = t->next)
-			t->run(t);
-		for (t = taken; t; t = next) {
-			next = t->next; /* finish hands t over */
-			t->finish(t);
-		}
+		wake_post(w, &k);
+		ran = run_take(taken, &rest, &elapsed_us);
 		pthread_mutex_lock(&w->lock);
+		learn_cost(w, elapsed_us, ran);
+		if (rest) {
+			give_back(w, rest, ntaken - ran);
+			wake_for_queue(w, &k);
+			pthread_mutex_unlock(&w->lock);
+			wake_post(w, &k);
+			pthread_mutex_lock(&w->lock);
+		}
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -153,39 +311,49 @@ static void *worker_main(void *arg)
 
 struct wd_workers *wd_workers_start(int n)
 {
-	struct wd_workers *w =
-	    calloc(1, sizeof(*w) + (size_t)n * sizeof(pthread_t));
+	size_t slots = (size_t)(n > 0 ? n : 1);
+	struct wd_workers *w = calloc(1, sizeof(*w));
 	int rc;
 
 	if (!w)
 		return NULL;
-	w->busy = aligned_alloc(_Alignof(struct busy),
-	                        (size_t)(n > 0 ? n : 1) * sizeof(struct busy));
-	if (!w->busy) {
+	w->cost_ns = TAKE_US * 1000;
+	w->idle = calloc(slots, sizeof(*w->idle));
+	w->threads = calloc(slots, sizeof(*w->threads));
+	w->busy =
+	    aligned_alloc(_Alignof(struct busy), slots * sizeof(struct busy));
+	if (!w->idle || !w->threads || !w->busy) {
+		free(w->idle);
+		free(w->threads);
+		free(w->busy);
 		free(w);
 		return NULL;
 	}
-	memset(w->busy, 0, (size_t)(n > 0 ? n : 1) * sizeof(struct busy));
+	memset(w->busy, 0, slots * sizeof(struct busy));
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->ready, NULL);
+	for (int i = 0; i < n; i++)
+		sem_init(&w->threads[i].wake, 0, 0);
+	w->n = n; /* before any thread reads it */
 	for (int i = 0; i < n; i++) {
-		rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+		rc =
+		    pthread_create(&w->threads[i].thread, NULL, worker_main, w);
 		if (rc != 0) {
 			wd_log_error("workers", "cannot start worker %d: %s", i,
 			             strerror(rc));
-			w->n = i;
+			pthread_mutex_lock(&w->lock);
+			w->n = i; /* the threads to join */
+			pthread_mutex_unlock(&w->lock);
 			wd_workers_stop(w);
 			return NULL;
 		}
 	}
-	w->n = n;
 	return w;
 }
 
 void wd_workers_submit(struct wd_workers *w, struct wd_task *first,
                        struct wd_task *last, size_t n)
 {
-	size_t wake;
+	struct wakes k;
 
 	last->next = NULL;
 	pthread_mutex_lock(&w->lock);
@@ -195,27 +363,33 @@ void wd_workers_submit(struct wd_workers *w, struct wd_task *first,
 		w->head = first;
 	w->tail = last;
 	w->queued += n;
-	/* Wake no more threads than there are tasks for. */
-	wake = n < w->idle ? n : w->idle;
-	if (wake > 1)
-		pthread_cond_broadcast(&w->ready);
-	else if (wake == 1)
-		pthread_cond_signal(&w->ready);
+	wake_for_queue(w, &k);
 	pthread_mutex_unlock(&w->lock);
+	wake_post(w, &k);
 }
 
 void wd_workers_stop(struct wd_workers *w)
 {
+	int n;
+
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stopping = true;
-	pthread_cond_broadcast(&w->ready);
+	n = w->n;
+	/* Every idle thread, to see `stopping`; busy ones see it after. */
+	while (w->nidle > 0) {
+		sem_post(&w->threads[w->idle[--w->nidle]].wake);
+		w->woken++;
+	}
 	pthread_mutex_unlock(&w->lock);
-	for (int i = 0; i < w->n; i++)
-		pthread_join(w->threads[i], NULL);
-	pthread_cond_destroy(&w->ready);
+	for (int i = 0; i < n; i++)
+		pthread_join(w->threads[i].thread, NULL);
+	for (int i = 0; i < n; i++)
+		sem_destroy(&w->threads[i].wake);
 	pthread_mutex_destroy(&w->lock);
+	free(w->idle);
+	free(w->threads);
 	free(w->busy);
 	free(w);
 }

@@ -12,8 +12,9 @@
 struct wd_task {
 	struct wd_task *next;
 	/* Called on a worker thread: run does the work; finish hands the
-	 * task back. A worker takes a few tasks at once, runs them all, then
-	 * finishes them all, so that their owner is woken once per take. */
+	 * task back. A worker takes some 200 us of tasks at once (workers.c:
+	 * TAKE_US), runs them, then finishes them, so that their owner is
+	 * woken once per take. */
 	void (*run)(struct wd_task *t);
 	void (*finish)(struct wd_task *t);
 };

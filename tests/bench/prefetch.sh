@@ -3,35 +3,47 @@
 # tutorial's consumer and the broker's limit, measured in one run on one
 # broker (the machine is noisy: only ratios of one run mean anything).
 #
-# usage: tests/bench/prefetch.sh [--messages N] [--runs R]
-#   defaults: 200000 messages (~200 bytes of JSON), 3 runs
+# usage: tests/bench/prefetch.sh [--scenario 1|2|3|4|5|all] [--messages N] [--runs R]
+#   defaults: all five; 200000 messages (~200 bytes of JSON) in 1; 3 runs
 #
-# Scenario 1 (no-op handler; the other scenarios of the issue are to come).
-# Each run fills a fresh queue and drains it with each of these, in an
-# order rotated from run to run, and prints the medians and the ratios:
-#   limit       wr-baseline raw: bare rabbitmq-c, no JSON, prefetch 1000,
-#               one multiple-ack per 100 (what the broker can deliver)
-#   bare-json   wr-baseline multi: the same with the JSON parse
-#   tutorial    the tutorial's consumer: Node amqplib, prefetch 100, ack
-#               each (tests/node/tutorial_consume.js)
-#   p10 .. p1000  warrend with the shipped conf's settings (pool_size 2,
-#               workers 4) and a static prefetch, the plain (worker)
-#               no-op handler (fx_count noop)
-#   auto        the same with prefetch = "auto", if this warrend knows it
-#   shipped     the same with the shipped conf/warren.conf's prefetch
-# and last:
-#     ratio auto/best-static: X.XX        (target >= 0.95)
-#     ratio shipped/tutorial: X.XX        (target >= 1.7)
-#     ratio shipped/limit: X.XX           (target >= 0.85)
+# Every warrend row has the shipped conf's settings (pool_size 2, workers
+# 4) and the prefetch its row names: p10 .. p1000 static, auto (prefetch =
+# "auto"), shipped (conf/warren.conf's). Each run fills a fresh queue per
+# row, in an order rotated from run to run; medians of the runs.
+#
+# 1. No-op handler, N messages drained. Rows:
+#      limit      wr-baseline raw: bare rabbitmq-c, no JSON, prefetch 1000,
+#                 one multiple-ack per 100 (what the broker can deliver)
+#      bare-json  wr-baseline multi: the same with the JSON parse
+#      tutorial   the tutorial's consumer: Node amqplib, prefetch 100, ack
+#                 each (tests/node/tutorial_consume.js)
+#      nb         warrend, the no-op declared non-blocking, prefetch auto
+#      p10 .. p1000, auto, shipped: the plain (worker) no-op handler
+#    ratio auto/best-static (target >= 0.95), shipped/tutorial (>= 1.7),
+#    shipped/limit (>= 0.85), plain/nb at auto (>= 0.95).
+# 2. A handler that sleeps 5 ms, 4 workers, 4000 messages: p10 .. p1000,
+#    auto; ratio auto/best-static (>= 0.95) and, from the broker's
+#    channels (sampled every 0.5 s), the most unacked messages one
+#    consumer held with auto, beside 2 x workers + ack_batch.
+# 3. Two warrend instances on one queue of 2000 messages, a 20 ms handler,
+#    the second started once the first has: each one's share with auto
+#    (target 40-60 %) and with static 1000 (which hoards).
+# 4. RSS of warrend with auto: idle (started on an empty queue) and after
+#    draining a 1,000,000-message backlog (fewer with --messages under 1M).
+# 5. A publisher (warren-load, x-warren-published-us in each message)
+#    paced at 10,000 and at 20,000 msg/s for 10 s, the shipped conf's
+#    prefetch, the plain `latency` handler: publish-to-handler p50 / p99 /
+#    max (targets at 20,000: keeps up, p99 <= 5 ms; at 10,000: p99 <= 1 ms).
 #
 # Builds nothing: takes the build from $BUILD_DIR (default build/), and
 # needs node with tests/node's amqplib (npm ci there; it runs it if
-# node_modules is missing). A private broker unless WARREN_TEST_AMQP_URL.
-# Prints numbers, judges nothing.
+# node_modules is missing). A private broker unless WARREN_TEST_AMQP_URL
+# (then scenario 2's unacked count is not sampled). Prints numbers,
+# judges nothing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MESSAGES=200000 RUNS=3
+SCENARIO=all MESSAGES=200000 RUNS=3
 WAIT_TIMEOUT=${BENCH_WAIT_TIMEOUT:-300}
 STOP_TIMEOUT=${BENCH_STOP_TIMEOUT:-45}
 
@@ -40,22 +52,28 @@ is_uint() { [[ $1 =~ ^[1-9][0-9]{0,8}$ ]] && (($1 <= $2)); }
 
 while (($#)); do
     case $1 in
+        --scenario) SCENARIO=${2:-}; shift 2 || usage ;;
         --messages) MESSAGES=${2:-}; shift 2 || usage ;;
         --runs) RUNS=${2:-}; shift 2 || usage ;;
         -h | --help) usage ;;
         *) echo "prefetch.sh: unknown argument '$1'" >&2; usage ;;
     esac
 done
+[[ $SCENARIO =~ ^([1-5]|all)$ ]] || { echo "bad --scenario" >&2; usage; }
 is_uint "$MESSAGES" 100000000 || { echo "bad --messages" >&2; usage; }
 is_uint "$RUNS" 100 || { echo "bad --runs (1..100)" >&2; usage; }
+N1=$MESSAGES
+N4=$((MESSAGES < 1000000 ? MESSAGES : 1000000))
+((MESSAGES == 200000)) && N4=1000000
 
 BUILD_DIR=$(cd "${BUILD_DIR:-$ROOT/build}" && pwd) || { echo "no build dir" >&2; exit 1; }
 WARREND=$BUILD_DIR/warrend
 FILL=$BUILD_DIR/tests/bench/wr-fill
 BASELINE=$BUILD_DIR/tests/bench/wr-baseline
+LOAD=$BUILD_DIR/warren-load
 FX_COUNT=$BUILD_DIR/tests/fixtures/fx_count.so
 NODE_DIR=$ROOT/tests/node
-for f in "$WARREND" "$FILL" "$BASELINE" "$FX_COUNT"; do
+for f in "$WARREND" "$FILL" "$BASELINE" "$LOAD" "$FX_COUNT"; do
     [[ -e $f ]] || { echo "prefetch.sh: missing $f (build first: ./dev.sh build)" >&2; exit 1; }
 done
 command -v node >/dev/null || { echo "prefetch.sh: needs node (./dev.sh deps)" >&2; exit 1; }
@@ -70,15 +88,12 @@ log() { printf 'prefetch.sh: %s\n' "$*" >&2; }
 SHIPPED=$(sed -n '/^broker {/,/^}/s/^ *prefetch *= *"\{0,1\}\([a-z0-9]*\)"\{0,1\}.*/\1/p' \
     "$ROOT/conf/warren.conf" | head -n 1)
 [[ -n $SHIPPED ]] || fail "no prefetch in conf/warren.conf's broker section"
-
-# Whether this warrend takes prefetch = "auto" (its -t says).
-HAVE_AUTO=0
 PREFETCH=auto POOL=2 write_bench_conf "$WORK/auto-check.conf" probe 4 fx_count "$FX_COUNT" noop
-if env -u WARREN_AMQP_URL "$WARREND" -t -c "$WORK/auto-check.conf" >/dev/null 2>&1; then
-    HAVE_AUTO=1
-else
-    log "this warrend does not take prefetch = \"auto\": no auto row"
-fi
+env -u WARREN_AMQP_URL "$WARREND" -t -c "$WORK/auto-check.conf" >/dev/null 2>&1 ||
+    fail "this warrend does not take prefetch = \"auto\""
+log "shipped prefetch: $SHIPPED; logs in $WORK"
+
+# ---- helpers ---------------------------------------------------------------
 
 RATE=
 run_baseline() { # RUN MODE PREFETCH
@@ -101,46 +116,274 @@ run_tutorial() { # RUN
     check_empty_and_delete "$q"
 }
 
-run_warrend() { # RUN PREFETCH LABEL
+# run_warrend RUN PREFETCH LABEL HANDLER [PARAMS]: fill, drain, set RATE.
+run_warrend() {
     local q="bench-$$-$1-$3" conf="$WORK/$3-$1.conf"
     fill "$q" "$q.dlx"
-    PREFETCH=$2 POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" noop \
-        "expect = \"$MESSAGES\""
+    PREFETCH=$2 POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" "$4" \
+        "expect = \"$MESSAGES\"
+        ${5:-}"
     drain_with_warrend "$q" "$conf" "$WORK/$3-$1.log" ""
 }
 
-ROWS=(limit bare-json tutorial p10 p100 p250 p1000 shipped)
-((HAVE_AUTO)) && ROWS+=(auto)
-declare -A RATES
-log "$RUNS runs of $MESSAGES messages; shipped prefetch: $SHIPPED"
-for ((run = 1; run <= RUNS; run++)); do
-    line="run $run/$RUNS:"
-    for ((i = 0; i < ${#ROWS[@]}; i++)); do
-        row=${ROWS[(i + run - 1) % ${#ROWS[@]}]}
-        case $row in
-            limit) run_baseline "$run" raw 1000 ;;
-            bare-json) run_baseline "$run" multi 1000 ;;
-            tutorial) run_tutorial "$run" ;;
-            p*) run_warrend "$run" "${row#p}" "$row" ;;
-            auto) run_warrend "$run" auto auto ;;
-            shipped) run_warrend "$run" "$SHIPPED" shipped ;;
-        esac
-        RATES[$row]+="$RATE "
-        line+=" $row $RATE"
+# The most unacked messages any one channel of the broker held, sampled
+# every 0.5 s into FILE until killed (needs our own broker: BROKER_DIR).
+sample_unacked() { # FILE
+    while :; do
+        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q list_channels \
+            messages_unacknowledged 2>/dev/null >>"$1" || true
+        sleep 0.5
     done
-    printf '%s\n' "$line"
-done
+}
+max_of_file() { awk 'BEGIN { m = 0 } $1 ~ /^[0-9]+$/ && $1 > m { m = $1 } END { print m }' "$1"; }
 
-declare -A MED
-for row in "${ROWS[@]}"; do
-    # shellcheck disable=SC2086 # the rates, one word each
-    MED[$row]=$(median ${RATES[$row]})
-    printf '%-10s median: %s msg/s\n' "$row" "${MED[$row]}"
-done
-best=0
-for row in p10 p100 p250 p1000; do ((MED[$row] > best)) && best=${MED[$row]}; done
-awk -v s="${MED[shipped]}" -v t="${MED[tutorial]}" -v l="${MED[limit]}" \
-    -v a="${MED[auto]:-}" -v b="$best" 'BEGIN {
-    if (a != "") printf "ratio auto/best-static: %.2f\n", a / b
-    printf "ratio shipped/tutorial: %.2f\n", s / t
-    printf "ratio shipped/limit: %.2f\n", s / l }'
+# Medians of RATES[row] for the rows named; sets MED[row] and prints them.
+declare -A RATES MED
+print_medians() {
+    local row
+    for row in "$@"; do
+        # shellcheck disable=SC2086 # the rates, one word each
+        MED[$row]=$(median ${RATES[$row]})
+        printf '%-10s median: %s\n' "$row" "${MED[$row]}"
+    done
+}
+best_static() {
+    local row best=0
+    for row in p10 p100 p250 p1000; do ((MED[$row] > best)) && best=${MED[$row]}; done
+    echo "$best"
+}
+ratio() { awk -v a="$2" -v b="$3" -v n="$1" 'BEGIN { printf "ratio %s: %.2f\n", n, a / b }'; }
+
+# Start a warrend on CONF in the background (log LOG) and wait for its
+# "started" line; sets STARTED_PID.
+start_warrend_bg() { # CONF LOG
+    local deadline=$((SECONDS + 60))
+    env -u WARREN_AMQP_URL -u WARREN_AMQP_PASSWORD -u WARREN_PLUGIN_DIR WARREN_HTTP_LISTEN= \
+        "$WARREND" -c "$1" </dev/null >"$2" 2>&1 &
+    STARTED_PID=$!
+    until grep -q "started (pid" "$2"; do
+        kill -0 "$STARTED_PID" 2>/dev/null || { WLOG=$2; fail "warrend exited at start"; }
+        ((SECONDS < deadline)) || { WLOG=$2; fail "warrend not started in 60 s"; }
+        sleep 0.1
+    done
+}
+
+# SIGTERM PID and wait (bounded) for exit 0; wait_pid: the wait alone,
+# once the signal is sent.
+stop_pid() { # PID LOG
+    kill -TERM "$1"
+    wait_pid "$@"
+}
+wait_pid() { # PID LOG
+    local deadline=$((SECONDS + STOP_TIMEOUT)) rc=0
+    while kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -0 "$1" 2>/dev/null && { WLOG=$2; fail "warrend did not stop in ${STOP_TIMEOUT}s"; }
+    wait "$1" || rc=$?
+    ((rc == 0)) || { WLOG=$2; fail "warrend exited $rc"; }
+}
+
+handled_in() { sed -n 's/.*bench: handled \([0-9]*\) messages.*/\1/p' "$1" | tail -n 1; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# ---- 1: no-op handler --------------------------------------------------------
+
+scenario1() {
+    local rows=(limit bare-json tutorial nb p10 p100 p250 p1000 auto shipped) run i row line
+    MESSAGES=$N1
+    log "scenario 1: $RUNS runs of $MESSAGES messages, no-op handler"
+    for ((run = 1; run <= RUNS; run++)); do
+        line="run $run/$RUNS:"
+        for ((i = 0; i < ${#rows[@]}; i++)); do
+            row=${rows[(i + run - 1) % ${#rows[@]}]}
+            case $row in
+                limit) run_baseline "$run" raw 1000 ;;
+                bare-json) run_baseline "$run" multi 1000 ;;
+                tutorial) run_tutorial "$run" ;;
+                nb) run_warrend "$run" auto nb noop_nb ;;
+                p*) run_warrend "$run" "${row#p}" "$row" noop ;;
+                auto) run_warrend "$run" auto auto noop ;;
+                shipped) run_warrend "$run" "$SHIPPED" shipped noop ;;
+            esac
+            RATES[1$row]+="$RATE "
+            line+=" $row $RATE"
+        done
+        printf '%s\n' "$line"
+    done
+    for row in "${rows[@]}"; do RATES[$row]=${RATES[1$row]}; done
+    print_medians "${rows[@]}" | sed 's/$/ msg\/s/'
+    ratio auto/best-static "${MED[auto]}" "$(best_static)"
+    ratio shipped/tutorial "${MED[shipped]}" "${MED[tutorial]}"
+    ratio shipped/limit "${MED[shipped]}" "${MED[limit]}"
+    ratio plain/nb "${MED[auto]}" "${MED[nb]}"
+}
+
+# ---- 2: a 5 ms handler ------------------------------------------------------
+
+scenario2() {
+    local rows=(p10 p100 p250 p1000 auto) run i row line sampler max_unacked=0 m
+    MESSAGES=4000
+    log "scenario 2: $RUNS runs of $MESSAGES messages, a 5 ms handler, 4 workers"
+    for ((run = 1; run <= RUNS; run++)); do
+        line="run $run/$RUNS:"
+        for ((i = 0; i < ${#rows[@]}; i++)); do
+            row=${rows[(i + run - 1) % ${#rows[@]}]}
+            sampler=
+            if [[ $row == auto && -n $BROKER_DIR ]]; then
+                : >"$WORK/unacked-$run"
+                sample_unacked "$WORK/unacked-$run" &
+                sampler=$!
+                BG_PIDS+=("$sampler")
+            fi
+            if [[ $row == auto ]]; then
+                run_warrend "$run" auto "s2-auto" sleep 'sleep_us = "5000"'
+            else
+                run_warrend "$run" "${row#p}" "s2-$row" sleep 'sleep_us = "5000"'
+            fi
+            if [[ -n $sampler ]]; then
+                kill "$sampler" 2>/dev/null || true
+                wait "$sampler" 2>/dev/null || true
+                m=$(max_of_file "$WORK/unacked-$run")
+                ((m > max_unacked)) && max_unacked=$m
+            fi
+            RATES[2$row]+="$RATE "
+            line+=" $row $RATE"
+        done
+        printf '%s\n' "$line"
+    done
+    for row in "${rows[@]}"; do RATES[$row]=${RATES[2$row]}; done
+    print_medians "${rows[@]}" | sed 's/$/ msg\/s/'
+    ratio auto/best-static "${MED[auto]}" "$(best_static)"
+    if [[ -n $BROKER_DIR ]]; then
+        printf 'max unacked on one consumer with auto: %s (2 x 4 workers + ack_batch 100 = 108)\n' \
+            "$max_unacked"
+    fi
+}
+
+# ---- 3: two instances, a 20 ms handler ---------------------------------------
+
+# share_run PREFETCH LABEL RUN: sets SPLIT to "A B", the two instances'
+# percentages of the messages. In the main shell, for fail() and BG_PIDS.
+SPLIT=
+share_run() {
+    local q="bench-$$-$3-s3-$2" a b pa pb deadline out
+    MESSAGES=2000
+    fill "$q" "$q.dlx"
+    for inst in a b; do
+        PREFETCH=$1 POOL=2 write_bench_conf "$WORK/s3-$2-$inst.conf" "$q" 4 fx_count \
+            "$FX_COUNT" sleep 'sleep_us = "20000"'
+    done
+    start_warrend_bg "$WORK/s3-$2-a.conf" "$WORK/s3-$2-a-$3.log"
+    pa=$STARTED_PID
+    BG_PIDS+=("$pa")
+    start_warrend_bg "$WORK/s3-$2-b.conf" "$WORK/s3-$2-b-$3.log"
+    pb=$STARTED_PID
+    BG_PIDS+=("$pb")
+    # Until nothing is ready; what the two hold, they handle as they stop.
+    deadline=$((SECONDS + WAIT_TIMEOUT))
+    while :; do
+        out=$(timeout 60 "$FILL" "$URL" "$q" 0 2>&1) || fail "checking $q: $out"
+        [[ $out == "wr-fill: $q holds 0 messages" ]] && break
+        ((SECONDS < deadline)) || fail "$q not drained in ${WAIT_TIMEOUT}s"
+        sleep 0.2
+    done
+    kill -TERM "$pa" "$pb"
+    wait_pid "$pa" "$WORK/s3-$2-a-$3.log"
+    wait_pid "$pb" "$WORK/s3-$2-b-$3.log"
+    a=$(handled_in "$WORK/s3-$2-a-$3.log")
+    b=$(handled_in "$WORK/s3-$2-b-$3.log")
+    [[ -n $a && -n $b ]] || fail "no 'handled' line from the two warrends"
+    ((a + b == MESSAGES)) || fail "the two handled $a + $b, not $MESSAGES"
+    check_empty_and_delete "$q"
+    delete_queue_retries "$q"
+    SPLIT="$((100 * a / MESSAGES)) $((100 * b / MESSAGES))"
+}
+delete_queue_retries() { # Q
+    [[ -n $BROKER_DIR ]] || return 0
+    local r
+    for r in 5000 10000 20000; do
+        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$1.retry.$r" \
+            >/dev/null || fail "delete_queue $1.retry.$r"
+    done
+}
+
+scenario3() {
+    local run label
+    log "scenario 3: $RUNS runs, two warrends on one queue of 2000 messages, a 20 ms handler"
+    for ((run = 1; run <= RUNS; run++)); do
+        for label in auto p1000; do
+            share_run "${label#p}" "$label" "$run"
+            printf 'run %d/%d: %-6s first %s %%, second %s %%\n' "$run" "$RUNS" "$label" \
+                "${SPLIT% *}" "${SPLIT#* }"
+        done
+    done
+}
+
+# ---- 4: memory after a backlog -----------------------------------------------
+
+scenario4() {
+    local q="bench-$$-s4" idle after pid conf="$WORK/s4.conf"
+    MESSAGES=$N4
+    log "scenario 4: RSS with auto, idle and after draining $MESSAGES messages"
+    PREFETCH=auto POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" noop \
+        "expect = \"$MESSAGES\""
+    # Idle: the same conf on the queue while it is empty.
+    start_warrend_bg "$conf" "$WORK/s4-idle.log"
+    pid=$STARTED_PID
+    BG_PIDS+=("$pid")
+    idle=$(rss_kib "$pid")
+    stop_pid "$pid" "$WORK/s4-idle.log"
+    fill "$q" "$q.dlx"
+    start_warrend_bg "$conf" "$WORK/s4-drain.log"
+    pid=$STARTED_PID
+    BG_PIDS+=("$pid")
+    local deadline=$((SECONDS + WAIT_TIMEOUT))
+    until grep -q "bench: $MESSAGES messages in " "$WORK/s4-drain.log"; do
+        ((SECONDS < deadline)) || { WLOG=$WORK/s4-drain.log; fail "not drained"; }
+        sleep 0.2
+    done
+    after=$(rss_kib "$pid")
+    stop_pid "$pid" "$WORK/s4-drain.log"
+    check_empty_and_delete "$q"
+    delete_queue_retries "$q"
+    printf 'rss idle: %d KiB; after draining %d messages: %d KiB (%+d KiB); rate %s msg/s\n' \
+        "$idle" "$MESSAGES" "$after" $((after - idle)) \
+        "$(rate_of <"$WORK/s4-drain.log")"
+}
+
+# ---- 5: latency of a paced stream ------------------------------------------
+
+scenario5() {
+    local rate q pid out lat conf seconds=10
+    log "scenario 5: a publisher paced for ${seconds}s, prefetch $SHIPPED (shipped), latency handler"
+    for rate in 10000 20000; do
+        q="bench-$$-s5-$rate"
+        MESSAGES=$((rate * seconds))
+        conf="$WORK/s5-$rate.conf"
+        PREFETCH=$SHIPPED POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" \
+            latency "expect = \"$MESSAGES\""
+        start_warrend_bg "$conf" "$WORK/s5-$rate.log"
+        pid=$STARTED_PID
+        BG_PIDS+=("$pid")
+        out=$(timeout $((seconds * 4 + 60)) "$LOAD" --url "$URL" --queue "$q" \
+            --type bench:noop --count "$MESSAGES" --rate "$rate" --publishers 2 2>&1) ||
+            { printf '%s\n' "$out" >&2; fail "warren-load at $rate msg/s"; }
+        local deadline=$((SECONDS + WAIT_TIMEOUT))
+        until grep -q "bench: $MESSAGES messages in " "$WORK/s5-$rate.log"; do
+            ((SECONDS < deadline)) || { WLOG=$WORK/s5-$rate.log; fail "not all handled"; }
+            sleep 0.2
+        done
+        stop_pid "$pid" "$WORK/s5-$rate.log"
+        lat=$(sed -n 's/.*bench: latency of \([0-9]*\) messages: \(.*\)$/\1 \2/p' \
+            "$WORK/s5-$rate.log" | tail -n 1)
+        [[ -n $lat ]] || fail "no latency line at $rate msg/s"
+        printf 'paced %d msg/s: published %s; handled %s messages at %s msg/s; latency of %s\n' \
+            "$rate" "$(sed -n 's/^summary: sent [0-9]* confirmed [0-9]* .* in \([0-9.]* s: [0-9.]* msg\/s\).*/\1/p' <<<"$out")" \
+            "$MESSAGES" "$(rate_of <"$WORK/s5-$rate.log")" "$lat"
+        check_empty_and_delete "$q"
+        delete_queue_retries "$q"
+    done
+}
+
+case $SCENARIO in
+    all) scenario1; scenario2; scenario3; scenario4; scenario5 ;;
+    *) "scenario$SCENARIO" ;;
+esac
