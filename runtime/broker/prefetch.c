@@ -15,11 +15,18 @@ void wd_prefetch_init(struct wd_prefetch *p, int min, int max, int64_t now_us)
 	p->max = max > min ? max : min;
 	p->value = min;
 	p->since_us = now_us;
+	p->interval_ms = WD_PREFETCH_GROW_MS;
+}
+
+void wd_prefetch_decided(struct wd_prefetch *p, int was, int next)
+{
+	p->interval_ms =
+	    next > was ? WD_PREFETCH_GROW_MS : WD_PREFETCH_INTERVAL_MS;
 }
 
 bool wd_prefetch_due(const struct wd_prefetch *p, int64_t now_us)
 {
-	return now_us - p->since_us >= (int64_t)WD_PREFETCH_INTERVAL_MS * 1000;
+	return now_us - p->since_us >= (int64_t)p->interval_ms * 1000;
 }
 
 void wd_prefetch_take(struct wd_prefetch *p, int64_t now_us,

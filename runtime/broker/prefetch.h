@@ -2,8 +2,8 @@
  * window (basic.qos) after what it measured, kept free of I/O so that it
  * can be tested alone. slot/consumers.c measures and sends the qos.
  *
- * The rule (README: Adaptive prefetch), once per WD_PREFETCH_INTERVAL_MS
- * at most, from the deliveries settled in the interval:
+ * The rule (README: Adaptive prefetch), once per interval (below) at
+ * most, from the deliveries settled in the interval:
  *
  *   - hoarding: a delivery waited for a handler longer than two handler
  *     calls plus 1 ms. Those deliveries could have gone to another
@@ -29,8 +29,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The shortest time between two decisions (and two basic.qos). */
+/* The time between two decisions (and two basic.qos): after a growth,
+ * and for the first, WD_PREFETCH_GROW_MS, so that a drain reaches the
+ * window it needs in a few tenths of a second (10 to 80 in 0.3 s: at 500
+ * ms a step, the ramp cost a 4 s drain a tenth of its rate); otherwise
+ * WD_PREFETCH_INTERVAL_MS. */
 #define WD_PREFETCH_INTERVAL_MS 500
+#define WD_PREFETCH_GROW_MS     100
 
 /* What one consumer measured over one interval. */
 struct wd_prefetch_obs {
@@ -48,6 +53,7 @@ struct wd_prefetch_obs {
 struct wd_prefetch {
 	int value, min, max;
 	int64_t since_us; /* the interval began */
+	int interval_ms;  /* and lasts this long */
 	uint64_t settled, timed;
 	int64_t wait_us, handler_us;
 };
@@ -73,7 +79,7 @@ static inline void wd_prefetch_note(struct wd_prefetch *p, int64_t read_us,
 	}
 }
 
-/* Whether a decision is due: WD_PREFETCH_INTERVAL_MS since the last. */
+/* Whether a decision is due: the interval is over. */
 bool wd_prefetch_due(const struct wd_prefetch *p, int64_t now_us);
 
 /* Close the interval: its measurements into *o (ack_delay_ms, handlers
@@ -81,6 +87,10 @@ bool wd_prefetch_due(const struct wd_prefetch *p, int64_t now_us);
  * begins at now_us. */
 void wd_prefetch_take(struct wd_prefetch *p, int64_t now_us,
                       struct wd_prefetch_obs *o);
+
+/* A decision took the window from `was` to `next`: set the interval
+ * before the next (WD_PREFETCH_GROW_MS after a growth). */
+void wd_prefetch_decided(struct wd_prefetch *p, int was, int next);
 
 /* The window after an interval that measured *o, for a consumer at
  * `current` within min..max; `current` to keep it, or

@@ -14,9 +14,9 @@
 /* `prefetch = "auto"` (README: Adaptive prefetch): the window follows what
  * warrend measures, within prefetch_min..prefetch_max. */
 #define WD_PREFETCH_AUTO (-1)
-/* broker.prefetch's default: 10, the tutorial's figure, for now. Flipping
- * the default to adaptive is this line: WD_PREFETCH_AUTO. */
-#define WD_PREFETCH_DEFAULT 10
+/* broker.prefetch's default: adaptive (tests/bench/prefetch.sh measured it
+ * against static 10 .. 1000: README, Adaptive prefetch). */
+#define WD_PREFETCH_DEFAULT WD_PREFETCH_AUTO
 /* The bounds of `auto` (README: Adaptive prefetch says why these). */
 #define WD_PREFETCH_MIN_DEFAULT 10
 #define WD_PREFETCH_MAX_DEFAULT 1000

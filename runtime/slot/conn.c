@@ -113,6 +113,16 @@ static void finish_delivery(struct wd_task *t)
  * profiles. */
 #define SPARE_MAX 256
 
+void wd_conn_trim_spares(struct wd_conn *c, size_t keep)
+{
+	while (c->nspare > keep) {
+		struct wd_task *t = c->spare;
+		c->spare = t->next;
+		c->nspare--;
+		free(t);
+	}
+}
+
 /* Back to the spares (or the heap): d holds nothing any more. */
 static void release(struct wd_conn *c, struct wd_delivery *d)
 {
@@ -408,12 +418,7 @@ void wd_conn_free(struct wd_conn *c)
 		wd_conn_forget(d);
 	}
 	c->done_head = c->done_tail = NULL;
-	while (c->spare) {
-		struct wd_task *t = c->spare;
-		c->spare = t->next;
-		free(t);
-	}
-	c->nspare = 0;
+	wd_conn_trim_spares(c, 0);
 	wd_consumers_clear(&c->consumers); /* and its generation reference */
 	wd_settle_free(&c->settler);
 	if (c->amqp)

@@ -110,6 +110,8 @@ struct wd_conn {
 	 * (the adaptive prefetch's wait from read to handler). */
 	int64_t now_us;
 	int64_t watch_at_ms;   /* the next look for handlers that run long */
+	bool read_since_trim;  /* deliveries came since the last malloc_trim */
+	int64_t delivery_ms;   /* when the last one came */
 	struct wd_task *spare; /* freed deliveries, for reuse */
 	size_t nspare;
 };
@@ -159,6 +161,9 @@ void wd_conn_drop(struct wd_conn *c, bool polite);
 
 /* Free a delivery the broker will redeliver (its connection is gone). */
 void wd_conn_forget(struct wd_delivery *d);
+
+/* Free the spare deliveries but `keep`. On the connection's thread. */
+void wd_conn_trim_spares(struct wd_conn *c, size_t keep);
 
 /* The exchanges of the generation consumed for are declared: no probe
  * needed. */

@@ -10,6 +10,7 @@
 #include "slot/conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -395,6 +396,26 @@ static void publish_state(struct wd_conn *c, int64_t now, int64_t wait_ms)
 	                      memory_order_relaxed);
 }
 
+/* A burst of deliveries -- a backlog drained through a big window --
+ * leaves the heap as large as the most it held at once: glibc keeps
+ * freed memory in its arenas (one per thread that allocated), so the
+ * resident size stays up after the burst. Once this connection holds
+ * nothing and has read nothing for a second, free its spare deliveries
+ * but a few and give the free pages back (malloc_trim walks every arena:
+ * a millisecond or so, once per burst). */
+#define TRIM_IDLE_MS     1000
+#define TRIM_KEEP_SPARES 16
+
+static void trim_when_idle(struct wd_conn *c, int64_t now)
+{
+	if (!c->read_since_trim || c->inflight > 0 ||
+	    now - c->delivery_ms < TRIM_IDLE_MS)
+		return;
+	c->read_since_trim = false;
+	wd_conn_trim_spares(c, TRIM_KEEP_SPARES);
+	malloc_trim(0);
+}
+
 /* Serve until the connection fails (-1) or, when stopping, everything it
  * holds is settled or the deadline passed (0). */
 static int serve(struct wd_conn *c)
@@ -415,6 +436,7 @@ static int serve(struct wd_conn *c)
 		    c->watch_at_ms) { /* a turn comes at least each 1 s */
 			wd_delivery_watch(c->env->workers, c, c->id, now);
 			c->watch_at_ms = now + 1000;
+			trim_when_idle(c, now);
 		}
 		if (settle_phase(c, now, &next_due) < 0 ||
 		    wd_prefetch_qos_tick(&c->consumers, c->amqp, c->now_us) < 0)
@@ -433,8 +455,12 @@ static int serve(struct wd_conn *c)
 		r = wd_conn_read(c, &d);
 		if (r < 0)
 			return -1;
-		if (r > 0 && take(c, d) < 0)
-			return -1;
+		if (r > 0) {
+			c->read_since_trim = true;
+			c->delivery_ms = now;
+			if (take(c, d) < 0)
+				return -1;
+		}
 	}
 }
 

@@ -99,6 +99,7 @@ static int adapt(struct wd_consumers *cs, amqp_connection_state_t amqp,
 			return -1;
 		next = wd_prefetch_next(was, k->pf.min, k->pf.max, &o, &why);
 	}
+	wd_prefetch_decided(&k->pf, was, next);
 	if (next == was)
 		return 0;
 	if (set_window(cs, amqp, k, next, now_us) < 0)
@@ -137,9 +138,9 @@ int wd_prefetch_qos_tick(struct wd_consumers *cs, amqp_connection_state_t amqp,
 			return -1;
 		}
 		/* Paused: look again next turn, until it consumes again. */
-		at = k->paused ? now_us
-		               : k->pf.since_us +
-		                     (int64_t)WD_PREFETCH_INTERVAL_MS * 1000;
+		at = k->paused
+		         ? now_us
+		         : k->pf.since_us + (int64_t)k->pf.interval_ms * 1000;
 		if (due < 0 || at < due)
 			due = at;
 	}

@@ -14,7 +14,7 @@
  * cancels of a reload do: rabbitmq-c keeps the deliveries that arrive
  * meanwhile (amqp_frames_enqueued), and the loop reads them next; their
  * tags are the channel's, acked as ever. At most one change per consumer
- * per WD_PREFETCH_INTERVAL_MS. */
+ * per interval (broker/prefetch.h: 100 ms after a growth, else 500). */
 #ifndef WD_SLOT_PREFETCH_QOS_H
 #define WD_SLOT_PREFETCH_QOS_H
 

@@ -28,12 +28,14 @@
 # 3. Two warrend instances on one queue of 2000 messages, a 20 ms handler,
 #    the second started once the first has: each one's share with auto
 #    (target 40-60 %) and with static 1000 (which hoards).
-# 4. RSS of warrend with auto: idle (started on an empty queue) and after
-#    draining a 1,000,000-message backlog (fewer with --messages under 1M).
+# 4. RSS of warrend with auto: idle (started on an empty queue), at the
+#    end of draining a 1,000,000-message backlog (fewer with --messages
+#    under 1M), and 3 s after it (warrend trims its heap once idle).
 # 5. A publisher (warren-load, x-warren-published-us in each message)
 #    paced at 10,000 and at 20,000 msg/s for 10 s, the shipped conf's
 #    prefetch, the plain `latency` handler: publish-to-handler p50 / p99 /
 #    max (targets at 20,000: keeps up, p99 <= 5 ms; at 10,000: p99 <= 1 ms).
+#    BENCH_S5_PREFETCH=N|auto measures another prefetch instead.
 #
 # Builds nothing: takes the build from $BUILD_DIR (default build/), and
 # needs node with tests/node's amqplib (npm ci there; it runs it if
@@ -137,14 +139,15 @@ sample_unacked() { # FILE
 }
 max_of_file() { awk 'BEGIN { m = 0 } $1 ~ /^[0-9]+$/ && $1 > m { m = $1 } END { print m }' "$1"; }
 
-# Medians of RATES[row] for the rows named; sets MED[row] and prints them.
+# Medians of RATES[row] for the rows named; sets MED[row] and prints them
+# (in this shell: MED is read after).
 declare -A RATES MED
 print_medians() {
     local row
     for row in "$@"; do
         # shellcheck disable=SC2086 # the rates, one word each
         MED[$row]=$(median ${RATES[$row]})
-        printf '%-10s median: %s\n' "$row" "${MED[$row]}"
+        printf '%-10s median: %s msg/s\n' "$row" "${MED[$row]}"
     done
 }
 best_static() {
@@ -209,7 +212,7 @@ scenario1() {
         printf '%s\n' "$line"
     done
     for row in "${rows[@]}"; do RATES[$row]=${RATES[1$row]}; done
-    print_medians "${rows[@]}" | sed 's/$/ msg\/s/'
+    print_medians "${rows[@]}"
     ratio auto/best-static "${MED[auto]}" "$(best_static)"
     ratio shipped/tutorial "${MED[shipped]}" "${MED[tutorial]}"
     ratio shipped/limit "${MED[shipped]}" "${MED[limit]}"
@@ -250,7 +253,7 @@ scenario2() {
         printf '%s\n' "$line"
     done
     for row in "${rows[@]}"; do RATES[$row]=${RATES[2$row]}; done
-    print_medians "${rows[@]}" | sed 's/$/ msg\/s/'
+    print_medians "${rows[@]}"
     ratio auto/best-static "${MED[auto]}" "$(best_static)"
     if [[ -n $BROKER_DIR ]]; then
         printf 'max unacked on one consumer with auto: %s (2 x 4 workers + ack_batch 100 = 108)\n' \
@@ -320,7 +323,7 @@ scenario3() {
 # ---- 4: memory after a backlog -----------------------------------------------
 
 scenario4() {
-    local q="bench-$$-s4" idle after pid conf="$WORK/s4.conf"
+    local q="bench-$$-s4" idle peak after pid conf="$WORK/s4.conf"
     MESSAGES=$N4
     log "scenario 4: RSS with auto, idle and after draining $MESSAGES messages"
     PREFETCH=auto POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" noop \
@@ -340,44 +343,73 @@ scenario4() {
         ((SECONDS < deadline)) || { WLOG=$WORK/s4-drain.log; fail "not drained"; }
         sleep 0.2
     done
+    peak=$(rss_kib "$pid")
+    # warrend gives freed memory back once idle for a second (conn_loop.c:
+    # trim_when_idle): read it 3 s after the drain.
+    sleep 3
     after=$(rss_kib "$pid")
     stop_pid "$pid" "$WORK/s4-drain.log"
     check_empty_and_delete "$q"
     delete_queue_retries "$q"
-    printf 'rss idle: %d KiB; after draining %d messages: %d KiB (%+d KiB); rate %s msg/s\n' \
-        "$idle" "$MESSAGES" "$after" $((after - idle)) \
+    printf 'rss idle: %d KiB; at the end of draining %d messages: %d KiB; 3 s after: %d KiB (%+d KiB of idle); rate %s msg/s\n' \
+        "$idle" "$MESSAGES" "$peak" "$after" $((after - idle)) \
         "$(rate_of <"$WORK/s4-drain.log")"
 }
 
 # ---- 5: latency of a paced stream ------------------------------------------
 
+# paced_load Q RATE: warren-load's MESSAGES to Q at RATE msg/s (2
+# publishers); sets PUBLISHED to its "S s: R msg/s".
+PUBLISHED=
+paced_load() {
+    local out
+    out=$(timeout $((MESSAGES * 4 / $2 + 60)) "$LOAD" --url "$URL" --queue "$1" \
+        --type bench:noop --count "$MESSAGES" --rate "$2" --publishers 2 2>&1) ||
+        { printf '%s\n' "$out" >&2; fail "warren-load at $2 msg/s"; }
+    PUBLISHED=$(sed -n 's/^summary: sent [0-9]* confirmed [0-9]* .* in \([0-9.]* s: [0-9.]* msg\/s\).*/\1/p' \
+        <<<"$out")
+}
+
 scenario5() {
-    local rate q pid out lat conf seconds=10
-    log "scenario 5: a publisher paced for ${seconds}s, prefetch $SHIPPED (shipped), latency handler"
+    local rate q pid lat conf seconds=10 pf=${BENCH_S5_PREFETCH:-$SHIPPED} bare bpid
+    log "scenario 5: a publisher paced for ${seconds}s; bare: wr-baseline latency" \
+        "(prefetch 1000); warrend: prefetch $pf, the latency handler"
     for rate in 10000 20000; do
-        q="bench-$$-s5-$rate"
         MESSAGES=$((rate * seconds))
+        # The floor: a bare consumer of the same stream.
+        q="bench-$$-s5-bare-$rate"
+        WR_FILL_DLX=$q.dlx timeout 60 "$FILL" "$URL" "$q" 0 >/dev/null 2>&1 ||
+            fail "declaring $q"
+        "$BASELINE" "$URL" "$q" "$MESSAGES" 1000 latency >"$WORK/s5-bare-$rate.out" \
+            2>&1 &
+        bpid=$!
+        BG_PIDS+=("$bpid")
+        paced_load "$q" "$rate"
+        wait "$bpid" || { cat "$WORK/s5-bare-$rate.out" >&2; fail "wr-baseline latency"; }
+        bare=$(sed -n 's/^baseline latency: //p' "$WORK/s5-bare-$rate.out")
+        printf 'paced %d msg/s, bare:    published %s; handled at %s msg/s; latency %s\n' \
+            "$rate" "$PUBLISHED" "$(rate_of <"$WORK/s5-bare-$rate.out")" "$bare"
+        check_empty_and_delete "$q"
+
+        q="bench-$$-s5-$rate"
         conf="$WORK/s5-$rate.conf"
-        PREFETCH=$SHIPPED POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" \
-            latency "expect = \"$MESSAGES\""
+        PREFETCH=$pf POOL=2 write_bench_conf "$conf" "$q" 4 fx_count "$FX_COUNT" \
+            "${BENCH_S5_HANDLER:-latency}" "expect = \"$MESSAGES\""
         start_warrend_bg "$conf" "$WORK/s5-$rate.log"
         pid=$STARTED_PID
         BG_PIDS+=("$pid")
-        out=$(timeout $((seconds * 4 + 60)) "$LOAD" --url "$URL" --queue "$q" \
-            --type bench:noop --count "$MESSAGES" --rate "$rate" --publishers 2 2>&1) ||
-            { printf '%s\n' "$out" >&2; fail "warren-load at $rate msg/s"; }
+        paced_load "$q" "$rate"
         local deadline=$((SECONDS + WAIT_TIMEOUT))
         until grep -q "bench: $MESSAGES messages in " "$WORK/s5-$rate.log"; do
             ((SECONDS < deadline)) || { WLOG=$WORK/s5-$rate.log; fail "not all handled"; }
             sleep 0.2
         done
         stop_pid "$pid" "$WORK/s5-$rate.log"
-        lat=$(sed -n 's/.*bench: latency of \([0-9]*\) messages: \(.*\)$/\1 \2/p' \
+        lat=$(sed -n 's/.*bench: latency of [0-9]* messages: \(.*\)$/\1/p' \
             "$WORK/s5-$rate.log" | tail -n 1)
         [[ -n $lat ]] || fail "no latency line at $rate msg/s"
-        printf 'paced %d msg/s: published %s; handled %s messages at %s msg/s; latency of %s\n' \
-            "$rate" "$(sed -n 's/^summary: sent [0-9]* confirmed [0-9]* .* in \([0-9.]* s: [0-9.]* msg\/s\).*/\1/p' <<<"$out")" \
-            "$MESSAGES" "$(rate_of <"$WORK/s5-$rate.log")" "$lat"
+        printf 'paced %d msg/s, warrend: published %s; handled at %s msg/s; latency %s\n' \
+            "$rate" "$PUBLISHED" "$(rate_of <"$WORK/s5-$rate.log")" "$lat"
         check_empty_and_delete "$q"
         delete_queue_retries "$q"
     done

@@ -118,7 +118,9 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_eq(c->broker.heartbeat, 60);
 	cr_expect_eq(c->broker.connect_timeout, 10);
 	cr_expect_eq(c->broker.pool_size, 2);
-	cr_expect_eq(c->broker.prefetch, 10);
+	cr_expect_eq(c->broker.prefetch, WD_PREFETCH_AUTO);
+	cr_expect_eq(c->broker.prefetch_min, 10);
+	cr_expect_eq(c->broker.prefetch_max, 1000);
 	cr_expect(c->broker.verify_peer);
 	cr_expect_eq(c->broker.ack_batch, 100);
 	cr_expect_eq(c->broker.ack_delay_ms, 10);
@@ -144,7 +146,8 @@ Test(conf, shipped_conf_loads_with_documented_values)
 	cr_expect_null(c->queues[q].dead_letter_routing_key);
 	cr_expect_not(c->queues[q].quorum);
 	cr_expect(c->queues[q].durable);
-	cr_expect_eq(c->queues[q].prefetch, 10); /* broker.prefetch */
+	cr_expect_eq(c->queues[q].prefetch,
+	             WD_PREFETCH_AUTO);          /* broker.prefetch */
 	cr_expect_eq(c->queues[q].consumers, 2); /* 0 = pool_size */
 	cr_expect_eq(c->queues[q].nargs, 0);
 	cr_expect(c->queues[q].consumed);
@@ -256,7 +259,7 @@ Test(conf, minimal_conf_defaults)
 	cr_expect_eq(c->workers, 4);
 	cr_expect_eq(c->shutdown_timeout, 30);
 	cr_expect_eq(c->broker.heartbeat, 60);
-	cr_expect_eq(c->broker.prefetch, 10);
+	cr_expect_eq(c->broker.prefetch, WD_PREFETCH_AUTO, "default: auto");
 	cr_expect_eq(c->broker.pool_size, 2);
 	cr_expect_eq(c->broker.connect_timeout, 10);
 	cr_expect_str_eq(c->broker.urls[0],
@@ -1854,7 +1857,8 @@ Test(conf, concurrency_default_and_value)
 	struct wd_conf *c = load_ok(BASE);
 
 	cr_expect_eq(c->routes[0].policy.concurrency, 0, "default: no limit");
-	cr_expect_eq(c->queues[0].prefetch, 10, "broker.prefetch");
+	cr_expect_eq(c->queues[0].prefetch, WD_PREFETCH_AUTO,
+	             "broker.prefetch");
 	wd_conf_free(c);
 	c = load_ok(ROUTE_OPEN "    concurrency = 3\n"
 	                       "}\n");

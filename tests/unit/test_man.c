@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
 #include "conf/conf_parse.h"
 
 #ifdef WARREN_MAN_DIR
@@ -266,7 +267,13 @@ Test(man, documented_defaults_are_the_schemas)
 			continue; /* url, arguments: lists; overrides */
 		switch (o->type) {
 		case CFGT_INT:
-			snprintf(want, sizeof(want), "%ld", o->def.number);
+			/* prefetch: an int in the schema, "auto" as -1. */
+			if (o->def.number == WD_PREFETCH_AUTO &&
+			    strstr(names[i], "prefetch"))
+				snprintf(want, sizeof(want), "\"auto\"");
+			else
+				snprintf(want, sizeof(want), "%ld",
+				         o->def.number);
 			break;
 		case CFGT_FLOAT:
 			snprintf(want, sizeof(want), "%.1f", o->def.fpnumber);

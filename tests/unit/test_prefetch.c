@@ -142,7 +142,8 @@ Test(prefetch, rate_limited)
 {
 	struct wd_prefetch p;
 	struct wd_prefetch_obs o;
-	int64_t t = 5 * SEC_US, step = WD_PREFETCH_INTERVAL_MS * 1000;
+	int64_t t = 5 * SEC_US, step = WD_PREFETCH_GROW_MS * 1000;
+	int64_t full = WD_PREFETCH_INTERVAL_MS * 1000;
 
 	wd_prefetch_init(&p, 10, 1000, t);
 	cr_expect_eq(p.value, 10, "starts at prefetch_min");
@@ -157,8 +158,17 @@ Test(prefetch, rate_limited)
 	cr_expect_eq(o.handler_us, 3);
 	cr_expect_eq(o.interval_us, step);
 	cr_expect_eq(o.backlog, -1);
+	/* The first look comes soon, and so does the one after a growth;
+	 * after a shrink or no change, a full interval. */
+	wd_prefetch_decided(&p, 10, 20);
 	cr_expect_not(wd_prefetch_due(&p, t + step + step - 1));
 	cr_expect(wd_prefetch_due(&p, t + 2 * step));
 	wd_prefetch_take(&p, t + 2 * step, &o);
 	cr_expect_eq(o.settled, 0);
+	wd_prefetch_decided(&p, 20, 20);
+	cr_expect_not(wd_prefetch_due(&p, t + 2 * step + full - 1));
+	cr_expect(wd_prefetch_due(&p, t + 2 * step + full));
+	wd_prefetch_decided(&p, 20, 15);
+	cr_expect_not(wd_prefetch_due(&p, t + 2 * step + full - 1),
+	              "a shrink waits a full interval");
 }
