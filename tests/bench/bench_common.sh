@@ -136,7 +136,7 @@ drain_with_warrend() {
     fi
     deadline=$((SECONDS + WAIT_TIMEOUT))
     while :; do
-        line=$(grep -m 1 -E "bench: $MESSAGES messages in " "$WLOG" || true)
+        line=$(grep -m 1 -E "bench: $MESSAGES messages in " "$WLOG" 2>/dev/null || true)
         [[ -z $line ]] || break
         kill -0 "$WARREND_PID" 2>/dev/null || fail "warrend exited before handling $MESSAGES messages"
         ((SECONDS < deadline)) || fail "no 'bench:' line from warrend within ${WAIT_TIMEOUT}s"
