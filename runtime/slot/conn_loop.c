@@ -441,6 +441,10 @@ static int serve(struct wd_conn *c)
 		if (settle_phase(c, now, &next_due) < 0 ||
 		    wd_prefetch_qos_tick(&c->consumers, c->amqp, c->now_us) < 0)
 			return -1;
+		/* The next look at the adaptive windows: a paused consumer
+		 * resumes within 10 ms even when nothing else wakes us. */
+		if (next_due < 0 || c->consumers.adapt_due_us / 1000 < next_due)
+			next_due = c->consumers.adapt_due_us / 1000;
 		r = stop_phase(c, now, &next_due);
 		if (r <= 0)
 			return r;

@@ -8,6 +8,11 @@
 
 static const char AREA[] = "prefetch";
 
+/* How often a paused consumer (a smaller window, waiting for the old one
+ * to drain to half of it) is looked at: on an idle connection the loop
+ * would otherwise sleep up to a second before consuming again. */
+#define PAUSED_LOOK_US 10000
+
 /* The ready messages of k's queue (a passive declare on the declaring
  * channel: a failure there does not close the consumer's), or -1 if the
  * connection failed. */
@@ -137,9 +142,10 @@ int wd_prefetch_qos_tick(struct wd_consumers *cs, amqp_connection_state_t amqp,
 		           adapt(cs, amqp, k, now_us) < 0) {
 			return -1;
 		}
-		/* Paused: look again next turn, until it consumes again. */
+		/* Paused: look again soon (the loop sleeps no longer than
+		 * that), until it consumes again. */
 		at = k->paused
-		         ? now_us
+		         ? now_us + PAUSED_LOOK_US
 		         : k->pf.since_us + (int64_t)k->pf.interval_ms * 1000;
 		if (due < 0 || at < due)
 			due = at;

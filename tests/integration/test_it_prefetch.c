@@ -278,6 +278,9 @@ Test(prefetch, auto_grows_when_starving_and_shrinks_when_hoarding,
 		own = consumer_prefetch(n.q);
 		if (!consumer_channel(3, &global, &unacked))
 			break; /* done: nothing left to hold */
+		if (own < 0)
+			continue; /* paused between two consumers: a smaller
+			             window waits for the old one to drain */
 		cr_expect_leq(unacked, own + own / 2,
 		              "the broker has %ld unacked out to a consumer "
 		              "limited to %ld",
