@@ -114,6 +114,17 @@ stop_warrend_clean() {
     ((rc == 0)) || fail "warrend exited with status $rc after SIGTERM"
 }
 
+# The retry queues warrend declared for QUEUE from the default policy
+# (our own broker only).
+delete_queue_retries() { # QUEUE
+    [[ -n $BROKER_DIR ]] || return 0
+    local r
+    for r in 5000 10000 20000; do
+        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$1.retry.$r" \
+            >/dev/null || fail "delete_queue $1.retry.$r"
+    done
+}
+
 # drain_with_warrend QUEUE CONF LOG [LISTEN]: run warrend on CONF (its log
 # in LOG) until its fx_count handler logs "bench: $MESSAGES messages in",
 # stop it (SIGTERM, bounded, exit 0), check that QUEUE is empty and delete
@@ -147,13 +158,7 @@ drain_with_warrend() {
     [[ -z $scraper ]] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
     stop_warrend_clean
     check_empty_and_delete "$q"
-    if [[ -n $BROKER_DIR ]]; then
-        # The retry queues declared from the default policy.
-        for r in 5000 10000 20000; do
-            "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$q.retry.$r" \
-                >/dev/null || fail "delete_queue $q.retry.$r"
-        done
-    fi
+    delete_queue_retries "$q"
     WLOG=
     # shellcheck disable=SC2034 # the caller's result
     RATE=$rate

@@ -190,31 +190,45 @@ handled_in() { sed -n 's/.*bench: handled \([0-9]*\) messages.*/\1/p' "$1" | tai
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # ---- 1: no-op handler --------------------------------------------------------
 
-scenario1() {
-    local rows=(limit bare-json tutorial nb p10 p100 p250 p1000 auto shipped) run i row line
-    local RUNS=${RUNS:-5}
-    MESSAGES=$N1
-    log "scenario 1: $RUNS runs of $MESSAGES messages, no-op handler"
+# run_rotated RUNNER ROWS...: RUNS runs of every row, in an order rotated
+# from run to run; RUNNER RUN ROW measures one and sets RATE. Prints a
+# line per run; RATES[row] holds each row's rates, then MED its median.
+run_rotated() {
+    local runner=$1 run i row line
+    shift
+    local rows=("$@")
+    RATES=()
     for ((run = 1; run <= RUNS; run++)); do
         line="run $run/$RUNS:"
         for ((i = 0; i < ${#rows[@]}; i++)); do
             row=${rows[(i + run - 1) % ${#rows[@]}]}
-            case $row in
-                limit) run_baseline "$run" raw 1000 ;;
-                bare-json) run_baseline "$run" multi 1000 ;;
-                tutorial) run_tutorial "$run" ;;
-                nb) run_warrend "$run" auto nb noop_nb ;;
-                p*) run_warrend "$run" "${row#p}" "$row" noop ;;
-                auto) run_warrend "$run" auto auto noop ;;
-                shipped) run_warrend "$run" "$SHIPPED" shipped noop ;;
-            esac
-            RATES[1$row]+="$RATE "
+            "$runner" "$run" "$row"
+            RATES[$row]+="$RATE "
             line+=" $row $RATE"
         done
         printf '%s\n' "$line"
     done
-    for row in "${rows[@]}"; do RATES[$row]=${RATES[1$row]}; done
     print_medians "${rows[@]}"
+}
+
+# ---- 1: no-op handler --------------------------------------------------------
+
+scenario1_row() { # RUN ROW
+    case $2 in
+        limit) run_baseline "$1" raw 1000 ;;
+        bare-json) run_baseline "$1" multi 1000 ;;
+        tutorial) run_tutorial "$1" ;;
+        nb) run_warrend "$1" auto nb noop_nb ;;
+        p* | auto) run_warrend "$1" "${2#p}" "$2" noop ;;
+        shipped) run_warrend "$1" "$SHIPPED" shipped noop ;;
+    esac
+}
+
+scenario1() {
+    local RUNS=${RUNS:-5}
+    MESSAGES=$N1
+    log "scenario 1: $RUNS runs of $MESSAGES messages, no-op handler"
+    run_rotated scenario1_row limit bare-json tutorial nb p10 p100 p250 p1000 auto shipped
     ratio auto/best-static "${MED[auto]}" "$(best_static)"
     ratio shipped/tutorial "${MED[shipped]}" "${MED[tutorial]}"
     ratio shipped/limit "${MED[shipped]}" "${MED[limit]}"
@@ -223,44 +237,34 @@ scenario1() {
 
 # ---- 2: a 5 ms handler ------------------------------------------------------
 
+MAX_UNACKED=0
+scenario2_row() { # RUN ROW; with auto, samples the broker's unacked counts
+    local sampler='' m
+    if [[ $2 == auto && -n $BROKER_DIR ]]; then
+        : >"$WORK/unacked-$1"
+        sample_unacked "$WORK/unacked-$1" &
+        sampler=$!
+        BG_PIDS+=("$sampler")
+    fi
+    run_warrend "$1" "${2#p}" "s2-$2" sleep 'sleep_us = "5000"'
+    if [[ -n $sampler ]]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        m=$(max_of_file "$WORK/unacked-$1")
+        ((m > MAX_UNACKED)) && MAX_UNACKED=$m
+    fi
+    return 0
+}
+
 scenario2() {
-    local rows=(p10 p100 p250 p1000 auto) run i row line sampler max_unacked=0 m
     local RUNS=${RUNS:-3}
     MESSAGES=4000
     log "scenario 2: $RUNS runs of $MESSAGES messages, a 5 ms handler, 4 workers"
-    for ((run = 1; run <= RUNS; run++)); do
-        line="run $run/$RUNS:"
-        for ((i = 0; i < ${#rows[@]}; i++)); do
-            row=${rows[(i + run - 1) % ${#rows[@]}]}
-            sampler=
-            if [[ $row == auto && -n $BROKER_DIR ]]; then
-                : >"$WORK/unacked-$run"
-                sample_unacked "$WORK/unacked-$run" &
-                sampler=$!
-                BG_PIDS+=("$sampler")
-            fi
-            if [[ $row == auto ]]; then
-                run_warrend "$run" auto "s2-auto" sleep 'sleep_us = "5000"'
-            else
-                run_warrend "$run" "${row#p}" "s2-$row" sleep 'sleep_us = "5000"'
-            fi
-            if [[ -n $sampler ]]; then
-                kill "$sampler" 2>/dev/null || true
-                wait "$sampler" 2>/dev/null || true
-                m=$(max_of_file "$WORK/unacked-$run")
-                ((m > max_unacked)) && max_unacked=$m
-            fi
-            RATES[2$row]+="$RATE "
-            line+=" $row $RATE"
-        done
-        printf '%s\n' "$line"
-    done
-    for row in "${rows[@]}"; do RATES[$row]=${RATES[2$row]}; done
-    print_medians "${rows[@]}"
+    run_rotated scenario2_row p10 p100 p250 p1000 auto
     ratio auto/best-static "${MED[auto]}" "$(best_static)"
     if [[ -n $BROKER_DIR ]]; then
         printf 'max unacked on one consumer with auto: %s (2 x 4 workers + ack_batch 100 = 108)\n' \
-            "$max_unacked"
+            "$MAX_UNACKED"
     fi
 }
 
@@ -302,15 +306,6 @@ share_run() {
     delete_queue_retries "$q"
     SPLIT="$((100 * a / MESSAGES)) $((100 * b / MESSAGES))"
 }
-delete_queue_retries() { # Q
-    [[ -n $BROKER_DIR ]] || return 0
-    local r
-    for r in 5000 10000 20000; do
-        "$ROOT/tests/harness/broker.sh" ctl "$BROKER_DIR" -q delete_queue "$1.retry.$r" \
-            >/dev/null || fail "delete_queue $1.retry.$r"
-    done
-}
-
 scenario3() {
     local run label RUNS=${RUNS:-3}
     log "scenario 3: $RUNS runs, two warrends on one queue of 2000 messages, a 20 ms handler"
