@@ -18,8 +18,11 @@ void wd_prefetch_init(struct wd_prefetch *p, int min, int max, int64_t now_us)
 	p->interval_ms = WD_PREFETCH_GROW_MS;
 }
 
-void wd_prefetch_decided(struct wd_prefetch *p, int was, int next)
+void wd_prefetch_decided(struct wd_prefetch *p, const struct wd_prefetch_obs *o,
+                         int was, int next)
 {
+	if (next == was && o->settled == 0)
+		return; /* nothing measured: as soon as before */
 	p->interval_ms =
 	    next > was ? WD_PREFETCH_GROW_MS : WD_PREFETCH_INTERVAL_MS;
 }
@@ -57,8 +60,14 @@ int wd_prefetch_next(int current, int min, int max,
                      const struct wd_prefetch_obs *o, const char **why)
 {
 	const char *ignore;
-	double rate, handler_us = 0, wait_us = 0, busy;
+	double rate, handler_us = 0, wait_us = 0, busy, window;
 	int handlers = o->handlers > 0 ? o->handlers : 1;
+	/* Hoarding is a wait past two handler calls and the ack delay (1 ms
+	 * at least): a shorter one holds a delivery no longer than its ack
+	 * holds it anyway. A no-op handler's burst of hundreds waits a
+	 * millisecond or two for a worker; a 1 ms bound shrank a drain for
+	 * that, only to grow it again (810 -> 222 -> 444 in the debug log). */
+	int ack_ms = o->ack_delay_ms > 1 ? o->ack_delay_ms : 1;
 
 	if (!why)
 		why = &ignore;
@@ -70,10 +79,11 @@ int wd_prefetch_next(int current, int min, int max,
 		handler_us = (double)o->handler_us / (double)o->timed;
 		wait_us = (double)o->wait_us / (double)o->timed;
 	}
-	if (wait_us > 2 * handler_us + 1000) {
-		double window =
-		    rate * (handler_us + o->ack_delay_ms * 1000.0 + RTT_US) +
-		    handlers + 0.999;
+	/* Little's law: what the handlers get through, held for as long as a
+	 * delivery stays unacked, plus one per handler. */
+	window = rate * (handler_us + o->ack_delay_ms * 1000.0 + RTT_US) +
+	         handlers + 0.999;
+	if (wait_us > 2 * handler_us + 1000.0 * ack_ms) {
 		int next = clamp(window, min, max);
 		*why = "hoarding";
 		/* Within an eighth: not worth a qos. */
@@ -84,9 +94,25 @@ int wd_prefetch_next(int current, int min, int max,
 		 * through: the wait came from elsewhere (this thread, the
 		 * workers' wake-up), and a bigger window may still help. */
 	}
+	if (current >= max) {
+		*why = "balanced";
+		return current;
+	}
+	if (current < (int)window) {
+		/* Below what is in flight at this rate: the next stall of the
+		 * broker or of this process leaves the window full and the
+		 * stream waiting in the broker, whether or not the queue has a
+		 * backlog now. No question to the broker needed. Twice the
+		 * estimate, in one step (each step costs a cancel and a
+		 * consume): headroom for a rate the smaller window held down,
+		 * and for those stalls. The hoarding rule takes it back to
+		 * the estimate only if deliveries wait. */
+		*why = "lean";
+		return clamp(window * 2, min, max);
+	}
 	busy = rate * handler_us / handlers;
 	*why = "balanced";
-	if (current >= max || busy * 100 >= BUSY_PCT)
+	if (busy * 100 >= BUSY_PCT)
 		return current;
 	if (o->backlog < 0)
 		return WD_PREFETCH_ASK_BACKLOG;

@@ -6,12 +6,20 @@
  * most, from the deliveries settled in the interval:
  *
  *   - hoarding: a delivery waited for a handler longer than two handler
- *     calls plus 1 ms. Those deliveries could have gone to another
- *     consumer. Shrink to Little's law's window for what the handlers
- *     get through: throughput x (handler time + the ack delay + 1 ms for
- *     the broker's round trip), plus one delivery per handler so that
- *     none idles while its next one is on the way. (A window below
- *     that estimate is not what holds them: the next rule applies.)
+ *     calls plus the ack delay (1 ms at least). Those deliveries could
+ *     have gone to another consumer. Shrink to Little's law's window for what
+ * the handlers get through: throughput x (handler time + the ack delay + 1 ms
+ * for the broker's round trip), plus one delivery per handler so that none
+ * idles while its next one is on the way. (A window below that estimate is not
+ * what holds them: the next rule applies.)
+ *   - lean: the window is below that same estimate for the rate it
+ *     settled: a stream keeps more than the window in flight, so the
+ *     next stall (of the broker, or of this process) fills the window
+ *     and leaves the stream waiting in the broker, backlog or not. Go
+ *     to twice the estimate at once (headroom for a rate the small
+ *     window held down, and for the stalls; one step, since each costs
+ *     a cancel and a consume). Hoarding takes it back to the estimate
+ *     only if deliveries wait, so the two do not swing.
  *   - starving: the handlers were busy less than 80 % of the time (busy
  *     handlers, by Little's law: throughput x handler time, out of
  *     `handlers`), and the queue has ready messages (a passive declare,
@@ -19,7 +27,8 @@
  *     Double it (multiplicative increase: 10 to 1000 in 7 steps).
  *   - otherwise, or with nothing settled: keep it.
  *
- * Doubling up and an estimate down, not AIMD's additive increase: an
+ * Doubling (or the estimate) up and the estimate down, not AIMD's
+ * additive increase: an
  * additive step of a few messages per interval would take minutes to
  * reach a window of hundreds, and an overshoot costs only memory until
  * the next interval's estimate takes it back. */
@@ -88,9 +97,12 @@ bool wd_prefetch_due(const struct wd_prefetch *p, int64_t now_us);
 void wd_prefetch_take(struct wd_prefetch *p, int64_t now_us,
                       struct wd_prefetch_obs *o);
 
-/* A decision took the window from `was` to `next`: set the interval
- * before the next (WD_PREFETCH_GROW_MS after a growth). */
-void wd_prefetch_decided(struct wd_prefetch *p, int was, int next);
+/* A decision after *o took the window from `was` to `next`: set the
+ * interval before the next (WD_PREFETCH_GROW_MS after a growth; the one
+ * before after an interval that settled nothing, such as one a slow
+ * basic.cancel of the broker's took up). */
+void wd_prefetch_decided(struct wd_prefetch *p, const struct wd_prefetch_obs *o,
+                         int was, int next);
 
 /* The window after an interval that measured *o, for a consumer at
  * `current` within min..max; `current` to keep it, or

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker.h"
 
@@ -40,7 +41,7 @@ static long backlog(struct wd_consumers *cs, amqp_connection_state_t amqp,
 
 /* Consume again with k's window as its own limit. */
 static int resume(struct wd_consumers *cs, amqp_connection_state_t amqp,
-                  struct wd_consumer *k, int64_t now_us)
+                  struct wd_consumer *k)
 {
 	struct wd_prefetch_obs discard;
 	amqp_rpc_reply_t r = wd_consumer_start(amqp, k, k->pf.value);
@@ -55,9 +56,10 @@ static int resume(struct wd_consumers *cs, amqp_connection_state_t amqp,
 		    k->channel, wd_broker_reply_str(r, why, sizeof(why)));
 		return -1;
 	}
-	/* What was measured while it held too much is not the new
-	 * window's. */
-	wd_prefetch_take(&k->pf, now_us, &discard);
+	/* What was measured while it held too much, or waited for the
+	 * RPCs (the broker's basic.cancel took up to half a second at the
+	 * start of a drain here), is not the new window's. */
+	wd_prefetch_take(&k->pf, wd_now_us(), &discard);
 	return 0;
 }
 
@@ -67,7 +69,7 @@ static int resume(struct wd_consumers *cs, amqp_connection_state_t amqp,
  * counts only the new consumer's deliveries against its limit: this way
  * the channel holds at most 1.5 windows while the old ones drain). */
 static int set_window(struct wd_consumers *cs, amqp_connection_state_t amqp,
-                      struct wd_consumer *k, int prefetch, int64_t now_us)
+                      struct wd_consumer *k, int prefetch)
 {
 	amqp_rpc_reply_t r;
 	bool grow = prefetch > k->pf.value;
@@ -81,7 +83,7 @@ static int set_window(struct wd_consumers *cs, amqp_connection_state_t amqp,
 		return -1;
 	}
 	wd_consumer_set_window(cs, k, prefetch);
-	return grow ? resume(cs, amqp, k, now_us) : 0;
+	return grow ? resume(cs, amqp, k) : 0;
 }
 
 /* One consumer's interval is over. */
@@ -104,10 +106,10 @@ static int adapt(struct wd_consumers *cs, amqp_connection_state_t amqp,
 			return -1;
 		next = wd_prefetch_next(was, k->pf.min, k->pf.max, &o, &why);
 	}
-	wd_prefetch_decided(&k->pf, was, next);
+	wd_prefetch_decided(&k->pf, &o, was, next);
 	if (next == was)
 		return 0;
-	if (set_window(cs, amqp, k, next, now_us) < 0)
+	if (set_window(cs, amqp, k, next) < 0)
 		return -1;
 	wd_log_debug(AREA,
 	             "slot %d: queue \"%s\": prefetch %d -> %d (%s: %ju "
@@ -136,7 +138,7 @@ int wd_prefetch_qos_tick(struct wd_consumers *cs, amqp_connection_state_t amqp,
 			continue;
 		if (k->paused) {
 			if (k->unsettled <= (size_t)k->pf.value / 2 &&
-			    resume(cs, amqp, k, now_us) < 0)
+			    resume(cs, amqp, k) < 0)
 				return -1;
 		} else if (wd_prefetch_due(&k->pf, now_us) &&
 		           adapt(cs, amqp, k, now_us) < 0) {

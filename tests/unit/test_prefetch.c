@@ -1,7 +1,9 @@
 /*
  * test_prefetch.c - the adaptive prefetch's rule (broker/prefetch.c),
  * without a broker: handlers that starve for deliveries while the queue
- * has more make it grow (doubling, up to prefetch_max); deliveries that
+ * has more make it grow (doubling, up to prefetch_max), and so does a
+ * window below what a stream keeps in flight (to twice Little's
+ * estimate, in one step, backlog or not); deliveries that
  * wait for busy handlers make it shrink to the window the handlers get
  * through (not below prefetch_min); balanced, idle or without a backlog
  * it stays; a decision comes at most once per interval. The broker side
@@ -29,16 +31,36 @@ static struct wd_prefetch_obs obs(uint64_t n, int64_t wait_us,
 	                                .backlog = backlog};
 }
 
-/* A no-op handler (2 us), deliveries taken at once (50 us), a backlog:
- * the window bounds the rate. */
+/* A no-op handler (2 us), deliveries taken at once (50 us), a backlog,
+ * a window past what is in flight (20000/s x (2 us + 11 ms) + 4 = 225):
+ * the window still bounds the rate. */
 Test(prefetch, starving_grows)
 {
 	struct wd_prefetch_obs o = obs(20000, 50, 2, 5000);
 	const char *why = NULL;
 
-	cr_expect_eq(wd_prefetch_next(10, 10, 1000, &o, &why), 20);
+	cr_expect_eq(wd_prefetch_next(400, 10, 1000, &o, &why), 800);
 	cr_expect_str_eq(why, "starving");
-	cr_expect_eq(wd_prefetch_next(400, 10, 1000, &o, NULL), 800);
+	cr_expect_eq(wd_prefetch_next(250, 10, 1000, &o, NULL), 500);
+}
+
+/* A paced stream of 10000/s, no backlog: what is in flight is 10000/s x
+ * (2 us + 11 ms) + 4 = 115. A window of 40 below it goes to twice that
+ * in one step, without asking for the backlog; past it, it stays. */
+Test(prefetch, lean_grows_to_twice_the_estimate)
+{
+	struct wd_prefetch_obs o = obs(10000, 100, 2, -1);
+	const char *why = NULL;
+
+	cr_expect_eq(wd_prefetch_next(40, 10, 1000, &o, &why), 230);
+	cr_expect_str_eq(why, "lean");
+	cr_expect_eq(wd_prefetch_next(40, 10, 200, &o, NULL), 200);
+	o.backlog = 0;
+	cr_expect_eq(wd_prefetch_next(230, 10, 1000, &o, &why), 230);
+	cr_expect_str_eq(why, "no backlog");
+	cr_expect_eq(wd_prefetch_next(115, 10, 1000, &o, &why), 115);
+	cr_expect_eq(wd_prefetch_next(114, 10, 1000, &o, &why), 230);
+	cr_expect_str_eq(why, "lean");
 }
 
 /* Whether the queue has more is asked only when it would grow. */
@@ -46,7 +68,7 @@ Test(prefetch, asks_for_the_backlog_only_to_grow)
 {
 	struct wd_prefetch_obs o = obs(20000, 50, 2, -1);
 
-	cr_expect_eq(wd_prefetch_next(10, 10, 1000, &o, NULL),
+	cr_expect_eq(wd_prefetch_next(400, 10, 1000, &o, NULL),
 	             WD_PREFETCH_ASK_BACKLOG);
 	/* At its max, or hoarding, or busy: no question. */
 	cr_expect_eq(wd_prefetch_next(1000, 10, 1000, &o, NULL), 1000);
@@ -78,18 +100,32 @@ Test(prefetch, hoarding_shrinks)
 	cr_expect_str_eq(why, "hoarding");
 }
 
-/* Deliveries waited, but the window is below what the handlers get
- * through (the wait is not the window's): idle handlers and a backlog
- * still make it grow. 20000/s x (2 us + 11 ms) + 4 = 224 > 20. */
+/* Deliveries waited (20 ms), but the window is below what the handlers
+ * get through (the wait is not the window's): it still grows. 20000/s x
+ * (2 us + 11 ms) + 4 = 225 > 20. */
 Test(prefetch, a_wait_under_a_small_window_is_not_hoarding)
+{
+	struct wd_prefetch_obs o = obs(20000, 20000, 2, 5000);
+	const char *why = NULL;
+
+	cr_expect_eq(wd_prefetch_next(20, 10, 1000, &o, &why), 450);
+	cr_expect_str_eq(why, "lean");
+	/* Between the estimate and an eighth above it: kept. */
+	cr_expect_eq(wd_prefetch_next(240, 10, 1000, &o, &why), 240);
+	cr_expect_str_eq(why, "hoarding");
+}
+
+/* No-op handlers through a big window: a burst waits 2 ms for a worker,
+ * less than its ack waits (10 ms). Not hoarding: it grows on. */
+Test(prefetch, a_wait_under_the_ack_delay_is_not_hoarding)
 {
 	struct wd_prefetch_obs o = obs(20000, 2000, 2, 5000);
 	const char *why = NULL;
 
-	cr_expect_eq(wd_prefetch_next(20, 10, 1000, &o, &why), 40);
+	cr_expect_eq(wd_prefetch_next(400, 10, 1000, &o, &why), 800);
 	cr_expect_str_eq(why, "starving");
-	/* Between the estimate and an eighth above it: kept. */
-	cr_expect_eq(wd_prefetch_next(240, 10, 1000, &o, &why), 240);
+	o = obs(20000, 10100, 2, 5000);
+	cr_expect_eq(wd_prefetch_next(400, 10, 1000, &o, &why), 225);
 	cr_expect_str_eq(why, "hoarding");
 }
 
@@ -158,17 +194,22 @@ Test(prefetch, rate_limited)
 	cr_expect_eq(o.handler_us, 3);
 	cr_expect_eq(o.interval_us, step);
 	cr_expect_eq(o.backlog, -1);
-	/* The first look comes soon, and so does the one after a growth;
-	 * after a shrink or no change, a full interval. */
-	wd_prefetch_decided(&p, 10, 20);
+	/* The first look comes soon, and so does the one after a growth,
+	 * or after an interval that settled nothing; after a shrink or no
+	 * change, a full interval. */
+	wd_prefetch_decided(&p, &o, 10, 20);
 	cr_expect_not(wd_prefetch_due(&p, t + step + step - 1));
 	cr_expect(wd_prefetch_due(&p, t + 2 * step));
 	wd_prefetch_take(&p, t + 2 * step, &o);
 	cr_expect_eq(o.settled, 0);
-	wd_prefetch_decided(&p, 20, 20);
-	cr_expect_not(wd_prefetch_due(&p, t + 2 * step + full - 1));
-	cr_expect(wd_prefetch_due(&p, t + 2 * step + full));
-	wd_prefetch_decided(&p, 20, 15);
-	cr_expect_not(wd_prefetch_due(&p, t + 2 * step + full - 1),
+	wd_prefetch_decided(&p, &o, 20, 20);
+	cr_expect(wd_prefetch_due(&p, t + 3 * step), "nothing settled");
+	wd_prefetch_note(&p, t, t + 40, 3);
+	wd_prefetch_take(&p, t + 3 * step, &o);
+	wd_prefetch_decided(&p, &o, 20, 20);
+	cr_expect_not(wd_prefetch_due(&p, t + 3 * step + full - 1));
+	cr_expect(wd_prefetch_due(&p, t + 3 * step + full));
+	wd_prefetch_decided(&p, &o, 20, 15);
+	cr_expect_not(wd_prefetch_due(&p, t + 3 * step + full - 1),
 	              "a shrink waits a full interval");
 }
