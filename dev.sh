@@ -9,8 +9,14 @@
 #                               broker, run every unit, integration and
 #                               fault-suite (tests/chaos) test binary; then
 #                               once, the Debian packages (build-deb/,
-#                               tests/package/check_deb.sh);
-#                               --quick: build/ only, no packages
+#                               tests/package/check_deb.sh) and the
+#                               replay of every fuzz corpus (tests/fuzz,
+#                               build-fuzz/); --quick: build/ only
+#   ./dev.sh fuzz [SECONDS]     build build-fuzz/ (clang, libFuzzer, ASan +
+#                               UBSan) and run each tests/fuzz target for
+#                               SECONDS (default 60) from its seed corpus;
+#                               prints executions and coverage per target,
+#                               fails on a crash (its input in build-fuzz/)
 #   ./dev.sh check              the layer check (tests/check_layers.sh) and
 #                               the format check (clang-format, .clang-format)
 #   ./dev.sh format             rewrite the tree in the .clang-format style
@@ -42,17 +48,19 @@ BROKER_SH=$ROOT/tests/harness/broker.sh
 # the unit (test_it_systemd), which runs man-db's man on its Documentation=.
 # For the package check (tests/package/check_deb.sh): dpkg-dev
 # (dpkg-shlibdeps makes Depends; dpkg-buildflags, dpkg-architecture), file
-# (CPack's DEB generator finds the ELF files with it), lintian.
+# (CPack's DEB generator finds the ELF files with it), lintian. clang and
+# libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
 PACKAGES=(build-essential cmake pkg-config librabbitmq-dev libconfuse-dev
     libjansson-dev libcriterion-dev rabbitmq-server amqp-tools procps iproute2
     clang-format libmicrohttpd-dev prometheus openssl libssl-dev
-    libsystemd-dev scdoc mandoc systemd man-db dpkg-dev file lintian)
+    libsystemd-dev scdoc mandoc systemd man-db dpkg-dev file lintian
+    clang libclang-rt-14-dev)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -309,6 +317,74 @@ run_package_check() {
     fi
 }
 
+# ---------------------------------------------------------------- fuzz
+
+FUZZ_DIR=$ROOT/build-fuzz
+FUZZ_TARGETS=(envelope headers conf url http)
+
+do_fuzz_build() {
+    command -v clang >/dev/null 2>&1 || die "fuzz: clang is not installed (./dev.sh deps)"
+    log "build: $FUZZ_DIR (clang, libFuzzer)"
+    CC=clang cmake -S "$ROOT" -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DWARREN_FUZZ=ON -DWARREN_TESTS=OFF
+    cmake --build "$FUZZ_DIR" -j2 --target "${FUZZ_TARGETS[@]/#/fuzz_}"
+}
+
+# Each target once over each input of its corpus (no mutation): a few
+# seconds in all. Counts as one test per target.
+run_fuzz_replay() {
+    local t rc files out
+    do_fuzz_build
+    for t in "${FUZZ_TARGETS[@]}"; do
+        files=("$ROOT/tests/fuzz/corpus/$t"/*)
+        out=$FUZZ_DIR/replay-$t.log
+        rc=0
+        log "test: fuzz replay $t (${#files[@]} inputs)"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            timeout -k 10 "${TEST_TIMEOUT:-900}" "$FUZZ_DIR/tests/fuzz/fuzz_$t" \
+            -runs=1 "${files[@]}" </dev/null >"$out" 2>&1 || rc=$?
+        BINARIES=$((BINARIES + 1))
+        TOTAL_TESTED=$((TOTAL_TESTED + 1))
+        if ((rc == 0)) && grep -q '^Executed .* in [0-9]* ms' "$out"; then
+            TOTAL_PASS=$((TOTAL_PASS + 1))
+        else
+            tail -n 30 "$out" >&2
+            TOTAL_FAIL=$((TOTAL_FAIL + 1))
+            FAILED_BINARIES+=("fuzz replay $t (exit $rc; $out)")
+        fi
+    done
+}
+
+cmd_fuzz() {
+    local seconds=${1:-60} t rc work out failed=() execs cov dict
+    (($# <= 1)) && [[ $seconds =~ ^[1-9][0-9]{0,4}$ ]] || usage
+    do_fuzz_build
+    for t in "${FUZZ_TARGETS[@]}"; do
+        work=$FUZZ_DIR/corpus-$t
+        out=$FUZZ_DIR/fuzz-$t.log
+        mkdir -p "$work"
+        dict=()
+        [[ -f $ROOT/tests/fuzz/$t.dict ]] && dict=(-dict="$ROOT/tests/fuzz/$t.dict")
+        log "fuzz: $t for ${seconds}s (new inputs in $work)"
+        rc=0
+        # New inputs go to the first corpus, the work dir; the seeds are
+        # only read. -timeout: an input running past it is a hang.
+        ASAN_OPTIONS=detect_leaks=1 \
+            timeout -k 10 $((seconds + 120)) "$FUZZ_DIR/tests/fuzz/fuzz_$t" \
+            -max_total_time="$seconds" -timeout=25 -print_final_stats=1 \
+            -artifact_prefix="$FUZZ_DIR/crash-$t-" "${dict[@]}" \
+            "$work" "$ROOT/tests/fuzz/corpus/$t" </dev/null >"$out" 2>&1 || rc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)
+        cov=$(sed -n 's/.*\(cov: [0-9]*\).*/\1/p' "$out" | tail -n 1)
+        echo "fuzz: $t: ${execs:-?} executions, ${cov:-cov: ?} edges in ${seconds}s, exit $rc"
+        if ((rc != 0)); then
+            grep -E 'ERROR|SUMMARY|Test unit written' "$out" >&2 || tail -n 20 "$out" >&2
+            failed+=("$t")
+        fi
+    done
+    ((${#failed[@]} == 0)) || die "fuzz: crashed: ${failed[*]} (inputs: $FUZZ_DIR/crash-*)"
+}
+
 cmd_test() {
     local quick=0 variants=(0 1)
     while (($#)); do
@@ -323,6 +399,13 @@ cmd_test() {
     cmd_check
     for s in "${variants[@]}"; do run_suite "$s"; done
     ((quick)) || run_package_check
+    if ((!quick)); then
+        if command -v clang >/dev/null 2>&1; then
+            run_fuzz_replay
+        else
+            log "test: no clang: the fuzz corpora are not replayed"
+        fi
+    fi
 
     local b
     for b in "${FAILED_BINARIES[@]}"; do log "test: FAILED $b"; done
@@ -540,6 +623,7 @@ case $cmd in
     check) (($# == 0)) || usage; cmd_check ;;
     format) (($# == 0)) || usage; cmd_format ;;
     test) cmd_test "$@" ;;
+    fuzz) cmd_fuzz "$@" ;;
     demo) cmd_demo "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;

@@ -157,6 +157,10 @@ struct wd_conf {
  * On error returns NULL and writes "FILE:LINE: what is wrong" into err.
  */
 struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen);
+/* The same for len bytes of text (any bytes: a NUL among them is an
+ * error) read from elsewhere, its errors and conf->file under `name`. */
+struct wd_conf *wd_conf_load_text(const char *name, const char *text,
+                                  size_t len, char *err, size_t errlen);
 void wd_conf_free(struct wd_conf *conf);
 
 /* Index of the queue / plugin named `name`, or -1. */

@@ -452,10 +452,11 @@ static int load_plugins(struct wd_conf *c, cfg_t *cfg)
 	return 0;
 }
 
-struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
+/* The load of n bytes of text (text[n] a NUL; blanked in place) under
+ * `name`, within the load ctx set up by the caller. */
+static struct wd_conf *load_text(struct wd_conf_load_ctx *ctx, const char *name,
+                                 char *text, size_t n)
 {
-	struct wd_conf_load_ctx ctx = {
-	    .path = path, .err = err, .errlen = errlen};
 	struct wd_conf *c = NULL;
 	const char *env_dir = getenv("WARREN_PLUGIN_DIR");
 	const char *env_http = getenv("WARREN_HTTP_LISTEN");
@@ -466,15 +467,13 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	enum wd_log_level level;
 	cfg_t *cfg;
 
-	err[0] = '\0';
-	wd_conf_cur = &ctx;
-	cfg = wd_conf_parse_file(path);
+	cfg = wd_conf_parse_text(name, text, n);
 	if (!cfg)
-		goto out;
+		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto fail;
-	c->file = strdup(path);
+	c->file = strdup(name);
 	wd_log_level_parse(cfg_getstr(cfg, "log_level"), &level);
 	c->log_level = (int)level;
 	c->log_format = strcmp(cfg_getstr(cfg, "log_format"), "json") == 0
@@ -499,7 +498,7 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (env_http && *env_http &&
 	    wd_listen_parse(env_http, &ss, &sslen) < 0) {
-		wd_conf_set_err(path, 0,
+		wd_conf_set_err(name, 0,
 		                "WARREN_HTTP_LISTEN \"%s\" is not ADDRESS:PORT",
 		                env_http);
 		goto fail;
@@ -510,14 +509,52 @@ struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
 	    wd_conf_check(c, cfg->line) < 0)
 		goto fail;
 	cfg_free(cfg);
-	goto out;
+	return c;
 fail:
-	if (!ctx.failed)
-		wd_conf_set_err(path, 0, "out of memory");
+	if (!ctx->failed)
+		wd_conf_set_err(name, 0, "out of memory");
 	cfg_free(cfg);
 	wd_conf_free(c);
-	c = NULL;
-out:
+	return NULL;
+}
+
+struct wd_conf *wd_conf_load(const char *path, char *err, size_t errlen)
+{
+	struct wd_conf_load_ctx ctx = {
+	    .path = path, .err = err, .errlen = errlen};
+	struct wd_conf *c = NULL;
+	size_t n = 0;
+	char *text;
+
+	err[0] = '\0';
+	wd_conf_cur = &ctx;
+	text = wd_conf_read_file(path, &n);
+	if (text)
+		c = load_text(&ctx, path, text, n);
+	free(text);
+	free(ctx.lines);
+	wd_conf_cur = NULL;
+	return c;
+}
+
+struct wd_conf *wd_conf_load_text(const char *name, const char *text,
+                                  size_t len, char *err, size_t errlen)
+{
+	struct wd_conf_load_ctx ctx = {
+	    .path = name, .err = err, .errlen = errlen};
+	struct wd_conf *c = NULL;
+	char *copy = malloc(len + 1);
+
+	err[0] = '\0';
+	wd_conf_cur = &ctx;
+	if (copy) {
+		memcpy(copy, text, len);
+		copy[len] = '\0';
+		c = load_text(&ctx, name, copy, len);
+	} else {
+		wd_conf_set_err(name, 0, "out of memory");
+	}
+	free(copy);
 	free(ctx.lines);
 	wd_conf_cur = NULL;
 	return c;

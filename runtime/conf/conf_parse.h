@@ -54,11 +54,18 @@ int wd_conf_require(const char *file, cfg_t *sec, const char *what,
 
 /* The stages, in the order wd_conf_load runs them. */
 
-/* conf_text.c: the file's text, comments blanked, or NULL (error set). */
-char *wd_conf_read_text(const char *path);
+/* conf_text.c: the file's bytes, NUL-terminated (their count in *len),
+ * or NULL (error set). */
+char *wd_conf_read_file(const char *path, size_t *len);
 
-/* conf_schema.c: the file parsed and its values checked, or NULL. */
-cfg_t *wd_conf_parse_file(const char *path);
+/* conf_text.c: n bytes of text checked (no NUL byte; strings, comments
+ * and sections closed) and its comments blanked in place; 0, or -1 with
+ * the error set against `name`. text[n] must be a NUL. */
+int wd_conf_text_prepare(const char *name, char *text, size_t n);
+
+/* conf_schema.c: n bytes of text (text[n] a NUL; blanked in place)
+ * parsed and its values checked, or NULL; errors name `name`. */
+cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n);
 
 /* conf_routes.c: c->routes from the route sections, after the queues and
  * plugins they name are loaded. */

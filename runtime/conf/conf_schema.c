@@ -230,7 +230,7 @@ static int validate_range(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-cfg_t *wd_conf_parse_file(const char *path)
+cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n)
 {
 	static cfg_opt_t broker_opts[] = {
 	    /* A string, or a list of a cluster's nodes: url = {"...", "..."} */
@@ -355,11 +355,10 @@ cfg_t *wd_conf_parse_file(const char *path)
 	    "policy|on_too_large",    "queue|on_unknown_type",
 	    "queue|on_unparseable",   "queue|on_too_large"};
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
-	char *text;
 	int rc;
 
 	if (!cfg) {
-		wd_conf_set_err(path, 0, "out of memory");
+		wd_conf_set_err(name, 0, "out of memory");
 		return NULL;
 	}
 	cfg_set_error_function(cfg, on_cfg_error);
@@ -384,16 +383,14 @@ cfg_t *wd_conf_parse_file(const char *path)
 		cfg_set_validate_func(cfg, remembered[i],
 		                      wd_conf_remember_line);
 
-	text = wd_conf_read_text(path);
-	if (!text) {
+	if (wd_conf_text_prepare(name, text, n) < 0) {
 		cfg_free(cfg);
 		return NULL;
 	}
 	rc = cfg_parse_buf(cfg, text);
-	free(text);
 	if (rc != CFG_SUCCESS || wd_conf_cur->failed) {
 		if (!wd_conf_cur->failed)
-			wd_conf_set_err(path, 0, "cannot parse");
+			wd_conf_set_err(name, 0, "cannot parse");
 		cfg_free(cfg);
 		return NULL;
 	}

@@ -18,14 +18,12 @@
 
 #include "base/grow.h"
 
-char *wd_conf_read_text(const char *path)
+char *wd_conf_read_file(const char *path, size_t *len_out)
 {
-	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
-	int open_lines[64], depth = 0, line = 1, start = 0;
 	/* O_NONBLOCK: a FIFO given as the config must not hang the start. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-	char *text = NULL, *nul;
+	char *text = NULL;
 	size_t len = 0, n = 0, cap = 0;
 	struct stat fst;
 
@@ -43,8 +41,7 @@ char *wd_conf_read_text(const char *path)
 		                    : "is not a regular file");
 		return NULL;
 	}
-	/* All of it, NUL bytes included: a NUL would otherwise end the text
-	 * there, and what follows would be ignored without a word. */
+	/* All of it, NUL bytes included: wd_conf_text_prepare says why. */
 	for (;;) {
 		if (WD_GROW(text, cap, n + 4096 + 1, 8192) < 0) {
 			free(text);
@@ -65,15 +62,26 @@ char *wd_conf_read_text(const char *path)
 	}
 	fclose(f);
 	text[n] = '\0';
+	*len_out = n;
+	return text;
+}
+
+int wd_conf_text_prepare(const char *name, char *text, size_t n)
+{
+	enum { CODE, STR_DQ, STR_SQ, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+	int open_lines[64], depth = 0, line = 1, start = 0;
+	char *nul;
+
+	/* A NUL would otherwise end the text there, and what follows would
+	 * be ignored without a word. */
 	if ((nul = memchr(text, '\0', n))) {
 		int at = 1;
 		for (const char *p = text; p < nul; p++)
 			at += *p == '\n';
-		free(text);
-		wd_conf_set_err(path, at,
+		wd_conf_set_err(name, at,
 		                "a NUL byte: the file is not text (saved by a "
 		                "binary tool?)");
-		return NULL;
+		return -1;
 	}
 	for (char *p = text; *p; p++) {
 		char ch = *p;
@@ -127,16 +135,12 @@ char *wd_conf_read_text(const char *path)
 	}
 	if (st == STR_DQ || st == STR_SQ || st == BLOCK_COMMENT) {
 		wd_conf_set_err(
-		    path, start, "%s is not closed at the end of the file",
+		    name, start, "%s is not closed at the end of the file",
 		    st == BLOCK_COMMENT ? "this comment" : "this string");
 	} else if (depth > 0) {
-		wd_conf_set_err(path, open_lines[depth > 64 ? 63 : depth - 1],
+		wd_conf_set_err(name, open_lines[depth > 64 ? 63 : depth - 1],
 		                "this section is not closed ('}' missing) at "
 		                "the end of the file");
 	}
-	if (wd_conf_cur->failed) {
-		free(text);
-		return NULL;
-	}
-	return text;
+	return wd_conf_cur->failed ? -1 : 0;
 }

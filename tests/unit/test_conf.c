@@ -335,6 +335,38 @@ Test(conf, values_are_read)
 
 /* ---- errors, each with its line --------------------------------------- */
 
+/* The same load from a buffer (wd_conf_load_text: what the fuzz target
+ * runs): errors and conf->file under the name given, a NUL byte within
+ * the length an error, the same model as from the file. */
+Test(conf, load_text_from_a_buffer)
+{
+	static const char text[] = "bogus = 1\n" BASE;
+	static const char nul[] = BASE "log_level = \"info\"\0junk\n";
+	struct wd_conf *c;
+
+	c = wd_conf_load_text("inline.conf", text, sizeof(text) - 1, err,
+	                      sizeof(err));
+	cr_assert_null(c);
+	cr_expect_str_eq(err, "inline.conf:1: no such option 'bogus'");
+	c = wd_conf_load_text("inline.conf", nul, sizeof(nul) - 1, err,
+	                      sizeof(err));
+	cr_assert_null(c);
+	cr_expect_str_eq(err, "inline.conf:11: a NUL byte: the file is not "
+	                      "text (saved by a binary tool?)");
+	/* Without its first line it loads; the length bounds the text. */
+	c = wd_conf_load_text("inline.conf", text + 10, sizeof(text) - 11, err,
+	                      sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect_str_eq(err, "");
+	cr_expect_str_eq(c->file, "inline.conf");
+	cr_expect_eq(c->nqueues, 1);
+	cr_expect_str_eq(c->queues[0].name, "q");
+	wd_conf_free(c);
+	c = wd_conf_load_text("inline.conf", BASE, 0, err, sizeof(err));
+	cr_assert_null(c, "an empty text has no route");
+	cr_expect(strncmp(err, "inline.conf:", 12) == 0, "%s", err);
+}
+
 Test(conf, unknown_top_level_key)
 {
 	expect_error("bogus = 1\n" BASE, 1, "no such option 'bogus'");
