@@ -111,6 +111,9 @@ struct wd_conf_plugin {
 	warren_param *params;
 	size_t nparams;
 	int line;
+	/* plugin_insecure (top level): load it whoever could have written
+	 * it (host/plugin.c; base/trust.h). */
+	bool insecure;
 };
 
 struct wd_conf_route {

@@ -445,6 +445,7 @@ static int load_plugins(struct wd_conf *c, cfg_t *cfg)
 			return -1;
 		p->line = wd_conf_line_of(s, "path");
 		p->path = resolve_path(c->plugin_dir, cfg_getstr(s, "path"));
+		p->insecure = cfg_getbool(cfg, "plugin_insecure");
 		if (!p->name || !p->path ||
 		    load_params(p, cfg_getsec(s, "params")) < 0)
 			return -1;

@@ -332,6 +332,8 @@ cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n)
 	    CFG_INT("memory_warn_growth_kb", 1024, CFGF_NONE),
 	    /* Unset: the install's own (conf_load.c). */
 	    CFG_STR("plugin_dir", NULL, CFGF_NONE),
+	    /* A foot-gun for development: see host/plugin.c. */
+	    CFG_BOOL("plugin_insecure", cfg_false, CFGF_NONE),
 	    CFG_SEC("broker", broker_opts, CFGF_NONE),
 	    CFG_SEC("http", http_opts, CFGF_NONE),
 	    CFG_SEC("policy", policy_opts, CFGF_NONE),

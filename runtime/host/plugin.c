@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,25 +13,34 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/trust.h"
 #include "host/elf.h"
 
 /*
  * Copy the file at `path` into an anonymous memory file; returns its fd, or
- * -1 with errno set. Plugins are loaded from such a private copy because
+ * -1 (-2: refused as untrusted) with `why` set. Plugins are loaded from
+ * such a private copy because
  * glibc's dlopen() hands back the library already loaded when the path, or
  * the file's device and inode, match one: a plugin rebuilt at the same path
  * would keep running the old code after a reload. The copy also keeps a
  * file overwritten in place (cp over a loaded .so) from pulling the code
  * out from under a running handler.
+ *
+ * Unless `insecure`, the file and its directories must be such that only
+ * root or warrend's user could have written them (base/trust.h): a plugin
+ * runs as warrend, with its broker credentials. And the file must not
+ * change while it is copied (a build or cp writing it in place): half of
+ * an old file and half of a new one is neither.
  */
-static int private_copy(const char *path, const char *name, char *why,
-                        size_t whylen)
+static int private_copy(const char *path, const char *name, bool insecure,
+                        char *why, size_t whylen)
 {
 	char buf[65536];
 	/* O_NONBLOCK: a FIFO at the path must not hang the daemon here. */
 	int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), out = -1, saved;
-	struct stat st;
+	struct stat st, after;
 	ssize_t n;
+	off_t copied = 0;
 
 	if (in < 0) {
 		snprintf(why, whylen, "%s", strerror(errno));
@@ -50,6 +60,10 @@ static int private_copy(const char *path, const char *name, char *why,
 		close(in);
 		return -1;
 	}
+	if (!insecure && wd_trust_check(in, path, why, whylen) < 0) {
+		close(in);
+		return -2;
+	}
 	out = memfd_create(name, MFD_CLOEXEC);
 	if (out < 0)
 		goto fail;
@@ -68,6 +82,22 @@ static int private_copy(const char *path, const char *name, char *why,
 			}
 			off += w;
 		}
+		copied += n;
+	}
+	if (fstat(in, &after) < 0)
+		goto fail;
+	if (copied != st.st_size || after.st_size != st.st_size ||
+	    after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+	    after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+		snprintf(
+		    why, whylen,
+		    "it changed while being copied (%jd bytes, then %jd): "
+		    "install plugins by rename, e.g. install -m 644 NEW.so "
+		    "PATH",
+		    (intmax_t)st.st_size, (intmax_t)after.st_size);
+		close(in);
+		close(out);
+		return -1;
 	}
 	close(in);
 	return out;
@@ -102,10 +132,17 @@ int wd_plugin_load(struct wd_plugin *p, const struct wd_conf_plugin *conf,
 	memset(p, 0, sizeof(*p));
 	p->conf = conf;
 	p->ctx.plugin = conf;
-	p->fd = private_copy(conf->path, conf->name, why, sizeof(why));
+	p->fd = private_copy(conf->path, conf->name, conf->insecure, why,
+	                     sizeof(why));
 	if (p->fd < 0) {
-		snprintf(err, errlen, "plugin \"%s\" (%s): cannot load: %s",
-		         conf->name, conf->path, why);
+		/* -2: someone else could have written it (base/trust.h). */
+		snprintf(err, errlen, "plugin \"%s\" (%s): %s: %s%s",
+		         conf->name, conf->path,
+		         p->fd == -2 ? "refused" : "cannot load", why,
+		         p->fd == -2 ? " (or plugin_insecure = true, for "
+		                       "development only)"
+		                     : "");
+		p->fd = -1;
 		return -1;
 	}
 	/* Checked on the private copy, which is what dlopen maps. */

@@ -1,6 +1,8 @@
 /* A broken plugin file (truncated, as a cp over it or a cut download leaves
  * it) never kills warrend: refused with the file and the reason by -t, at
- * start, and on reload, where the running generation keeps serving. */
+ * start, and on reload, where the running generation keeps serving. So is
+ * one that others could have written. */
+#define _GNU_SOURCE /* asprintf() */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,59 @@ Test(broken_plugin, refused_by_check_at_start_and_on_reload, .timeout = 120)
 	char *log = it_stop_and_log(&d);
 	cr_expect_geq(it_count(log, "cannot load"), 3, "%s", log);
 	free(log);
+	it_names_delete(&n);
+	free(conf);
+}
+
+/* A plugin others could have written (group- or world-writable) is refused
+ * the same way: by -t and on reload, naming the file, its mode and the
+ * fix, while the running generation keeps serving; plugin_insecure = true
+ * loads it. */
+Test(broken_plugin, refused_when_others_could_write_it, .timeout = 120)
+{
+	struct it_names n;
+	struct it_daemon d;
+	char src[512], plugin[512], *out = NULL, *insecure;
+
+	snprintf(src, sizeof(src), "%s/tests/fixtures/fx_flow.so",
+	         it_build_dir());
+	snprintf(plugin, sizeof(plugin), "%s/plugin.so", it_tmp_dir());
+	it_names_init(&n, "insecure");
+	char *conf =
+	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+
+	install_cut(src, plugin, 0);
+	cr_assert_eq(chmod(plugin, 0666), 0);
+	int rc = it_warrend_run(conf, "-t", &out);
+	cr_expect_eq(rc, 1, "warrend -t exited %d: %s", rc, out);
+	cr_expect(strstr(out, plugin) && strstr(out, "refused") &&
+	              strstr(out, "writable by group and others (mode "
+	                          "0666)") &&
+	              strstr(out, "chmod go-w"),
+	          "%s", out);
+	free(out);
+	cr_assert_geq(asprintf(&insecure, "plugin_insecure = true\n%s", conf),
+	              0);
+	rc = it_warrend_run(insecure, "-t", &out);
+	cr_expect_eq(rc, 0, "plugin_insecure: -t exited %d: %s", rc, out);
+	free(out);
+	free(insecure);
+
+	cr_assert_eq(chmod(plugin, 0644), 0);
+	it_daemon_start(&d, conf, true);
+	amqp_connection_state_t c = it_connect();
+	it_publish_str(c, n.x, "k", "{\"type\":\"t:flow\",\"id\":1}");
+	cr_assert_eq(it_log_wait(&d, "flow id=1 ", 1, WAIT_MS), 1);
+	cr_assert_eq(chmod(plugin, 0664), 0);
+	it_daemon_signal(&d, SIGHUP);
+	cr_assert_eq(it_log_wait(&d, "reload: generation 2 failed", 1, WAIT_MS),
+	             1);
+	cr_expect_eq(it_log_count(&d, "writable by its group (mode 0664)"), 1);
+	it_publish_str(c, n.x, "k", "{\"type\":\"t:flow\",\"id\":2}");
+	cr_expect_eq(it_log_wait(&d, "flow id=2 ", 1, WAIT_MS), 1,
+	             "generation 1 stopped serving");
+	it_close(c);
+	free(it_stop_and_log(&d));
 	it_names_delete(&n);
 	free(conf);
 }

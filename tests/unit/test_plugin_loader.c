@@ -8,10 +8,13 @@
 #include <criterion/criterion.h>
 
 #include <elf.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -650,4 +653,163 @@ Test(plugin, other_machine_random_bytes_dir_and_fifo_are_refused, .timeout = 20)
 	expect_refused(broken_path("dir.so"), "it is a directory");
 	cr_assert_eq(mkfifo(broken_path("fifo.so"), 0600), 0);
 	expect_refused(broken_path("fifo.so"), "not a regular file");
+}
+
+/* ---- who could have written it (base/trust.h) ------------------------ */
+
+/* fx_good.so copied into a directory of its own (0700) as `name`, mode
+ * `mode`; its path. */
+static const char *trusted_copy(const char *name, mode_t mode)
+{
+	size_t len;
+	unsigned char *b = good_bytes(&len);
+	const char *path = write_file(name, b, len);
+
+	free(b);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+static void expect_untrusted(const char *path, const char *why)
+{
+	struct wd_conf_plugin c = conf_for("p", path);
+	struct wd_plugin p;
+
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), -1, "%s loaded",
+	             path);
+	expect_has(err, "plugin \"p\"");
+	expect_has(err, "refused");
+	expect_has(err, why);
+	expect_has(err, "plugin_insecure = true");
+	cr_expect_null(p.dl);
+}
+
+static void expect_loads(const char *path, bool insecure)
+{
+	struct wd_conf_plugin c = conf_for("p", path);
+	struct wd_plugin p;
+
+	c.insecure = insecure;
+	cr_assert_eq(wd_plugin_load(&p, &c, err, sizeof(err)), 0, "%s", err);
+	wd_plugin_unload(&p);
+}
+
+Test(plugin, a_file_others_could_write_is_refused)
+{
+	const char *path = trusted_copy("w.so", 0644);
+	char want[600];
+
+	expect_loads(path, false);
+	cr_assert_eq(chmod(path, 0664), 0);
+	snprintf(want, sizeof(want),
+	         "%s is writable by its group (mode 0664): anyone in its group "
+	         "could change it: chmod go-w %s",
+	         path, path);
+	expect_untrusted(path, want);
+	cr_assert_eq(chmod(path, 0646), 0);
+	expect_untrusted(path, "is writable by others (mode 0646): anyone on "
+	                       "this machine");
+	cr_assert_eq(chmod(path, 0666), 0);
+	expect_untrusted(path, "writable by group and others (mode 0666)");
+	/* The foot-gun, for development. */
+	expect_loads(path, true);
+}
+
+Test(plugin, a_directory_others_could_write_is_refused_unless_sticky)
+{
+	const char *path = trusted_copy("d.so", 0755);
+	char want[600];
+
+	cr_assert_eq(chmod(broken_dir, 0777), 0);
+	snprintf(want, sizeof(want),
+	         "the directory %s is writable by group and others (mode "
+	         "0777)",
+	         broken_dir);
+	expect_untrusted(path, want);
+	/* Sticky, as /tmp: others cannot rename or remove what is ours. */
+	cr_assert_eq(chmod(broken_dir, 01777), 0);
+	expect_loads(path, false);
+	cr_assert_eq(chmod(broken_dir, 0700), 0);
+	expect_loads(path, false);
+}
+
+Test(plugin, a_file_or_directory_of_another_user_is_refused)
+{
+	const char *path = trusted_copy("o.so", 0644);
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file away (chown)");
+	cr_assert_eq(chown(path, 65534, 65534), 0);
+	expect_untrusted(path, "is owned by uid 65534");
+	expect_has(err, "neither root nor warrend's user (uid 0");
+	expect_has(err, "chown root");
+	cr_assert_eq(chown(path, 0, 0), 0);
+	expect_loads(path, false);
+	cr_assert_eq(chown(broken_dir, 65534, 65534), 0);
+	expect_untrusted(path, "the directory");
+	expect_has(err, "is owned by uid 65534");
+	cr_assert_eq(chown(broken_dir, 0, 0), 0);
+}
+
+/* A symbolic link is followed: the directories checked are the target's,
+ * and a link in a directory others could write is refused too. */
+Test(plugin, a_link_is_checked_where_it_leads)
+{
+	const char *path = trusted_copy("t.so", 0644);
+	char link[600], target[512];
+
+	snprintf(target, sizeof(target), "%s", path);
+	snprintf(link, sizeof(link), "%s/link.so", broken_dir);
+	cr_assert_eq(symlink(target, link), 0);
+	expect_loads(link, false);
+	cr_assert_eq(chmod(target, 0666), 0);
+	expect_untrusted(link, "writable by group and others");
+}
+
+/* A file written while it is copied (a build or cp in place) is refused:
+ * half of one file and half of another is neither. A writer appends to it
+ * without pause; within 10 s of loads at least one sees it change. */
+static atomic_int writing = 1;
+static atomic_long appended;
+static void *append_forever(void *arg)
+{
+	FILE *f = fopen(arg, "ab");
+
+	while (f && atomic_load(&writing)) {
+		fputc(0, f);
+		fflush(f);
+		atomic_fetch_add(&appended, 1);
+	}
+	if (f)
+		fclose(f);
+	return NULL;
+}
+
+Test(plugin, a_file_changing_while_copied_is_refused, .timeout = 30)
+{
+	const char *path = trusted_copy("c.so", 0644);
+	static char p2[512];
+	char last[2048] = "";
+	pthread_t t;
+	int seen = 0;
+	time_t end;
+
+	snprintf(p2, sizeof(p2), "%s", path);
+	cr_assert_eq(pthread_create(&t, NULL, append_forever, p2), 0);
+	while (atomic_load(&appended) == 0)
+		usleep(1000); /* the writer is at it (bounded by .timeout) */
+	for (end = time(NULL) + 10; !seen && time(NULL) < end;) {
+		struct wd_conf_plugin c = conf_for("p", p2);
+		struct wd_plugin p;
+		if (wd_plugin_load(&p, &c, err, sizeof(err)) == 0)
+			wd_plugin_unload(&p);
+		else if (strstr(err, "changed while being copied"))
+			seen = 1;
+		else
+			snprintf(last, sizeof(last), "%s", err);
+	}
+	atomic_store(&writing, 0);
+	pthread_join(t, NULL);
+	cr_assert(seen, "never refused as changing; last error: %s", last);
+	expect_has(err, "install plugins by rename");
 }
