@@ -420,6 +420,9 @@ s5_warrend() {
     delete_queue_retries "$q"
 }
 
+# ms US: microseconds as milliseconds, two decimals.
+ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
+
 # med_col COLUMN "a b c" "a b c" ...: the median of one column.
 med_col() {
     local col=$1 v=() t f
@@ -453,12 +456,8 @@ scenario5() {
         b=$(med_col 1 "${bare[@]}") w=$(med_col 1 "${wd[@]}")
         printf 'paced %d msg/s, medians of %d (p50 / p99 / max, ms): bare %s / %s / %s, warrend %s / %s / %s; ratio p99 warrend/bare: %s\n' \
             "$rate" "$RUNS" \
-            "$(awk -v v="$(med_col 0 "${bare[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" \
-            "$(awk -v v="$b" 'BEGIN { printf "%.2f", v / 1000 }')" \
-            "$(awk -v v="$(med_col 2 "${bare[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" \
-            "$(awk -v v="$(med_col 0 "${wd[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" \
-            "$(awk -v v="$w" 'BEGIN { printf "%.2f", v / 1000 }')" \
-            "$(awk -v v="$(med_col 2 "${wd[@]}")" 'BEGIN { printf "%.2f", v / 1000 }')" \
+            "$(ms "$(med_col 0 "${bare[@]}")")" "$(ms "$b")" "$(ms "$(med_col 2 "${bare[@]}")")" \
+            "$(ms "$(med_col 0 "${wd[@]}")")" "$(ms "$w")" "$(ms "$(med_col 2 "${wd[@]}")")" \
             "$(awk -v a="$w" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
     done
 }

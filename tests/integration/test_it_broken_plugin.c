@@ -36,18 +36,25 @@ static void install_cut(const char *src, const char *dst, size_t len)
 	cr_assert_eq(rename(tmp, dst), 0);
 }
 
+/* The fixture plugin's path (src), where the test installs it (plugin)
+ * and a conf routing t:flow to it, under names `what`. */
+static char *setup(struct it_names *n, const char *what, char src[512],
+                   char plugin[512])
+{
+	snprintf(src, 512, "%s/tests/fixtures/fx_flow.so", it_build_dir());
+	snprintf(plugin, 512, "%s/plugin.so", it_tmp_dir());
+	it_names_init(n, what);
+	return it_conf(n->x, n->q, plugin, "t:flow=flow", NULL, NULL, NULL,
+	               NULL);
+}
+
 Test(broken_plugin, refused_by_check_at_start_and_on_reload, .timeout = 120)
 {
 	struct it_names n;
 	struct it_daemon d;
 	char src[512], plugin[512], *out = NULL;
 
-	snprintf(src, sizeof(src), "%s/tests/fixtures/fx_flow.so",
-	         it_build_dir());
-	snprintf(plugin, sizeof(plugin), "%s/plugin.so", it_tmp_dir());
-	it_names_init(&n, "broken");
-	char *conf =
-	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+	char *conf = setup(&n, "broken", src, plugin);
 
 	/* -t and start: refused, with the reason, no crash. */
 	install_cut(src, plugin, 4000);
@@ -102,12 +109,7 @@ Test(broken_plugin, refused_when_others_could_write_it, .timeout = 120)
 	struct it_daemon d;
 	char src[512], plugin[512], *out = NULL, *insecure;
 
-	snprintf(src, sizeof(src), "%s/tests/fixtures/fx_flow.so",
-	         it_build_dir());
-	snprintf(plugin, sizeof(plugin), "%s/plugin.so", it_tmp_dir());
-	it_names_init(&n, "insecure");
-	char *conf =
-	    it_conf(n.x, n.q, plugin, "t:flow=flow", NULL, NULL, NULL, NULL);
+	char *conf = setup(&n, "insecure", src, plugin);
 
 	install_cut(src, plugin, 0);
 	cr_assert_eq(chmod(plugin, 0666), 0);
