@@ -6,6 +6,7 @@
  * and purge with a filter. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,6 +529,41 @@ Test(dlq, purge_with_a_filter, .timeout = 120)
 	it_delete_queue(q);
 }
 
+/* Wait (bounded) until the broker confirmed the first n publishes on c,
+ * a channel in confirm mode: a quorum queue just declared may otherwise
+ * not have them all when the connection closes. */
+static void wait_confirms(amqp_connection_state_t c, uint64_t n)
+{
+	int64_t end = it_now_ms() + WAIT_MS;
+	uint64_t upto = 0;
+
+	while (upto < n) {
+		struct timeval tv = {0, 200000};
+		amqp_frame_t f;
+		int rc;
+
+		cr_assert(it_now_ms() < end, "%ju of %ju publishes confirmed",
+		          (uintmax_t)upto, (uintmax_t)n);
+		amqp_maybe_release_buffers(c);
+		rc = amqp_simple_wait_frame_noblock(c, &f, &tv);
+		if (rc == AMQP_STATUS_TIMEOUT)
+			continue;
+		cr_assert(rc == AMQP_STATUS_OK, "waiting for confirms: %s",
+		          amqp_error_string2(rc));
+		if (f.frame_type == AMQP_FRAME_METHOD &&
+		    f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+			amqp_basic_ack_t *a = f.payload.method.decoded;
+			/* In order: a single ack closes the run below it too.
+			 */
+			if (a->delivery_tag > upto)
+				upto = a->delivery_tag;
+		}
+		cr_assert(f.frame_type != AMQP_FRAME_METHOD ||
+		              f.payload.method.id != AMQP_BASIC_NACK_METHOD,
+		          "a publish was nacked");
+	}
+}
+
 /* The same order guarantee on a quorum dead-letter queue: what a pass
  * gives back is ahead of the rest again, in its order. */
 Test(dlq, redrive_keeps_a_quorum_queues_order, .timeout = 120)
@@ -539,6 +575,8 @@ Test(dlq, redrive_keeps_a_quorum_queues_order, .timeout = 120)
 	declare_as(q, true);
 	declare(to);
 	amqp_connection_state_t c = it_connect();
+	amqp_confirm_select(c, 1);
+	cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
 	for (int i = 0; i < 40; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "q%d", i);
@@ -548,6 +586,7 @@ Test(dlq, redrive_keeps_a_quorum_queues_order, .timeout = 120)
 		                                    : "max-attempts",
 		                    .body = "{}"});
 	}
+	wait_confirms(c, 40);
 	it_close(c);
 	cr_assert_eq(it_wait_queue(q, 40, WAIT_MS), 40);
 	snprintf(args, sizeof(args), "ls %s", q);
