@@ -2,12 +2,18 @@
 # dev.sh - build, test and demo warren on Debian 12.
 #
 #   ./dev.sh deps               install missing Debian packages (apt-get)
-#   ./dev.sh build [--sanitize] build/ (RelWithDebInfo), or build-asan/ with
-#                               AddressSanitizer + UBSan
+#   ./dev.sh build [--sanitize|--tsan]
+#                               build/ (RelWithDebInfo), or build-asan/ with
+#                               AddressSanitizer + UBSan, or build-tsan/
+#                               with ThreadSanitizer
 #   ./dev.sh test [--quick]     deps, the layer and format checks, then for
 #                               build/ and build-asan/: build, start a private
 #                               broker, run every unit, integration and
 #                               fault-suite (tests/chaos) test binary; then
+#                               the TSan pass: build-tsan/'s warrend,
+#                               plugins and tools under build/'s integration
+#                               and fault-suite binaries, and tests/tsan's
+#                               drivers (any TSan report fails it); then
 #                               once, the Debian packages (build-deb/,
 #                               tests/package/check_deb.sh) and the
 #                               replay of every fuzz corpus (tests/fuzz,
@@ -60,7 +66,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,33p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -131,14 +137,24 @@ cmd_deps() {
 
 # ---------------------------------------------------------------- build
 
-# build_dir SANITIZE(0|1) -> prints the build dir
-build_dir() { if (($1)); then echo "$ROOT/build-asan"; else echo "$ROOT/build"; fi; }
+# The build flavours: 0 plain, 1 ASan + UBSan, 2 TSan.
+# build_dir FLAVOUR -> prints the build dir
+build_dir() {
+    case $1 in
+        1) echo "$ROOT/build-asan" ;;
+        2) echo "$ROOT/build-tsan" ;;
+        *) echo "$ROOT/build" ;;
+    esac
+}
 
-do_build() { # SANITIZE
+do_build() { # FLAVOUR
     local dir
     dir=$(build_dir "$1")
     local args=(-S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo)
-    (($1)) && args+=(-DWARREN_SANITIZE=ON)
+    case $1 in
+        1) args+=(-DWARREN_SANITIZE=ON) ;;
+        2) args+=(-DWARREN_TSAN=ON) ;;
+    esac
     log "build: $dir"
     cmake "${args[@]}"
     cmake --build "$dir" -j2
@@ -149,6 +165,7 @@ cmd_build() {
     while (($#)); do
         case $1 in
             --sanitize) sanitize=1 ;;
+            --tsan) sanitize=2 ;;
             *) usage ;;
         esac
         shift
@@ -256,10 +273,44 @@ kill_child() {
 }
 on_exit kill_child
 
-run_suite() { # SANITIZE
-    local sanitize=$1 dir work bin found=0 own_broker=0
-    dir=$(build_dir "$sanitize")
-    do_build "$sanitize"
+# run_driver BIN LOG: a plain test program (tests/tsan: no Criterion),
+# passing if it exits 0. Counts as one test.
+run_driver() {
+    local bin=$1 out=$2 rc=0 name=${1#"$ROOT"/}
+    log "test: $name"
+    timeout -k 10 "${TEST_TIMEOUT:-900}" "$bin" </dev/null >"$out" 2>&1 || rc=$?
+    cat "$out"
+    BINARIES=$((BINARIES + 1))
+    TOTAL_TESTED=$((TOTAL_TESTED + 1))
+    if ((rc == 0)); then
+        TOTAL_PASS=$((TOTAL_PASS + 1))
+    else
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        FAILED_BINARIES+=("$name (exit $rc)")
+    fi
+}
+
+# Every ThreadSanitizer report of the TSan pass (one file per process that
+# saw a race: TSAN_OPTIONS log_path) is shown and fails the run, whether
+# or not the test that ran the process noticed.
+collect_tsan_reports() { # DIR
+    local f n=0
+    for f in "$1"/report.*; do
+        [[ -f $f ]] || continue
+        n=$((n + 1))
+        log "test: ThreadSanitizer report $f:"
+        cat "$f" >&2
+        FAILED_BINARIES+=("ThreadSanitizer: $(grep -m1 '^SUMMARY' "$f" || basename "$f")")
+    done
+    TOTAL_FAIL=$((TOTAL_FAIL + n))
+    ((n == 0)) && log "test: no ThreadSanitizer report"
+    return 0
+}
+
+run_suite() { # FLAVOUR (build_dir)
+    local flavour=$1 dir work bin found=0 own_broker=0 tests
+    dir=$(build_dir "$flavour")
+    do_build "$flavour"
     work=$(mktemp -d "${TMPDIR:-/tmp}/warren-test.XXXXXX")
     on_exit "rm -rf '$work'"
 
@@ -273,22 +324,41 @@ run_suite() { # SANITIZE
         #   "$WARREN_BROKER_SH" ctl "$WARREN_TEST_BROKER_DIR" close_all_connections
         export WARREN_TEST_BROKER_DIR=$work/broker WARREN_BROKER_SH=$BROKER_SH
     fi
+    # The daemon, plugins and tools the tests start come from here.
     export WARREN_BUILD_DIR=$dir
-    if ((sanitize)); then
-        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-        export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp
-        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    fi
+    tests=$dir
+    case $flavour in
+        1)
+            export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+            export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp
+            export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+            ;;
+        2)
+            # Criterion cannot run under TSan (its issue #274): build/'s
+            # test binaries drive build-tsan/'s warrend, plugins and tools.
+            # The unit tests have run in build/ and build-asan/ already;
+            # the threaded units run here in tests/tsan's drivers.
+            tests=$ROOT/build
+            mkdir -p "$work/tsan"
+            export TSAN_OPTIONS="log_path=$work/tsan/report exitcode=66 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp"
+            ;;
+    esac
 
-    for bin in "$dir"/tests/unit/test_* "$dir"/tests/integration/test_* \
-        "$dir"/tests/chaos/test_*; do
+    for bin in "$dir"/tests/tsan/tsan_*; do
         [[ -f $bin && -x $bin ]] || continue
+        run_driver "$bin" "$work/$(basename "$bin").log"
+    done
+    for bin in "$tests"/tests/unit/test_* "$tests"/tests/integration/test_* \
+        "$tests"/tests/chaos/test_*; do
+        [[ -f $bin && -x $bin ]] || continue
+        ((flavour == 2)) && [[ $bin == */tests/unit/* ]] && continue
         found=1
         run_binary "$bin" "$work/$(basename "$bin").log"
     done
-    ((found)) || log "test: no test binaries in $dir/tests/{unit,integration,chaos}"
+    ((found)) || log "test: no test binaries in $tests/tests/{unit,integration,chaos}"
+    ((flavour == 2)) && collect_tsan_reports "$work/tsan"
 
-    unset WARREN_BUILD_DIR ASAN_OPTIONS UBSAN_OPTIONS
+    unset WARREN_BUILD_DIR ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS
     if ((own_broker)); then
         unset WARREN_TEST_AMQP_URL WARREN_TEST_BROKER_DIR WARREN_BROKER_SH
         stop_broker "$work/broker"
@@ -386,7 +456,7 @@ cmd_fuzz() {
 }
 
 cmd_test() {
-    local quick=0 variants=(0 1)
+    local quick=0 variants=(0 1 2)
     while (($#)); do
         case $1 in
             --quick) quick=1 ;;

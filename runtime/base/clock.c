@@ -44,3 +44,11 @@ struct timespec wd_wall_deadline(int64_t ms)
 	}
 	return ts;
 }
+
+int64_t wd_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

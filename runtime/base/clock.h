@@ -20,6 +20,9 @@ int64_t wd_wall_us(void);
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t wd_wall_ms(void);
 
+/* The calling thread's CPU time in nanoseconds (a parse's budget: time
+ * the thread was preempted does not count against it). */
+int64_t wd_thread_cpu_ns(void);
 /* CLOCK_REALTIME `ms` milliseconds from now, as pthread_cond_timedwait()
  * takes it (its condition variables use the default clock). */
 struct timespec wd_wall_deadline(int64_t ms);

@@ -103,3 +103,26 @@ int wd_trust_check(int fd, const char *path, char *why, size_t whylen)
 	}
 	return 0;
 }
+
+int wd_secret_check(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		return -1;
+	}
+	if (st.st_mode & S_IRWXO) {
+		snprintf(why, whylen,
+		         "%s is open to others (mode %04o): anyone on this "
+		         "machine could %s it: chmod o-rwx %s",
+		         path, (unsigned)(st.st_mode & 07777),
+		         (st.st_mode & S_IROTH) ? "read" : "change", path);
+		return -1;
+	}
+	return 0;
+}

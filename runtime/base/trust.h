@@ -1,6 +1,7 @@
 /* trust.h - whether a file warrend runs (a plugin) could have been changed
  * by anyone but root or warrend's own user: the file and every directory
- * above it, as sshd's StrictModes checks a user's keys. */
+ * above it, as sshd's StrictModes checks a user's keys; and whether a
+ * secret it reads (a password file, a TLS key) is open to others. */
 #ifndef WD_TRUST_H
 #define WD_TRUST_H
 
@@ -17,5 +18,14 @@
  * open on fd.
  */
 int wd_trust_check(int fd, const char *path, char *why, size_t whylen);
+
+/*
+ * 0 if `path` is a regular file (links followed) that others (neither its
+ * owner nor its group) can neither read nor write, as ssh requires of a
+ * private key. Group access is allowed: the packaged layout is root:warren
+ * 0640. Else -1 with `why` naming the file, its mode and the fix (never
+ * its contents).
+ */
+int wd_secret_check(const char *path, char *why, size_t whylen);
 
 #endif

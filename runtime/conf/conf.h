@@ -87,7 +87,8 @@ struct wd_conf_queue {
 	                 WD_PREFETCH_AUTO */
 	int prefetch_min, prefetch_max; /* resolved: auto's bounds */
 	/* Input policy, resolved from the queue's keys or `policy`. */
-	long max_body_size; /* bytes; a longer body is "too-large" */
+	long max_body_size;            /* bytes; a longer body is "too-large" */
+	struct wd_input_limits limits; /* beyond it: "too-large" too */
 	enum wd_bad_input on_unknown_type, on_unparseable, on_too_large;
 	/* Distinct retry delays of the routes on this queue, ascending: one
 	 * retry queue "<name>.retry.<ms>" each. */

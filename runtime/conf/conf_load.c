@@ -19,6 +19,7 @@
 #include "base/install.h"
 #include "base/listen.h"
 #include "base/log.h"
+#include "base/trust.h"
 
 /* A copy of optional key `key` (NULL if unset) into *dst: 0, or -1 out of
  * memory. */
@@ -144,6 +145,21 @@ static int load_urls(struct wd_conf *c, cfg_t *b)
 	return 0;
 }
 
+/* A secret the broker section names (password_file, client_key) that
+ * others could read is refused at every load (start, reload, -t), before
+ * anything reads it. */
+static int check_secret(struct wd_conf *c, cfg_t *b, const char *key,
+                        const char *path)
+{
+	char why[PATH_MAX + 256];
+
+	if (!path || wd_secret_check(path, why, sizeof(why)) == 0)
+		return 0;
+	wd_conf_set_err(c->file, wd_conf_line_of(b, key), "broker: %s %s", key,
+	                why);
+	return -1;
+}
+
 static int load_broker(struct wd_conf *c, cfg_t *cfg)
 {
 	cfg_t *b = cfg_getsec(cfg, "broker");
@@ -182,6 +198,14 @@ static int load_broker(struct wd_conf *c, cfg_t *cfg)
 		    cert ? "client_key" : "client_cert");
 		return -1;
 	}
+	/* WARREN_AMQP_PASSWORD wins over password_file, which is then not
+	 * read (broker/broker.c): nor checked. */
+	const char *env_pw = getenv("WARREN_AMQP_PASSWORD");
+	if (check_secret(c, b, "password_file",
+	                 env_pw && *env_pw ? NULL : c->broker.password_file) <
+	        0 ||
+	    check_secret(c, b, "client_key", c->broker.client_key) < 0)
+		return -1;
 	return load_urls(c, b);
 }
 
@@ -267,6 +291,13 @@ static enum wd_bad_input bad_input(cfg_t *sec, cfg_t *policy, const char *key)
 	return strcmp(v, "drop") == 0 ? WD_BAD_DROP : WD_BAD_DEAD_LETTER;
 }
 
+/* An input limit: the queue's own, else the policy section's. */
+static long queue_or_policy(cfg_t *queue, cfg_t *policy, const char *key)
+{
+	return cfg_size(queue, key) ? cfg_getint(queue, key)
+	                            : cfg_getint(policy, key);
+}
+
 static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
                       struct wd_conf_queue *q)
 {
@@ -307,9 +338,14 @@ static int load_queue(struct wd_conf *c, cfg_t *s, cfg_t *policy,
 	q->consumers = consumers == 0 || consumers > c->broker.pool_size
 	                   ? c->broker.pool_size
 	                   : (int)consumers;
-	q->max_body_size = cfg_size(s, "max_body_size")
-	                       ? cfg_getint(s, "max_body_size")
-	                       : cfg_getint(policy, "max_body_size");
+	q->max_body_size = queue_or_policy(s, policy, "max_body_size");
+	q->limits.json_depth =
+	    (int)queue_or_policy(s, policy, "max_json_depth");
+	q->limits.json_values = queue_or_policy(s, policy, "max_json_values");
+	q->limits.parse_ms = (int)queue_or_policy(s, policy, "max_parse_ms");
+	q->limits.header_depth =
+	    (int)queue_or_policy(s, policy, "max_header_depth");
+	q->limits.headers = queue_or_policy(s, policy, "max_headers");
 	q->on_unknown_type = bad_input(s, policy, "on_unknown_type");
 	q->on_unparseable = bad_input(s, policy, "on_unparseable");
 	q->on_too_large = bad_input(s, policy, "on_too_large");

@@ -160,6 +160,17 @@ static const struct int_range {
     {"route|retry_max_delay_ms", 1, MAX_DELAY_MS},
     {"policy|max_body_size", 1, 512L << 20},
     {"queue|max_body_size", 1, 512L << 20},
+    /* message/limits.h; jansson refuses more than 2048 levels itself. */
+    {"policy|max_json_depth", 1, 2048},
+    {"queue|max_json_depth", 1, 2048},
+    {"policy|max_json_values", 1, 100000000},
+    {"queue|max_json_values", 1, 100000000},
+    {"policy|max_parse_ms", 0, 60000},
+    {"queue|max_parse_ms", 0, 60000},
+    {"policy|max_header_depth", 1, 64},
+    {"queue|max_header_depth", 1, 64},
+    {"policy|max_headers", 1, 1000000},
+    {"queue|max_headers", 1, 1000000},
     {"route|batch_size", 1, 10000},
     {"route|batch_timeout_ms", 1, 60000},
     {"route|concurrency", 0, 1024},
@@ -261,6 +272,12 @@ cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n)
 	    CFG_INT("retry_max_delay_ms", 60000, CFGF_NONE),
 	    CFG_FLOAT("retry_jitter", 0.1, CFGF_NONE),
 	    CFG_INT("max_body_size", 1L << 20, CFGF_NONE),
+	    /* WD_INPUT_LIMITS_DEFAULT (message/limits.h). */
+	    CFG_INT("max_json_depth", 64, CFGF_NONE),
+	    CFG_INT("max_json_values", 100000, CFGF_NONE),
+	    CFG_INT("max_parse_ms", 50, CFGF_NONE),
+	    CFG_INT("max_header_depth", 8, CFGF_NONE),
+	    CFG_INT("max_headers", 1000, CFGF_NONE),
 	    CFG_STR("on_unknown_type", "dead-letter", CFGF_NONE),
 	    CFG_STR("on_unparseable", "dead-letter", CFGF_NONE),
 	    CFG_STR("on_too_large", "dead-letter", CFGF_NONE),
@@ -288,6 +305,11 @@ cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n)
 	    CFG_INT("prefetch_max", 0, CFGF_NONE),
 	    CFG_INT("consumers", 0, CFGF_NONE),
 	    CFG_INT("max_body_size", 0, CFGF_NODEFAULT),
+	    CFG_INT("max_json_depth", 0, CFGF_NODEFAULT),
+	    CFG_INT("max_json_values", 0, CFGF_NODEFAULT),
+	    CFG_INT("max_parse_ms", 0, CFGF_NODEFAULT),
+	    CFG_INT("max_header_depth", 0, CFGF_NODEFAULT),
+	    CFG_INT("max_headers", 0, CFGF_NODEFAULT),
 	    CFG_STR("on_unknown_type", NULL, CFGF_NODEFAULT),
 	    CFG_STR("on_unparseable", NULL, CFGF_NODEFAULT),
 	    CFG_STR("on_too_large", NULL, CFGF_NODEFAULT), CFG_END()};
@@ -348,10 +370,11 @@ cfg_t *wd_conf_parse_text(const char *name, char *text, size_t n)
 	            CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	    CFG_END()};
 	static const char *const remembered[] = {
-	    "broker|url",  "broker|client_cert", "broker|client_key",
-	    "route|queue", "route|plugin",       "route|handler",
-	    "route|type",  "binding|exchange",   "binding|queue",
-	    "plugin|path", "queue|arguments",    "exchange|arguments"};
+	    "broker|url",           "broker|client_cert", "broker|client_key",
+	    "broker|password_file", "route|queue",        "route|plugin",
+	    "route|handler",        "route|type",         "binding|exchange",
+	    "binding|queue",        "plugin|path",        "queue|arguments",
+	    "exchange|arguments"};
 	static const char *const bad_input_keys[] = {
 	    "policy|on_unknown_type", "policy|on_unparseable",
 	    "policy|on_too_large",    "queue|on_unknown_type",

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "message/limits.h"
 #include "message/policy.h"
 
 static const char AREA[] = "dispatch";
@@ -62,8 +63,29 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
 		              text);
 	}
-	if (wd_envelope_parse(env, amqp, q->name, q->type_from, q->type_field) <
-	    0) {
+	/* Before anything walks them (the attempt count, a handler). */
+	if (wd_limits_headers(
+	        &q->limits,
+	        (amqp->message.properties._flags & AMQP_BASIC_HEADERS_FLAG)
+	            ? &amqp->message.properties.headers
+	            : NULL,
+	        text, sizeof(text)) < 0) {
+		memset(env, 0, sizeof(*env));
+		env->attempts.attempt = 1;
+		wd_metric_inc(too_large);
+		/* Its copy carries warren's headers only: the delivery's own
+		 * again could be past what the broker takes (frame_max). */
+		v->drop_headers = true;
+		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
+		              text);
+	}
+	if (wd_envelope_parse(env, amqp, q->name, q->type_from, q->type_field,
+	                      &q->limits) < 0) {
+		if (env->too_large) {
+			wd_metric_inc(too_large);
+			return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q,
+			              amqp, env->reason);
+		}
 		wd_metric_inc(unparseable);
 		return refuse(v, q->on_unparseable,
 		              env->bad_type ? WD_R_BAD_TYPE : WD_R_UNPARSEABLE,

@@ -27,6 +27,7 @@ struct wd_verdict {
 	enum wd_action action;
 	const struct wd_route *route; /* NULL if it never reached one */
 	const char *reason;           /* a WD_R_* class (not for ACK) */
+	bool drop_headers; /* its headers were past a limit: not copied */
 	/* The handler call (wd_now_us), for the adaptive prefetch: when it
 	 * began (0: no call) and how long it took. */
 	int64_t started_us, handler_us;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 static warren_bytes view(amqp_bytes_t b)
 {
 	/* Never a NULL pointer, so "%.*s" is always safe in a plugin. */
@@ -42,13 +44,85 @@ static int check_type(struct wd_envelope *e, const char *what, size_t len)
 	return 0;
 }
 
+/* The body, fed to jansson a buffer (1 KiB) at a time, so that a parse
+ * past its CPU budget can be stopped: every 64 buffers (FEED_CHECK bytes)
+ * the thread's CPU clock is read, some 16 reads per MiB. A body no longer
+ * than that is parsed in place: it would never be checked. */
+#define FEED_CHECK (64 * 1024)
+
+struct feed {
+	const char *p;
+	size_t left;
+	int64_t deadline_ns; /* on the thread's CPU clock */
+	unsigned calls;
+	bool late;
+};
+
+static size_t feed(void *buf, size_t buflen, void *arg)
+{
+	struct feed *f = arg;
+	size_t n = f->left < buflen ? f->left : buflen;
+
+	if ((++f->calls & (FEED_CHECK / 1024 - 1)) == 0 &&
+	    wd_thread_cpu_ns() > f->deadline_ns) {
+		f->late = true;
+		return (size_t)-1; /* jansson stops: a read error */
+	}
+	memcpy(buf, f->p, n);
+	f->p += n;
+	f->left -= n;
+	return n;
+}
+
+/* The body within `lim`: scanned for its nesting and value count, then
+ * parsed within its CPU budget. -1 with e->reason set if not. */
+static int parse_body(struct wd_envelope *e, amqp_bytes_t body,
+                      const struct wd_input_limits *lim)
+{
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+	struct feed f = {.p = body.bytes, .left = body.len};
+	json_error_t jerr;
+
+	if (wd_limits_json(lim, body.bytes, body.len, e->reason,
+	                   sizeof(e->reason)) < 0) {
+		e->too_large = true;
+		return -1;
+	}
+	/* jansson checks UTF-8 and caps nesting depth (2048) itself too.
+	 * JSON_DECODE_ANY: a bare scalar is valid JSON, refused below as
+	 * "not a JSON object" like an array. */
+	if (lim->parse_ms > 0 && body.len > FEED_CHECK) {
+		f.deadline_ns =
+		    wd_thread_cpu_ns() + (int64_t)lim->parse_ms * 1000000;
+		e->json = json_load_callback(feed, &f, flags, &jerr);
+	} else {
+		e->json = json_loadb(body.bytes, body.len, flags, &jerr);
+	}
+	if (f.late) {
+		json_decref(e->json);
+		e->json = NULL;
+		e->too_large = true;
+		snprintf(e->reason, sizeof(e->reason),
+		         "parsing the body took over max_parse_ms (%d ms of "
+		         "CPU), stopped at byte %zu",
+		         lim->parse_ms, body.len - f.left);
+		return -1;
+	}
+	if (!e->json) {
+		snprintf(e->reason, sizeof(e->reason),
+		         "unparseable: %s at byte %d", jerr.text,
+		         jerr.position);
+		return -1;
+	}
+	return 0;
+}
+
 int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
                       const char *queue, enum wd_type_source from,
-                      const char *type_field)
+                      const char *type_field, const struct wd_input_limits *lim)
 {
 	const amqp_basic_properties_t *p = &amqp->message.properties;
 	amqp_bytes_t body = amqp->message.body;
-	json_error_t jerr;
 	json_t *t;
 
 	memset(e, 0, sizeof(*e));
@@ -89,18 +163,8 @@ int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
 
 	if (body.len == 0)
 		return fail(e, "%s", "unparseable: empty body");
-	/* jansson checks UTF-8 and caps nesting depth (2048), so neither an
-	 * invalid byte nor a deeply nested body can hurt us. */
-	/* JSON_DECODE_ANY: a bare scalar is valid JSON, refused below as
-	 * "not a JSON object" like an array. */
-	e->json = json_loadb(body.bytes, body.len,
-	                     JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (!e->json) {
-		snprintf(e->reason, sizeof(e->reason),
-		         "unparseable: %s at byte %d", jerr.text,
-		         jerr.position);
+	if (parse_body(e, body, lim) < 0)
 		return -1;
-	}
 	if (!json_is_object(e->json))
 		return fail(e, "%s", "unparseable: body is not a JSON object");
 	e->msg.json = e->json;

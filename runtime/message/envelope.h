@@ -9,6 +9,7 @@
 
 #include "base/amqp_compat.h"
 #include "base/amqp_fields.h"
+#include "message/limits.h"
 #include "message/policy.h"
 #include "warren.h"
 
@@ -28,6 +29,7 @@ struct wd_envelope {
 	const amqp_envelope_t *amqp; /* borrowed delivery */
 	char reason[256];            /* why it could not be made ready */
 	bool bad_type;               /* ... because of its type, not its body */
+	bool too_large; /* ... because it passed a limit (message/limits.h) */
 	struct wd_attempts attempts;
 };
 
@@ -36,13 +38,14 @@ struct wd_envelope {
  * the exchange and routing key it was first published with (and its type
  * comes from that routing key), not the retry queue's. On success returns 0 and
  * e->msg is ready. On failure returns -1 with e->reason set (invalid JSON, not
- * an object, missing / non-string / empty / too long type); e->json is then
- * NULL. Never reads past the body's length. Always call
- * wd_envelope_clear() afterwards.
+ * an object, missing / non-string / empty / too long type; or past one of
+ * `lim`'s JSON bounds, e->too_large); e->json is then NULL. Never reads
+ * past the body's length. Always call wd_envelope_clear() afterwards.
  */
 int wd_envelope_parse(struct wd_envelope *e, const amqp_envelope_t *amqp,
                       const char *queue, enum wd_type_source from,
-                      const char *type_field);
+                      const char *type_field,
+                      const struct wd_input_limits *lim);
 void wd_envelope_clear(struct wd_envelope *e);
 
 #endif

@@ -143,7 +143,9 @@ int wd_policy_headers(const amqp_envelope_t *env, const char *queue,
 {
 	const amqp_basic_properties_t *p = &env->message.properties;
 	const amqp_table_t *in =
-	    (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
+	    (p->_flags & AMQP_BASIC_HEADERS_FLAG) && !f->drop_headers
+	        ? &p->headers
+	        : NULL;
 	int nin = in ? in->num_entries : 0;
 	int64_t first = 0;
 

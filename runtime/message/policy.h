@@ -107,8 +107,9 @@ struct wd_failure {
 	const char *text;   /* the handler's or the parser's reason, or "" */
 	const char *plugin; /* NULL if no handler was involved */
 	const char *handler;
-	int attempts;   /* attempts made, this one included */
-	int64_t now_ms; /* the time of this failure */
+	int attempts;      /* attempts made, this one included */
+	int64_t now_ms;    /* the time of this failure */
+	bool drop_headers; /* copy none of the delivery's own headers */
 };
 
 /*

@@ -171,6 +171,7 @@ static int republish(struct wd_settler *s, struct wd_delivery *d,
 	    .handler = r ? r->handler_name : NULL,
 	    .attempts = d->parsed.attempts.attempt,
 	    .now_ms = wd_wall_ms(),
+	    .drop_headers = d->verdict.drop_headers,
 	};
 	struct wd_header_scratch scratch;
 	char exp[32], why[256];

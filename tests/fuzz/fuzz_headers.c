@@ -8,7 +8,8 @@
  * Input: the table in AMQP's wire encoding without its 4-byte length
  * (rabbitmq-c's amqp_decode_table reads it, as it reads a delivery's
  * content header), so nested tables and arrays of any field kind come
- * from the bytes. */
+ * from the bytes. The limits' walk must count what the views see
+ * (check_limits). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static const struct wd_input_limits limits = WD_INPUT_LIMITS_DEFAULT;
+
+/* The deepest level walk() saw, the headers table being 1 (as
+ * max_header_depth counts). */
+static int deepest;
+
 /* Every entry of a nested table or array, depth first. */
 static size_t walk(const warren_header_field *f, int depth)
 {
@@ -34,6 +41,8 @@ static size_t walk(const warren_header_field *f, int depth)
 	if (depth > 64 ||
 	    (f->kind != WARREN_FIELD_TABLE && f->kind != WARREN_FIELD_ARRAY))
 		return seen;
+	if (depth + 2 > deepest)
+		deepest = depth + 2;
 	for (size_t i = 0; i < f->value.nested.count; i++) {
 		warren_header_field c;
 		if (wd_sdk_api.field_at(f, i, &c) != 0)
@@ -43,6 +52,28 @@ static size_t walk(const warren_header_field *f, int depth)
 		seen += walk(&c, depth + 1);
 	}
 	return seen;
+}
+
+/* The limits' walk (message/limits.c) counts what the SDK's views see:
+ * it passes at those figures and fails one below each. */
+static void check_limits(const amqp_table_t *t, size_t seen)
+{
+	struct wd_input_limits l = limits;
+	char why[128];
+
+	if (deepest > 60)
+		return; /* walk() stops at 64 levels */
+	l.header_depth = deepest;
+	l.headers = (long)seen;
+	if (wd_limits_headers(&l, t, why, sizeof(why)) != 0)
+		__builtin_trap();
+	l.headers = (long)seen - 1;
+	if (seen > 0 && wd_limits_headers(&l, t, why, sizeof(why)) == 0)
+		__builtin_trap();
+	l.headers = (long)seen;
+	l.header_depth = deepest - 1;
+	if (deepest > 1 && wd_limits_headers(&l, t, why, sizeof(why)) == 0)
+		__builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -83,9 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.message.properties._flags = AMQP_BASIC_HEADERS_FLAG;
 	env.message.properties.headers = table;
 	env.message.body = amqp_cstring_bytes("{\"type\":\"order:created\"}");
-	if (wd_envelope_parse(&e, &env, "orders", WD_TYPE_FROM_JSON, "type") ==
-	    0) {
+	if (wd_envelope_parse(&e, &env, "orders", WD_TYPE_FROM_JSON, "type",
+	                      &limits) == 0) {
 		size_t n = wd_sdk_api.header_count(&e.msg), seen = 0;
+		deepest = 1;
 		if (n != (size_t)table.num_entries)
 			__builtin_trap();
 		for (size_t i = 0; i < n; i++) {
@@ -94,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 			seen += walk(&h, 0);
 		}
-		(void)seen;
+		check_limits(&table, seen);
 		(void)wd_sdk_api.header_string(&e.msg, "x-warren-reason", &s);
 		(void)wd_sdk_api.header_int(&e.msg, "x-warren-attempts", &i64);
 		/* Attempts are counted, never negative or past the cap. */

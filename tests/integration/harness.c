@@ -73,6 +73,21 @@ int it_sh(const char *cmd)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int it_sh_out(const char *cmd, char **out)
+{
+	char buf[4096];
+	size_t len = 0, n;
+	FILE *o = open_memstream(out, &len), *p = popen(cmd, "r");
+	int st;
+
+	cr_assert(o && p, "cannot run %s", cmd);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		fwrite(buf, 1, n, o);
+	fclose(o);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 void it_sdk_install(char *dir, size_t len)
 {
 	char cmd[1200];

@@ -198,6 +198,9 @@ int it_broker_ctl_out(const char *args, char **out);
 
 /* Run cmd with sh -c; its exit code, or -1 if it died by a signal. */
 int it_sh(const char *cmd);
+/* The same, with its standard output in *out (malloc'd, NUL-terminated):
+ * add 2>&1 to the command for its errors too. */
+int it_sh_out(const char *cmd, char **out);
 /* Install this build as a user would (cmake --install) into a new prefix
  * under it_tmp_dir(), whose path goes into dir: the SDK header, warren.pc
  * (PKG_CONFIG_PATH=dir/lib/pkgconfig), warrend, warrenctl and the example

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -598,6 +599,67 @@ Test(conf, broker_client_cert_without_key)
 	             "    client_key = \"client.key\"\n"
 	             "}\n" BASE,
 	             2, "broker: client_key is set without client_cert");
+}
+
+/* A secret file of the given mode under /tmp; its path in `path`. */
+static void secret_file(char *path, size_t len, mode_t mode)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/warren-test-secret-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "s3cret-Zq7\n", 11), 11);
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+Test(conf, secrets_open_to_others_are_refused)
+{
+	char pw[64], key[64], text[1024], msg[512];
+	struct wd_conf *c;
+
+	secret_file(pw, sizeof(pw), 0644);
+	secret_file(key, sizeof(key), 0600);
+	snprintf(text, sizeof(text),
+	         "broker {\n"
+	         "    password_file = \"%s\"\n"
+	         "}\n" BASE,
+	         pw);
+	snprintf(msg, sizeof(msg),
+	         "broker: password_file %s is open to others (mode 0644): "
+	         "anyone on this machine could read it: chmod o-rwx %s",
+	         pw, pw);
+	expect_error(text, 2, msg);
+	cr_expect_null(strstr(err, "s3cret"), "%s", err);
+
+	/* Group access is the packaged layout (root:warren 0640). */
+	cr_assert_eq(chmod(pw, 0640), 0);
+	c = load_ok(text);
+	cr_expect_str_eq(c->broker.password_file, pw);
+	wd_conf_free(c);
+
+	snprintf(text, sizeof(text),
+	         "broker {\n"
+	         "    url = \"amqps://u@localhost\"\n"
+	         "    client_cert = \"client.pem\"\n"
+	         "    client_key = \"%s\"\n"
+	         "}\n" BASE,
+	         key);
+	c = load_ok(text);
+	wd_conf_free(c);
+	cr_assert_eq(chmod(key, 0602), 0);
+	snprintf(msg, sizeof(msg),
+	         "broker: client_key %s is open to others (mode 0602): "
+	         "anyone on this machine could change it: chmod o-rwx %s",
+	         key, key);
+	expect_error(text, 4, msg);
+
+	unlink(key);
+	snprintf(msg, sizeof(msg),
+	         "broker: client_key %s: No such file or directory", key);
+	expect_error(text, 4, msg);
+	unlink(pw);
 }
 
 Test(conf, broker_unknown_key)

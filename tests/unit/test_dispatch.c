@@ -149,6 +149,7 @@ static void setup(void)
 		    .type_from = WD_TYPE_FROM_JSON,
 		    .type_field = "type",
 		    .max_body_size = 64,
+		    .limits = WD_INPUT_LIMITS_DEFAULT,
 		    .on_unknown_type = WD_BAD_DEAD_LETTER,
 		    .on_unparseable = WD_BAD_DEAD_LETTER,
 		    .on_too_large = WD_BAD_DEAD_LETTER};
@@ -283,6 +284,47 @@ Test(dispatch, too_large_is_dead_lettered_with_its_attempts)
 	cr_expect_eq(d.env.attempts.attempt, 3, "2 earlier attempts, this 3rd");
 	cr_expect_eq(wd_metric_get(too_large), 1);
 	cr_expect_eq(wd_metric_get(received), received + 2);
+	done(&d);
+}
+
+Test(dispatch, headers_or_json_past_a_limit_are_too_large)
+{
+	amqp_table_entry_t h[3];
+	struct delivery d;
+
+	for (int i = 0; i < 3; i++)
+		h[i] = (amqp_table_entry_t){
+		    .key = amqp_cstring_bytes("x-k"),
+		    .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = i}};
+	queues[0].limits.headers = 2;
+	memset(&d.amqp, 0, sizeof(d.amqp));
+	d.amqp.message.body = amqp_cstring_bytes("{\"type\":\"t:ack\"}");
+	d.amqp.message.properties._flags = AMQP_BASIC_HEADERS_FLAG;
+	d.amqp.message.properties.headers =
+	    (amqp_table_t){.num_entries = 3, .entries = h};
+	cr_expect_eq(wd_dispatch_parse(&routes, 0, &d.amqp, &d.env, &d.v), -1);
+	expect_refused(&d, WD_ACTION_DEAD_LETTER, WD_R_TOO_LARGE,
+	               "headers have more than 2 entries (max_headers)");
+	/* Its copy carries warren's headers, not these again. */
+	cr_expect(d.v.drop_headers);
+	cr_expect_eq(wd_metric_get(too_large), 1);
+	done(&d);
+
+	/* Within the bound, the same delivery reaches its route. */
+	queues[0].limits.headers = 3;
+	cr_expect_eq(wd_dispatch_parse(&routes, 0, &d.amqp, &d.env, &d.v), 0,
+	             "%s", d.v.text);
+	cr_expect_not(d.v.drop_headers);
+	done(&d);
+
+	/* A body too deep is too-large too, its headers kept. */
+	queues[0].limits.json_depth = 1;
+	cr_expect_eq(parse(&d, 0, "{\"type\":\"t:ack\",\"a\":[1]}", 7), -1);
+	expect_refused(&d, WD_ACTION_DEAD_LETTER, WD_R_TOO_LARGE,
+	               "body nested deeper than max_json_depth (1)");
+	cr_expect_not(d.v.drop_headers);
+	cr_expect_eq(wd_metric_get(too_large), 2);
+	cr_expect_eq(wd_metric_get(unparseable), 0);
 	done(&d);
 }
 

@@ -20,6 +20,8 @@ static amqp_bytes_t bytes_of(const char *s)
 	return (amqp_bytes_t){.len = strlen(s), .bytes = (void *)s};
 }
 
+static const struct wd_input_limits limits = WD_INPUT_LIMITS_DEFAULT;
+
 /* A delivery of `body` on exchange "ex" with routing key "rk". */
 static void make(amqp_envelope_t *a, const char *body)
 {
@@ -31,7 +33,7 @@ static void make(amqp_envelope_t *a, const char *body)
 
 static int parse_json(struct wd_envelope *e, const amqp_envelope_t *a)
 {
-	return wd_envelope_parse(e, a, "q", WD_TYPE_FROM_JSON, "type");
+	return wd_envelope_parse(e, a, "q", WD_TYPE_FROM_JSON, "type", &limits);
 }
 
 static int bytes_eq(warren_bytes b, const char *s)
@@ -98,8 +100,9 @@ Test(envelope, custom_type_field)
 	struct wd_envelope e;
 
 	make(&a, "{\"type\":\"wrong\",\"kind\":\"right\"}");
-	cr_assert_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_JSON, "kind"),
-	             0, "reason: %s", e.reason);
+	cr_assert_eq(
+	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_JSON, "kind", &limits),
+	    0, "reason: %s", e.reason);
 	expect_bytes(e.msg.type, "right");
 	wd_envelope_clear(&e);
 }
@@ -335,9 +338,13 @@ Test(envelope, deeply_nested)
 	memset(body + hl + depth, ']', depth);
 	memcpy(body + hl + 2 * depth, "}", 2);
 	make(&a, body);
+	/* Past max_json_depth (64 by default), found by the scan. */
 	cr_expect_eq(parse_json(&e, &a), -1);
 	cr_expect_null(e.json);
-	cr_expect_not_null(strstr(e.reason, "unparseable"), "%s", e.reason);
+	cr_expect(e.too_large);
+	cr_expect_str_eq(e.reason,
+	                 "body nested deeper than max_json_depth (64)");
+	wd_envelope_clear(&e);
 	wd_envelope_clear(&e);
 	free(body);
 }
@@ -364,9 +371,9 @@ Test(envelope, type_from_property)
 	make(&a, "{\"type\":\"from-body\"}");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = bytes_of("from-prop");
-	cr_assert_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), 0,
-	    "reason: %s", e.reason);
+	cr_assert_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
+	                               "type", &limits),
+	             0, "reason: %s", e.reason);
 	expect_bytes(e.msg.type, "from-prop");
 	cr_expect(json_is_object(e.msg.json));
 	wd_envelope_clear(&e);
@@ -380,8 +387,9 @@ Test(envelope, type_from_property_not_set)
 	make(&a, "{\"type\":\"from-body\"}");
 	/* A value without its flag does not count. */
 	a.message.properties.type = bytes_of("stale");
-	cr_expect_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
+	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
+	                               "type", &limits),
+	             -1);
 	cr_expect_null(e.json);
 	cr_expect_not_null(strstr(e.reason, "no type: the AMQP type property "
 	                                    "is not set"),
@@ -397,8 +405,9 @@ Test(envelope, type_from_property_empty)
 	make(&a, "{}");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = (amqp_bytes_t){0, NULL};
-	cr_expect_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
+	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
+	                               "type", &limits),
+	             -1);
 	cr_expect_not_null(strstr(e.reason, "empty"), "%s", e.reason);
 	wd_envelope_clear(&e);
 }
@@ -411,8 +420,9 @@ Test(envelope, type_from_property_still_needs_json_object)
 	make(&a, "[1]");
 	a.message.properties._flags = AMQP_BASIC_TYPE_FLAG;
 	a.message.properties.type = bytes_of("t");
-	cr_expect_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY, "type"), -1);
+	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_PROPERTY,
+	                               "type", &limits),
+	             -1);
 	cr_expect_not_null(strstr(e.reason, "not a JSON object"), "%s",
 	                   e.reason);
 	wd_envelope_clear(&e);
@@ -425,9 +435,9 @@ Test(envelope, type_from_routing_key)
 
 	make(&a, "{\"type\":\"from-body\"}");
 	a.routing_key = bytes_of("order.created");
-	cr_assert_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY, "type"), 0,
-	    "reason: %s", e.reason);
+	cr_assert_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY,
+	                               "type", &limits),
+	             0, "reason: %s", e.reason);
 	expect_bytes(e.msg.type, "order.created");
 	expect_bytes(e.msg.routing_key, "order.created");
 	wd_envelope_clear(&e);
@@ -440,9 +450,9 @@ Test(envelope, type_from_routing_key_empty)
 
 	make(&a, "{\"type\":\"from-body\"}");
 	a.routing_key = (amqp_bytes_t){0, NULL};
-	cr_expect_eq(
-	    wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY, "type"),
-	    -1);
+	cr_expect_eq(wd_envelope_parse(&e, &a, "q", WD_TYPE_FROM_ROUTING_KEY,
+	                               "type", &limits),
+	             -1);
 	cr_expect_null(e.json);
 	cr_expect_not_null(strstr(e.reason, "bad type: the routing key is "
 	                                    "empty"),

@@ -253,6 +253,29 @@ Test(policy, first_copy_headers)
 	free(t.entries);
 }
 
+Test(policy, a_copy_without_the_deliverys_headers)
+{
+	struct wd_failure f = {.reason = WD_R_TOO_LARGE,
+	                       .text = "headers have more than 1 entries "
+	                               "(max_headers)",
+	                       .attempts = 1,
+	                       .now_ms = 1700000000000,
+	                       .drop_headers = true};
+	struct wd_header_scratch s;
+	amqp_table_t t;
+
+	hdr_str("app-header", "not kept");
+	hdr_str("x-other", "not kept");
+	cr_assert_eq(wd_policy_headers(&env, "events", &f, &s, &t), 0);
+	cr_expect_null(find(&t, "app-header"));
+	cr_expect_null(find(&t, "x-other"));
+	expect_str(&t, WD_H_REASON, "too-large");
+	expect_str(&t, WD_H_QUEUE, "events");
+	expect_str(&t, WD_H_ORIG_EXCHANGE, "orders");
+	cr_expect_eq(get_i64(&t, WD_H_ATTEMPTS), 1);
+	free(t.entries);
+}
+
 Test(policy, later_copy_keeps_first_failure_and_origin_once)
 {
 	struct wd_failure f = {.reason = WD_R_MAX_ATTEMPTS,
