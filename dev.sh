@@ -273,6 +273,20 @@ kill_child() {
 }
 on_exit kill_child
 
+# count_one RC WHAT: one test that is not a Criterion binary (a driver,
+# the package check, a corpus replay), passed if RC is 0, else failed as
+# WHAT.
+count_one() {
+    BINARIES=$((BINARIES + 1))
+    TOTAL_TESTED=$((TOTAL_TESTED + 1))
+    if (($1 == 0)); then
+        TOTAL_PASS=$((TOTAL_PASS + 1))
+    else
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        FAILED_BINARIES+=("$2")
+    fi
+}
+
 # run_driver BIN LOG: a plain test program (tests/tsan: no Criterion),
 # passing if it exits 0. Counts as one test.
 run_driver() {
@@ -280,14 +294,7 @@ run_driver() {
     log "test: $name"
     timeout -k 10 "${TEST_TIMEOUT:-900}" "$bin" </dev/null >"$out" 2>&1 || rc=$?
     cat "$out"
-    BINARIES=$((BINARIES + 1))
-    TOTAL_TESTED=$((TOTAL_TESTED + 1))
-    if ((rc == 0)); then
-        TOTAL_PASS=$((TOTAL_PASS + 1))
-    else
-        TOTAL_FAIL=$((TOTAL_FAIL + 1))
-        FAILED_BINARIES+=("$name (exit $rc)")
-    fi
+    count_one "$rc" "$name (exit $rc)"
 }
 
 # Every ThreadSanitizer report of the TSan pass (one file per process that
@@ -377,14 +384,7 @@ run_package_check() {
     log "test: $name"
     timeout -k 10 "${TEST_TIMEOUT:-900}" bash "$ROOT/$name" "$ROOT/build-deb" \
         </dev/null || rc=$?
-    BINARIES=$((BINARIES + 1))
-    TOTAL_TESTED=$((TOTAL_TESTED + 1))
-    if ((rc == 0)); then
-        TOTAL_PASS=$((TOTAL_PASS + 1))
-    else
-        TOTAL_FAIL=$((TOTAL_FAIL + 1))
-        FAILED_BINARIES+=("$name (exit $rc)")
-    fi
+    count_one "$rc" "$name (exit $rc)"
 }
 
 # ---------------------------------------------------------------- fuzz
@@ -413,15 +413,11 @@ run_fuzz_replay() {
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             timeout -k 10 "${TEST_TIMEOUT:-900}" "$FUZZ_DIR/tests/fuzz/fuzz_$t" \
             -runs=1 "${files[@]}" </dev/null >"$out" 2>&1 || rc=$?
-        BINARIES=$((BINARIES + 1))
-        TOTAL_TESTED=$((TOTAL_TESTED + 1))
-        if ((rc == 0)) && grep -q '^Executed .* in [0-9]* ms' "$out"; then
-            TOTAL_PASS=$((TOTAL_PASS + 1))
-        else
-            tail -n 30 "$out" >&2
-            TOTAL_FAIL=$((TOTAL_FAIL + 1))
-            FAILED_BINARIES+=("fuzz replay $t (exit $rc; $out)")
+        if ((rc == 0)) && ! grep -q '^Executed .* in [0-9]* ms' "$out"; then
+            rc=1 # it ran no input
         fi
+        ((rc == 0)) || tail -n 30 "$out" >&2
+        count_one "$rc" "fuzz replay $t (exit $rc; $out)"
     done
 }
 

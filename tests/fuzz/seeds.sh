@@ -46,6 +46,8 @@ envelope bad-utf8 0 "" "" $'{"type":"\xc3\x28"}'
 envelope overlong-utf8 0 "" "" $'{"type":"\xc0\xaf"}'
 envelope escapes 0 "" "" '{"type":"t\u0000\ud83d\ude00","s":"\n\t\\"}'
 envelope nested 0 "" "" "{\"type\":\"t\",\"a\":$(printf '[%.0s' {1..200})$(printf ']%.0s' {1..200})}"
+envelope at-the-depth-bound 0 "" "" "{\"type\":\"t\",\"a\":$(printf '[%.0s' {1..63})$(printf ']%.0s' {1..63})}"
+envelope values-in-strings 0 "" "" '{"type":"t","s":"[{,:}]\\\"[,","a":[[],{},[1,{"b":[2]}]]}'
 envelope empty-body 0 "" "" ''
 envelope no-property 1 rk "" '{"type":"t"}'
 

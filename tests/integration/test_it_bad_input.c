@@ -207,7 +207,8 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	    *log;
 	struct it_daemon d;
 	/* 32 KiB: big enough for the 10 KiB type and the 10,000 levels
-	 * (20 KB), so those are refused for what they are, not for size. */
+	 * (20 KB), so those are refused for what they are (the levels past
+	 * max_json_depth), not for their size. */
 	const char *policy =
 	    "policy {\n  max_body_size = 32768\n  max_attempts = 2\n"
 	    "  retry_delay_ms = " STR(
@@ -225,8 +226,8 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	     body_dup("{\"type\":\"flow\",\"id\":4,\"bad\":\"\xff\xfe"
 	              "\"}"),
 	     "", "unparseable", NULL, false, 1, NULL, false, 0},
-	    {"10,000 levels of nesting", NULL /* below */, "", "unparseable",
-	     NULL, false, 1, NULL, false, 0},
+	    {"10,000 levels of nesting", NULL /* below */, "", "too-large",
+	     "max_json_depth (64)", false, 1, NULL, false, 0},
 	    {"a missing type", body_dup("{\"id\":6}"), "", "bad-type",
 	     "missing", false, 1, NULL, false, 0},
 	    {"a numeric type", body_dup("{\"type\":42,\"id\":7}"), "",
@@ -349,13 +350,13 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 
 	/* Logged: each refusal, the reject, the invalid outcome, the failed
 	 * follow-ups, the exhausted attempts and the forged header. */
-	cr_assert_eq(it_log_count(&d, "dead-lettered as unparseable"), 6, "%s",
+	cr_assert_eq(it_log_count(&d, "dead-lettered as unparseable"), 5, "%s",
 	             log);
 	cr_assert_eq(it_log_count(&d, "dead-lettered as bad-type"), 4, "%s",
 	             log);
 	cr_assert_eq(it_log_count(&d, "dead-lettered as unknown-type"), 1, "%s",
 	             log);
-	cr_assert_eq(it_log_count(&d, "dead-lettered as too-large"), 1, "%s",
+	cr_assert_eq(it_log_count(&d, "dead-lettered as too-large"), 2, "%s",
 	             log);
 	cr_assert(strstr(log, "rejected: rejected id=11"), "%s", log);
 	cr_assert(strstr(log, "invalid outcome 99"), "%s", log);
@@ -374,11 +375,11 @@ Test(bad_input, each_class_dead_lettered_with_headers_and_counted)
 	assert_metric(log, "acked", 2);
 	assert_metric(log, "retried", 1);
 	assert_metric(log, "dead_lettered", nbad);
-	assert_metric(log, "unparseable", 10);
+	assert_metric(log, "unparseable", 9);
 	assert_metric(log, "unknown_type", 1);
 	assert_metric(log, "rejected", 1);
 	assert_metric(log, "invalid_outcome", 1);
-	assert_metric(log, "too_large", 1);
+	assert_metric(log, "too_large", 2);
 	assert_metric(log, "max_attempts", 1);
 	assert_metric(log, "dropped", 0);
 	assert_metric(log, "retry_published", 2);

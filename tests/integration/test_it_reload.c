@@ -526,6 +526,32 @@ static long rss_kib(pid_t pid)
 	return kib;
 }
 
+/* Wait (bounded) until every id of the stream is handled; the count of
+ * distinct ids handled and of ids handled twice. */
+static void wait_stream_handled(struct it_daemon *d, int *distinct, int *twice)
+{
+	static int counts[LOAD_MESSAGES];
+	int64_t deadline = it_now_ms() + 120000;
+	char *log = NULL;
+
+	for (;;) {
+		memset(counts, 0, sizeof(counts));
+		free(log);
+		log = it_log_read(d);
+		count_handled(log, counts);
+		*distinct = *twice = 0;
+		for (int i = 0; i < LOAD_MESSAGES; i++) {
+			*distinct += counts[i] > 0;
+			*twice += counts[i] > 1;
+		}
+		if (*distinct == LOAD_MESSAGES || it_now_ms() > deadline)
+			break;
+		struct timespec ts = {0, 100 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	free(log);
+}
+
 Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 {
 	char x[128], q[128], dlq[160];
@@ -533,7 +559,6 @@ Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 	struct it_daemon d;
 	struct publisher pub = {0};
 	pthread_t t;
-	static int counts[LOAD_MESSAGES];
 
 	it_unique(x, sizeof(x), "ru.x");
 	it_unique(q, sizeof(q), "ru.q");
@@ -558,25 +583,8 @@ Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 	             "the reloads should overlap the stream");
 
 	/* Every message handled: wait for the last distinct id. */
-	int64_t deadline = it_now_ms() + 120000;
-	int distinct = 0, twice = 0;
-	char *log = NULL;
-	for (;;) {
-		memset(counts, 0, sizeof(counts));
-		free(log);
-		log = it_log_read(&d);
-		count_handled(log, counts);
-		distinct = twice = 0;
-		for (int i = 0; i < LOAD_MESSAGES; i++) {
-			distinct += counts[i] > 0;
-			twice += counts[i] > 1;
-		}
-		if (distinct == LOAD_MESSAGES || it_now_ms() > deadline)
-			break;
-		struct timespec ts = {0, 100 * 1000000};
-		nanosleep(&ts, NULL);
-	}
-	free(log);
+	int distinct, twice;
+	wait_stream_handled(&d, &distinct, &twice);
 	printf("reload under load: %d messages, %d reloads: %d handled, %d "
 	       "handled twice, %d missing\n",
 	       LOAD_MESSAGES, LOAD_RELOADS, distinct, twice,
@@ -589,6 +597,91 @@ Test(reload, under_load_nothing_lost_nothing_twice, .timeout = 300)
 	it_daemon_stop(&d);
 	cr_expect(exit_line_has(&d, " dead_lettered=0 "));
 	free(conf);
+	slot_free(&s);
+}
+
+/* Until the stream has published n messages (bounded: it runs at about
+ * 4,000 a second). */
+static void wait_published(const struct publisher *p, int n)
+{
+	int64_t deadline = it_now_ms() + 60000;
+
+	while (p->published < n && it_now_ms() < deadline) {
+		struct timespec ts = {0, 10 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_geq(p->published, n, "the stream stalled at %d",
+	              p->published);
+}
+
+/* A reload writes log_level and log_format while every connection and
+ * worker thread logs: the race the TSan pass watches for (./dev.sh test
+ * runs this against build-tsan/'s warrend). Each change takes effect in
+ * turn (debug lines, then JSON lines, then text at info again) while the
+ * stream goes on, and nothing is lost. */
+Test(reload, log_level_and_format_change_while_threads_log, .timeout = 300)
+{
+	char x[128], q[128], route[256];
+	struct plugin_slot s;
+	struct it_daemon d;
+	struct publisher pub = {0};
+	pthread_t t;
+	int distinct, twice;
+
+	it_unique(x, sizeof(x), "rv.x");
+	it_unique(q, sizeof(q), "rv.q");
+	slot_init(&s);
+	install(&s, "fx_version_v1");
+	snprintf(route, sizeof(route),
+	         "route \"t:v\" { queue = \"%s\" plugin = \"v\" handler = "
+	         "\"version\" }",
+	         q);
+	char *info = one_route(x, q, s.path, "version");
+	char *debug = conf_text(
+	    x, q, s.path, "log_level = \"debug\"\nworkers = 2", NULL, route);
+	char *json = conf_text(
+	    x, q, s.path,
+	    "log_level = \"debug\"\nlog_format = \"json\"\nworkers = 2", NULL,
+	    route);
+	it_daemon_start(&d, info, true);
+	cr_assert_eq(it_log_count(&d, ": read delivery "), 0);
+
+	pub.x = x;
+	cr_assert_eq(pthread_create(&t, NULL, publish_stream, &pub), 0);
+	/* The reloads spread over the stream, a quarter of it apart. */
+	wait_published(&pub, LOAD_MESSAGES / 4);
+	rewrite_conf(&d, debug);
+	reload_ok(&d, 2);
+	cr_expect_geq(it_log_wait(&d, ": read delivery ", 1, WAIT_MS), 1,
+	              "no debug line after the reload to debug");
+	wait_published(&pub, LOAD_MESSAGES / 2);
+	rewrite_conf(&d, json);
+	reload_ok(&d, 3);
+	cr_expect_geq(it_log_wait(&d, "{\"time\":", 1, WAIT_MS), 1,
+	              "no JSON line after the reload to json");
+	wait_published(&pub, LOAD_MESSAGES * 3 / 4);
+	rewrite_conf(&d, info);
+	reload_ok(&d, 4);
+	int during = pub.published;
+	pthread_join(t, NULL);
+	cr_log_info("log reloads: %d of %d messages published during them",
+	            during, LOAD_MESSAGES);
+
+	wait_stream_handled(&d, &distinct, &twice);
+	cr_expect_eq(distinct, LOAD_MESSAGES, "messages never handled");
+	cr_expect_eq(twice, 0, "messages handled twice");
+	it_daemon_stop(&d);
+	/* The last word is text at info again. */
+	char *log = it_log_read(&d), *exit_line = strstr(log, "at exit:");
+	cr_assert_not_null(exit_line);
+	while (exit_line > log && exit_line[-1] != '\n')
+		exit_line--;
+	cr_expect_neq(*exit_line, '{', "the exit line is still JSON");
+	cr_expect_eq(d.status, 0);
+	free(log);
+	free(info);
+	free(debug);
+	free(json);
 	slot_free(&s);
 }
 
