@@ -116,10 +116,10 @@ int wd_secret_check(const char *path, char *why, size_t whylen)
 		snprintf(why, whylen, "%s is not a regular file", path);
 		return -1;
 	}
-	if (st.st_mode & S_IRWXO) {
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		snprintf(why, whylen,
 		         "%s is open to others (mode %04o): anyone on this "
-		         "machine could %s it: chmod o-rwx %s",
+		         "machine could %s it: chmod o-rw %s",
 		         path, (unsigned)(st.st_mode & 07777),
 		         (st.st_mode & S_IROTH) ? "read" : "change", path);
 		return -1;

@@ -160,9 +160,12 @@ static const struct int_range {
     {"route|retry_max_delay_ms", 1, MAX_DELAY_MS},
     {"policy|max_body_size", 1, 512L << 20},
     {"queue|max_body_size", 1, 512L << 20},
-    /* message/limits.h; jansson refuses more than 2048 levels itself. */
-    {"policy|max_json_depth", 1, 2048},
-    {"queue|max_json_depth", 1, 2048},
+    /* message/limits.h. jansson refuses more than 2048 levels itself,
+     * counting a scalar inside the deepest container as one: 2047
+     * containers are its most, so that a body past max_json_depth is
+     * always too-large, never unparseable. */
+    {"policy|max_json_depth", 1, 2047},
+    {"queue|max_json_depth", 1, 2047},
     {"policy|max_json_values", 1, 100000000},
     {"queue|max_json_values", 1, 100000000},
     {"policy|max_parse_ms", 0, 60000},

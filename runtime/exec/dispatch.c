@@ -50,20 +50,8 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 	wd_verdict_init(v);
 	wd_metric_inc(received);
 	wd_count(routes->queue_series[queue]->received);
-	/* Checked before the parse: a huge body costs nothing more here. */
-	if (amqp->message.body.len > (size_t)q->max_body_size) {
-		memset(env, 0, sizeof(*env));
-		/* Its dead-letter copy still says how often it was tried. */
-		wd_policy_attempts(amqp, q->name, &env->attempts);
-		wd_metric_inc(too_large);
-		snprintf(text, sizeof(text),
-		         "body of %zu bytes is over "
-		         "max_body_size (%ld)",
-		         amqp->message.body.len, q->max_body_size);
-		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
-		              text);
-	}
-	/* Before anything walks them (the attempt count, a handler). */
+	/* First, before anything walks them (the attempt count of any
+	 * refusal, a handler). */
 	if (wd_limits_headers(
 	        &q->limits,
 	        (amqp->message.properties._flags & AMQP_BASIC_HEADERS_FLAG)
@@ -76,6 +64,19 @@ int wd_dispatch_parse(const struct wd_routes *routes, size_t queue,
 		/* Its copy carries warren's headers only: the delivery's own
 		 * again could be past what the broker takes (frame_max). */
 		v->drop_headers = true;
+		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
+		              text);
+	}
+	/* Checked before the parse: a huge body costs nothing more here. */
+	if (amqp->message.body.len > (size_t)q->max_body_size) {
+		memset(env, 0, sizeof(*env));
+		/* Its dead-letter copy still says how often it was tried. */
+		wd_policy_attempts(amqp, q->name, &env->attempts);
+		wd_metric_inc(too_large);
+		snprintf(text, sizeof(text),
+		         "body of %zu bytes is over "
+		         "max_body_size (%ld)",
+		         amqp->message.body.len, q->max_body_size);
 		return refuse(v, q->on_too_large, WD_R_TOO_LARGE, q, amqp,
 		              text);
 	}

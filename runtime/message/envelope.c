@@ -44,17 +44,17 @@ static int check_type(struct wd_envelope *e, const char *what, size_t len)
 	return 0;
 }
 
-/* The body, fed to jansson a buffer (1 KiB) at a time, so that a parse
- * past its CPU budget can be stopped: every 64 buffers (FEED_CHECK bytes)
- * the thread's CPU clock is read, some 16 reads per MiB. A body no longer
- * than that is parsed in place: it would never be checked. */
+/* The body, fed to jansson a buffer (1 KiB in jansson 2.14) at a time, so
+ * that a parse past its CPU budget can be stopped: every FEED_CHECK bytes
+ * fed the thread's CPU clock is read, some 16 reads per MiB. A body no
+ * longer than that is parsed in place: it would never be checked. */
 #define FEED_CHECK (64 * 1024)
 
 struct feed {
 	const char *p;
 	size_t left;
 	int64_t deadline_ns; /* on the thread's CPU clock */
-	unsigned calls;
+	size_t unchecked;    /* bytes fed since the clock was read */
 	bool late;
 };
 
@@ -63,11 +63,14 @@ static size_t feed(void *buf, size_t buflen, void *arg)
 	struct feed *f = arg;
 	size_t n = f->left < buflen ? f->left : buflen;
 
-	if ((++f->calls & (FEED_CHECK / 1024 - 1)) == 0 &&
-	    wd_thread_cpu_ns() > f->deadline_ns) {
-		f->late = true;
-		return (size_t)-1; /* jansson stops: a read error */
+	if (f->unchecked >= FEED_CHECK) {
+		f->unchecked = 0;
+		if (wd_thread_cpu_ns() > f->deadline_ns) {
+			f->late = true;
+			return (size_t)-1; /* jansson stops: a read error */
+		}
 	}
+	f->unchecked += n;
 	memcpy(buf, f->p, n);
 	f->p += n;
 	f->left -= n;

@@ -230,6 +230,12 @@ const char *it_url(void)
 	return u;
 }
 
+bool it_tsan(void)
+{
+	const char *t = getenv("WARREN_TEST_TSAN");
+	return t && *t && strcmp(t, "0") != 0;
+}
+
 const char *it_build_dir(void)
 {
 	const char *b = getenv("WARREN_BUILD_DIR");

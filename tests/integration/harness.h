@@ -16,6 +16,10 @@
 const char *it_url(void);
 /* WARREN_BUILD_DIR (where warrend, plugins and fixtures were built). */
 const char *it_build_dir(void);
+/* Whether the warrend under test is ThreadSanitizer's (the TSan pass sets
+ * WARREN_TEST_TSAN): a test comparing speeds skips the comparison, since
+ * TSan slows each thread by a factor of its own. */
+bool it_tsan(void);
 /* A name unique to this test process: "<prefix>.<pid>.<n>". */
 void it_unique(char *buf, size_t len, const char *prefix);
 

@@ -228,6 +228,10 @@ Test(concurrency, slow_route_does_not_starve_fast_one, .timeout = 400)
 	cr_expect_eq(free_busy.email_in_handler, 4, "all the workers");
 	cr_expect_gt(busy.email_after_ws, 0,
 	             "email was not saturated for the whole measure");
+	if (it_tsan()) {
+		cr_log_info("TSan pass: the speeds above are not compared");
+		return;
+	}
 	cr_expect_geq(busy.ws_per_s, 0.9 * alone.ws_per_s,
 	              "websocket with email %.1f/s is below 90 %% of alone "
 	              "%.1f/s",

@@ -644,12 +644,14 @@ Test(reload, log_level_and_format_change_while_threads_log, .timeout = 300)
 	    "log_level = \"debug\"\nlog_format = \"json\"\nworkers = 2", NULL,
 	    route);
 	it_daemon_start(&d, info, true);
-	cr_assert_eq(it_log_count(&d, ": read delivery "), 0);
 
 	pub.x = x;
 	cr_assert_eq(pthread_create(&t, NULL, publish_stream, &pub), 0);
 	/* The reloads spread over the stream, a quarter of it apart. */
 	wait_published(&pub, LOAD_MESSAGES / 4);
+	cr_expect_geq(it_log_wait(&d, " handled id=", 1, WAIT_MS), 1);
+	cr_expect_eq(it_log_count(&d, ": read delivery "), 0,
+	             "a debug line at info");
 	rewrite_conf(&d, debug);
 	reload_ok(&d, 2);
 	cr_expect_geq(it_log_wait(&d, ": read delivery ", 1, WAIT_MS), 1,

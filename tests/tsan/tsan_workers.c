@@ -42,8 +42,9 @@ struct job {
 	struct wd_task task; /* first: the callbacks get &job->task */
 	struct submitter *from;
 	bool gated;
-	int runs;      /* written by the one worker that runs it */
-	int finished;  /* written under from->lock */
+	size_t n;     /* what its busy mark says, 1..7: a torn read mixes two */
+	int runs;     /* written by the one worker that runs it */
+	int finished; /* written under from->lock */
 	long gate_seq; /* its place in the gate's arrival order, or -1 */
 };
 
@@ -77,7 +78,7 @@ static void run(struct wd_task *t)
 	struct job *j = (struct job *)t;
 	volatile unsigned spin = 0;
 
-	wd_workers_busy(&owner_tag, j, 1);
+	wd_workers_busy(&owner_tag, j, j->n);
 	j->runs++;
 	if (j->gated) {
 		int now = atomic_fetch_add(&in_gate, 1) + 1;
@@ -139,6 +140,7 @@ static void *submit_all(void *arg)
 			j->task.next = NULL;
 			j->from = s;
 			j->gated = i % 2 == 0;
+			j->n = 1 + i % 7;
 			j->gate_seq = -1;
 			if (j->gated) {
 				/* The arrival order and the gate's entry are
@@ -175,7 +177,7 @@ static void seen(void *what, size_t n, int64_t since_ms, void *arg)
 	(void)since_ms;
 	(void)arg;
 	/* The pointer is a job's, never freed while the pool runs. */
-	if (n != 1 || !j->from)
+	if (!j->from || n != j->n)
 		fail("the watch read a torn busy mark");
 	atomic_fetch_add(&scans_seen, 1);
 }

@@ -628,7 +628,7 @@ Test(conf, secrets_open_to_others_are_refused)
 	         pw);
 	snprintf(msg, sizeof(msg),
 	         "broker: password_file %s is open to others (mode 0644): "
-	         "anyone on this machine could read it: chmod o-rwx %s",
+	         "anyone on this machine could read it: chmod o-rw %s",
 	         pw, pw);
 	expect_error(text, 2, msg);
 	cr_expect_null(strstr(err, "s3cret"), "%s", err);
@@ -651,7 +651,7 @@ Test(conf, secrets_open_to_others_are_refused)
 	cr_assert_eq(chmod(key, 0602), 0);
 	snprintf(msg, sizeof(msg),
 	         "broker: client_key %s is open to others (mode 0602): "
-	         "anyone on this machine could change it: chmod o-rwx %s",
+	         "anyone on this machine could change it: chmod o-rw %s",
 	         key, key);
 	expect_error(text, 4, msg);
 

@@ -319,12 +319,26 @@ Test(dispatch, headers_or_json_past_a_limit_are_too_large)
 
 	/* A body too deep is too-large too, its headers kept. */
 	queues[0].limits.json_depth = 1;
-	cr_expect_eq(parse(&d, 0, "{\"type\":\"t:ack\",\"a\":[1]}", 7), -1);
+	d.amqp.message.body =
+	    amqp_cstring_bytes("{\"type\":\"t:ack\",\"a\":[1]}");
+	cr_expect_eq(wd_dispatch_parse(&routes, 0, &d.amqp, &d.env, &d.v), -1);
 	expect_refused(&d, WD_ACTION_DEAD_LETTER, WD_R_TOO_LARGE,
 	               "body nested deeper than max_json_depth (1)");
 	cr_expect_not(d.v.drop_headers);
 	cr_expect_eq(wd_metric_get(too_large), 2);
 	cr_expect_eq(wd_metric_get(unparseable), 0);
+	done(&d);
+
+	/* Over max_body_size and max_headers both: the headers are bounded
+	 * first (nothing walks them), and the copy goes without them. */
+	char big[128];
+	snprintf(big, sizeof(big), "{\"type\":\"t:ack\",\"pad\":\"%040d\"}", 0);
+	queues[0].limits.headers = 2;
+	d.amqp.message.body = amqp_cstring_bytes(big);
+	cr_expect_eq(wd_dispatch_parse(&routes, 0, &d.amqp, &d.env, &d.v), -1);
+	expect_refused(&d, WD_ACTION_DEAD_LETTER, WD_R_TOO_LARGE,
+	               "headers have more than 2 entries (max_headers)");
+	cr_expect(d.v.drop_headers);
 	done(&d);
 }
 

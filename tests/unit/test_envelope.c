@@ -345,7 +345,6 @@ Test(envelope, deeply_nested)
 	cr_expect_str_eq(e.reason,
 	                 "body nested deeper than max_json_depth (64)");
 	wd_envelope_clear(&e);
-	wd_envelope_clear(&e);
 	free(body);
 }
 
